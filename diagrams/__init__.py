@@ -1,0 +1,1 @@
+"""Diagrams: workflow -> graph model -> Mermaid / DOT (not built yet)."""

@@ -1,0 +1,136 @@
+"""baoflow's engine: the facade an app embeds.
+
+    >>> from engine import open_engine, Actor
+    >>> eng = open_engine("sqlite:///baoflow.db")            # doctest: +SKIP
+    >>> opened = eng.open_case("claim", report, agent)        # doctest: +SKIP
+    >>> eng.fire(opened.case.number, "verify", handler)       # doctest: +SKIP
+
+Everything an app needs is importable from here; deeper modules are internal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from importlib.metadata import entry_points
+from typing import Any
+
+from .clock import SHANGHAI, Clock, FakeClock, SystemClock
+from .definitions import (
+    Hooks,
+    Intake,
+    State,
+    Transition,
+    TransitionContext,
+    WorkflowDefinition,
+    load_workflow,
+)
+from .errors import (
+    BaoflowError,
+    CaseNotFound,
+    ConflictError,
+    DefinitionError,
+    EventNotAllowed,
+    GuardRefused,
+    IdempotencyKeyReused,
+    InvalidData,
+    Problem,
+    StorageError,
+    UnknownEvent,
+    UnknownWorkflow,
+)
+from .policies import Policy, PolicyDirectory, SqlPolicyDirectory
+from .runtime import Engine, Services
+from .store import Store
+from .types import Actor, AvailableEvent, Case, HistoryEntry, OpenResult
+
+__all__ = [
+    "SHANGHAI",
+    "Actor",
+    "AvailableEvent",
+    "BaoflowError",
+    "Case",
+    "CaseNotFound",
+    "Clock",
+    "ConflictError",
+    "DefinitionError",
+    "Engine",
+    "EventNotAllowed",
+    "FakeClock",
+    "GuardRefused",
+    "HistoryEntry",
+    "Hooks",
+    "IdempotencyKeyReused",
+    "Intake",
+    "InvalidData",
+    "OpenResult",
+    "Policy",
+    "PolicyDirectory",
+    "Problem",
+    "Services",
+    "SqlPolicyDirectory",
+    "State",
+    "StorageError",
+    "SystemClock",
+    "Transition",
+    "TransitionContext",
+    "UnknownEvent",
+    "UnknownWorkflow",
+    "WorkflowDefinition",
+    "discover_workflows",
+    "load_workflow",
+    "open_engine",
+]
+
+ENTRY_POINT_GROUP = "baoflow.workflows"
+
+
+def discover_workflows() -> list[WorkflowDefinition]:
+    """Load every workflow installed under the ``baoflow.workflows`` entry point group.
+
+    Each entry point names a callable returning a definition or an iterable of them.
+    """
+    found: list[WorkflowDefinition] = []
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        made: Any = ep.load()()
+        found.extend([made] if isinstance(made, WorkflowDefinition) else list(made))
+    return found
+
+
+def open_engine(
+    url: str = "sqlite:///baoflow.db",
+    *,
+    clock: Clock | None = None,
+    workflows: Iterable[WorkflowDefinition] | None = None,
+    policies: PolicyDirectory | None = None,
+    migrate: bool = True,
+    echo: bool = False,
+) -> Engine:
+    """Open (and by default migrate) a database and return an :class:`Engine`.
+
+    Args:
+        url: a SQLAlchemy URL; SQLite is the embedded default, ``postgresql://...``
+            the multi-worker deployment.
+        clock: where "now" comes from; the system clock unless a test injects one.
+        workflows: the definitions to run; by default every installed workflow.
+        policies: the policy directory; by default baoflow's own ``policies`` table.
+        migrate: bring the schema to the newest revision first. With ``False`` an
+            out-of-date schema raises :class:`StorageError`.
+    """
+    store = Store(url, echo=echo)
+    try:
+        if migrate:
+            store.upgrade()
+        else:
+            store.require_current_schema()
+    except BaoflowError:
+        store.dispose()
+        raise
+    except Exception as exc:
+        store.dispose()
+        raise StorageError(f"cannot open the database at {url!r}: {exc}") from exc
+    return Engine(
+        store,
+        discover_workflows() if workflows is None else workflows,
+        clock=clock,
+        policies=policies or SqlPolicyDirectory(store),
+    )

@@ -1,0 +1,329 @@
+"""Workflow definitions: frozen data, loaded from TOML (or any mapping) and validated.
+
+A definition is data — states, transitions, which guard and action each transition
+runs, the schema its payload must satisfy, the article it comes from. The code those
+names refer to comes from an explicit :class:`Hooks` bundle passed at load, so an
+unknown name is a load error with its location, never a runtime surprise.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import BaseModel
+
+from .errors import DefinitionError
+
+if TYPE_CHECKING:
+    from .types import Actor, Case
+
+#: ``source = "*"`` in a transition means every state that is not final.
+ANY_STATE = "*"
+
+#: The case-data fields a workflow may expose for ``find_cases`` (``[workflow.index]``).
+SEARCH_KEYS = ("policy_number", "insured_name", "id_number")
+
+
+class TransitionContext:
+    """What a guard or an action sees while an event is being fired.
+
+    Guards read it and return reasons to refuse. Actions may change ``new_data`` (the
+    case data as it will be stored) and append human-readable ``notes`` that go into
+    the history row. ``case`` is ``None`` while a case is being opened.
+    """
+
+    __slots__ = ("actor", "case", "data", "event", "new_data", "notes", "now", "services")
+
+    def __init__(
+        self,
+        *,
+        case: Case | None,
+        event: str,
+        data: dict[str, Any],
+        actor: Actor,
+        now: datetime,
+        services: Any,
+        new_data: dict[str, Any],
+    ) -> None:
+        self.case = case
+        self.event = event
+        self.data = data
+        self.actor = actor
+        self.now = now
+        self.services = services
+        self.new_data = new_data
+        self.notes: list[str] = []
+
+
+class Guard(Protocol):
+    def __call__(self, ctx: TransitionContext, /) -> Sequence[str]:
+        """Return the reasons to refuse the transition; empty means it may go ahead."""
+        ...
+
+
+Action = Callable[[TransitionContext], None]
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What a workflow's intake hook decides when a case is opened.
+
+    Attributes:
+        duplicate_of: the id of an existing case this report duplicates; no case is
+            created and that case is returned instead.
+        then: an event the system fires right after the case is created, in the same
+            transaction (e.g. ``register``, or ``hold_for_identity``).
+        notes: what to tell the reporter, recorded in the history.
+    """
+
+    duplicate_of: int | None = None
+    then: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+IntakeHook = Callable[[TransitionContext], Intake]
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """The code a definition may name: guards, actions, payload schemas, intake."""
+
+    guards: Mapping[str, Guard] = field(default_factory=dict)
+    actions: Mapping[str, Action] = field(default_factory=dict)
+    schemas: Mapping[str, type[BaseModel]] = field(default_factory=dict)
+    intake: Mapping[str, IntakeHook] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class State:
+    name: str
+    title: str = ""
+    final: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Transition:
+    event: str
+    source: str
+    target: str
+    title: str = ""
+    guards: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
+    schema: str | None = None
+    store_as: str | None = None
+    article: str = ""
+
+
+@dataclass(frozen=True)
+class WorkflowDefinition:
+    """A validated, immutable workflow definition with its hooks resolved."""
+
+    name: str
+    version: int
+    title: str
+    case_number_prefix: str
+    initial: str
+    states: tuple[State, ...]
+    transitions: tuple[Transition, ...]
+    open_schema: str | None
+    intake: str | None
+    hooks: Hooks
+    #: search keys copied from the case data into indexed columns: key -> dotted path
+    index: Mapping[str, str] = field(default_factory=dict)
+    source: str = "<mapping>"
+
+    def state(self, name: str) -> State:
+        for s in self.states:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.states)
+
+    @property
+    def final_states(self) -> frozenset[str]:
+        return frozenset(s.name for s in self.states if s.final)
+
+    @property
+    def events(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(t.event for t in self.transitions))
+
+    def transition(self, event: str, source: str) -> Transition | None:
+        for t in self.transitions:
+            if t.event == event and t.source == source:
+                return t
+        return None
+
+
+def load_workflow(spec: Mapping[str, Any] | Path | str, hooks: Hooks) -> WorkflowDefinition:
+    """Build a definition from a TOML file or a mapping and validate it.
+
+    Raises:
+        DefinitionError: listing every problem found, each with its location.
+    """
+    from .validation import validate
+
+    if isinstance(spec, (str, Path)):
+        path = Path(spec)
+        try:
+            with path.open("rb") as fh:
+                data: Mapping[str, Any] = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            from .errors import Problem
+
+            raise DefinitionError(str(path), [Problem("", f"not valid TOML: {exc}")]) from exc
+        source = str(path)
+    else:
+        data, source = spec, "<mapping>"
+    definition, problems = _build(data, hooks, source)
+    problems.extend(validate(definition) if definition is not None else [])
+    if problems or definition is None:
+        raise DefinitionError(source, problems)
+    return definition
+
+
+def _build(
+    data: Mapping[str, Any], hooks: Hooks, source: str
+) -> tuple[WorkflowDefinition | None, list[Any]]:
+    """Turn raw data into a definition, collecting shape problems instead of stopping."""
+    from .errors import Problem
+
+    problems: list[Problem] = []
+
+    def want(obj: Mapping[str, Any], key: str, typ: type, where: str, default: Any = ...) -> Any:
+        if key not in obj:
+            if default is ...:
+                problems.append(Problem(f"{where}.{key}", f"is required ({typ.__name__})"))
+            return None if default is ... else default
+        value = obj[key]
+        if typ is int and isinstance(value, bool) or not isinstance(value, typ):
+            problems.append(
+                Problem(f"{where}.{key}", f"must be {typ.__name__}, got {type(value).__name__}")
+            )
+            return None if default is ... else default
+        return value
+
+    wf = data.get("workflow")
+    if not isinstance(wf, Mapping):
+        return None, [Problem("workflow", "the [workflow] table is required")]
+    name = want(wf, "name", str, "workflow")
+    version = want(wf, "version", int, "workflow")
+    title = want(wf, "title", str, "workflow", "")
+    prefix = want(wf, "case_number_prefix", str, "workflow")
+    initial = want(wf, "initial", str, "workflow")
+    open_schema = want(wf, "open_schema", str, "workflow", None)
+    intake = want(wf, "intake", str, "workflow", None)
+    index = dict(want(wf, "index", dict, "workflow", {}))
+    for key, path in index.items():
+        if key not in SEARCH_KEYS:
+            problems.append(
+                Problem(f"workflow.index.{key}", f"unknown search key; use {', '.join(SEARCH_KEYS)}")
+            )
+        elif not isinstance(path, str):
+            problems.append(Problem(f"workflow.index.{key}", "must be a dotted path string"))
+
+    states: list[State] = []
+    raw_states = data.get("states")
+    if not isinstance(raw_states, Mapping) or not raw_states:
+        problems.append(Problem("states", "at least one [states.NAME] table is required"))
+        raw_states = {}
+    for sname, sdata in raw_states.items():
+        where = f"states.{sname}"
+        if not isinstance(sdata, Mapping):
+            problems.append(Problem(where, "must be a table"))
+            continue
+        states.append(
+            State(
+                name=sname,
+                title=want(sdata, "title", str, where, ""),
+                final=bool(want(sdata, "final", bool, where, False)),
+                description=want(sdata, "description", str, where, ""),
+            )
+        )
+    finals = {s.name for s in states if s.final}
+
+    transitions: list[Transition] = []
+    raw_transitions = data.get("transitions", [])
+    if not isinstance(raw_transitions, list):
+        problems.append(Problem("transitions", "must be an array of [[transitions]] tables"))
+        raw_transitions = []
+    for i, tdata in enumerate(raw_transitions):
+        where = f"transitions[{i}]"
+        if not isinstance(tdata, Mapping):
+            problems.append(Problem(where, "must be a table"))
+            continue
+        event = want(tdata, "event", str, where)
+        target = want(tdata, "target", str, where)
+        raw_source = tdata.get("source")
+        if isinstance(raw_source, str):
+            sources = [raw_source]
+        elif isinstance(raw_source, list) and all(isinstance(s, str) for s in raw_source):
+            sources = list(raw_source)
+        else:
+            problems.append(Problem(f"{where}.source", "is required: a state name or a list"))
+            sources = []
+        if ANY_STATE in sources:
+            sources = [s.name for s in states if s.name not in finals and s.name != target]
+        guards = tuple(want(tdata, "guards", list, where, []))
+        actions = tuple(want(tdata, "actions", list, where, []))
+        for kind, names, known in (
+            ("guards", guards, hooks.guards),
+            ("actions", actions, hooks.actions),
+        ):
+            for j, hname in enumerate(names):
+                if hname not in known:
+                    problems.append(
+                        Problem(
+                            f"{where}.{kind}[{j}]",
+                            f"no {kind[:-1]} named {hname!r}; known: {', '.join(known) or '(none)'}",
+                        )
+                    )
+        schema = want(tdata, "schema", str, where, None)
+        if schema is not None and schema not in hooks.schemas:
+            problems.append(Problem(f"{where}.schema", f"no schema named {schema!r}"))
+        for src in sources:
+            transitions.append(
+                Transition(
+                    event=event or "",
+                    source=src,
+                    target=target or "",
+                    title=want(tdata, "title", str, where, ""),
+                    guards=guards,
+                    actions=actions,
+                    schema=schema,
+                    store_as=want(tdata, "store_as", str, where, None),
+                    article=want(tdata, "article", str, where, ""),
+                )
+            )
+
+    if open_schema is not None and open_schema not in hooks.schemas:
+        problems.append(Problem("workflow.open_schema", f"no schema named {open_schema!r}"))
+    if intake is not None and intake not in hooks.intake:
+        problems.append(Problem("workflow.intake", f"no intake hook named {intake!r}"))
+    if None in (name, version, prefix, initial):
+        return None, problems
+    return (
+        WorkflowDefinition(
+            name=name,
+            version=version,
+            title=title,
+            case_number_prefix=prefix,
+            initial=initial,
+            states=tuple(states),
+            transitions=tuple(transitions),
+            open_schema=open_schema,
+            intake=intake,
+            hooks=hooks,
+            index=index,
+            source=source,
+        ),
+        problems,
+    )

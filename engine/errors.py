@@ -1,0 +1,151 @@
+"""The whole exception tree of baoflow.
+
+Every error carries typed fields so an adapter (CLI, HTTP API) can map it without
+parsing the message, and a message that says what is wrong and what to do next.
+
+    BaoflowError
+    ├── DefinitionError          a workflow definition failed validation at load
+    ├── UnknownWorkflow          no workflow (or version) of that name is registered
+    ├── CaseNotFound             no case with that id or case number
+    ├── UnknownEvent             the workflow has no event of that name
+    ├── EventNotAllowed          the event exists but not from the case's state
+    ├── GuardRefused             a guard refused the transition, with its reasons
+    ├── InvalidData              the data given is malformed, with every problem
+    ├── ConflictError            the case changed since it was read (optimistic lock)
+    ├── IdempotencyKeyReused     the key was used before for a different request
+    └── StorageError             the database is not usable (e.g. not migrated)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+class BaoflowError(Exception):
+    """Base class of every error baoflow raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a definition or with data, and where it is.
+
+    Attributes:
+        location: a dotted path to the offending item, e.g. ``transitions[3].target``
+            or ``incident.time``.
+        message: what is wrong there, and what would be right.
+    """
+
+    location: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}" if self.location else self.message
+
+
+def _bullets(problems: Iterable[Problem]) -> str:
+    return "\n".join(f"  - {p}" for p in problems)
+
+
+class DefinitionError(BaoflowError):
+    """A workflow definition is invalid; every problem is listed at once."""
+
+    def __init__(self, source: str, problems: Sequence[Problem]) -> None:
+        self.source = source
+        self.problems = tuple(problems)
+        n = len(self.problems)
+        super().__init__(
+            f"workflow definition {source} has {n} problem{'s' if n != 1 else ''}; "
+            f"fix them and load it again:\n{_bullets(self.problems)}"
+        )
+
+
+class UnknownWorkflow(BaoflowError):
+    def __init__(self, name: str, known: Sequence[str], version: int | None = None) -> None:
+        self.name = name
+        self.version = version
+        self.known = tuple(known)
+        what = f"{name!r} version {version}" if version is not None else repr(name)
+        super().__init__(
+            f"no workflow {what} is registered. Known workflows: "
+            f"{', '.join(self.known) or '(none)'}."
+        )
+
+
+class CaseNotFound(BaoflowError):
+    def __init__(self, ref: object) -> None:
+        self.ref = ref
+        super().__init__(
+            f"no case {ref!r}: give a case id (a number) or a case number such as "
+            "'LP-20260930-000042'; `baoflow cases list` shows the cases that exist."
+        )
+
+
+class UnknownEvent(BaoflowError):
+    def __init__(self, workflow: str, event: str, known: Sequence[str]) -> None:
+        self.workflow = workflow
+        self.event = event
+        self.known = tuple(known)
+        super().__init__(
+            f"workflow {workflow!r} has no event {event!r}. Its events are: "
+            f"{', '.join(self.known)}."
+        )
+
+
+class EventNotAllowed(BaoflowError):
+    def __init__(self, case_number: str, event: str, state: str, allowed: Sequence[str]) -> None:
+        self.case_number = case_number
+        self.event = event
+        self.state = state
+        self.allowed = tuple(allowed)
+        allowed_text = ", ".join(self.allowed) if self.allowed else "none (the case is closed)"
+        super().__init__(
+            f"can't fire {event!r} on case {case_number}: it is in {state!r}. "
+            f"Allowed now: {allowed_text}."
+        )
+
+
+class GuardRefused(BaoflowError):
+    def __init__(self, case_number: str, event: str, reasons: Sequence[str]) -> None:
+        self.case_number = case_number
+        self.event = event
+        self.reasons = tuple(reasons)
+        super().__init__(
+            f"{event!r} on case {case_number} was refused:\n"
+            + "\n".join(f"  - {r}" for r in self.reasons)
+        )
+
+
+class InvalidData(BaoflowError):
+    def __init__(self, what: str, problems: Sequence[Problem]) -> None:
+        self.what = what
+        self.problems = tuple(problems)
+        super().__init__(
+            f"the data for {what} is not valid; nothing was stored. Correct these and "
+            f"try again:\n{_bullets(self.problems)}"
+        )
+
+
+class ConflictError(BaoflowError):
+    def __init__(self, case_number: str, expected_version: int, actual_version: int | None) -> None:
+        self.case_number = case_number
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+        super().__init__(
+            f"case {case_number} changed while this request was in flight (expected "
+            f"version {expected_version}, it is now {actual_version}); nothing was written. "
+            "Read the case again and decide whether the event still applies."
+        )
+
+
+class IdempotencyKeyReused(BaoflowError):
+    def __init__(self, key: str, first: str, now: str) -> None:
+        self.key = key
+        super().__init__(
+            f"idempotency key {key!r} was first used for {first}, not {now}; "
+            "use a new key for a different request."
+        )
+
+
+class StorageError(BaoflowError):
+    """The database cannot be used as it is (not migrated, unreachable, ...)."""

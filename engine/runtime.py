@@ -1,0 +1,484 @@
+"""The Engine: open cases, fire events, read state and history.
+
+Every operation reads the clock once and runs in one transaction (DESIGN.md §3.1):
+the version check, the guards, the new state, the history row and the idempotency
+record commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.engine import Connection
+
+from .clock import SHANGHAI, Clock, SystemClock
+from .definitions import Intake, Transition, TransitionContext, WorkflowDefinition
+from .errors import (
+    ConflictError,
+    GuardRefused,
+    IdempotencyKeyReused,
+    InvalidData,
+    Problem,
+    UnknownWorkflow,
+)
+from .machine import StateMachine
+from .policies import PolicyDirectory
+from .store import IntegrityViolation, Store
+from .types import Actor, AvailableEvent, Case, HistoryEntry, OpenResult
+
+log = logging.getLogger("baoflow.engine")
+
+OPEN_EVENT = "open"
+
+
+class CaseFinder:
+    """Case lookups inside the running transaction (for intake hooks and guards)."""
+
+    def __init__(self, store: Store, conn: Connection) -> None:
+        self._store = store
+        self._conn = conn
+
+    def find(self, **filters: Any) -> list[Case]:
+        return self._store.find_cases(self._conn, **filters)
+
+    def history(self, case_id: int) -> list[HistoryEntry]:
+        return self._store.history(self._conn, case_id)
+
+
+@dataclass(frozen=True)
+class Services:
+    """What guards, actions and intake hooks may use besides the case itself."""
+
+    policies: PolicyDirectory
+    cases: CaseFinder
+
+
+class Engine:
+    """The facade an app embeds. Build it with :func:`engine.open_engine`."""
+
+    def __init__(
+        self,
+        store: Store,
+        workflows: Iterable[WorkflowDefinition],
+        *,
+        clock: Clock | None = None,
+        policies: PolicyDirectory,
+    ) -> None:
+        self.store = store
+        self.clock: Clock = clock or SystemClock()
+        self.policies = policies
+        self._definitions: dict[tuple[str, int], WorkflowDefinition] = {}
+        self._latest: dict[str, int] = {}
+        self._machines: dict[tuple[str, int], StateMachine] = {}
+        for definition in workflows:
+            self.register(definition)
+
+    # --- workflows ----------------------------------------------------------------
+    def register(self, definition: WorkflowDefinition) -> None:
+        """Add a workflow version; new cases use the highest version of each name."""
+        key = (definition.name, definition.version)
+        self._definitions[key] = definition
+        self._machines[key] = StateMachine(definition)
+        self._latest[definition.name] = max(self._latest.get(definition.name, 0), definition.version)
+
+    def workflows(self) -> list[WorkflowDefinition]:
+        """The newest version of every registered workflow."""
+        return [self._definitions[(n, v)] for n, v in sorted(self._latest.items())]
+
+    def workflow(self, name: str, version: int | None = None) -> WorkflowDefinition:
+        v = self._latest.get(name) if version is None else version
+        definition = self._definitions.get((name, v)) if v is not None else None
+        if definition is None:
+            raise UnknownWorkflow(name, sorted(self._latest), version)
+        return definition
+
+    # --- operations ---------------------------------------------------------------
+    def open_case(
+        self, workflow: str, data: Mapping[str, Any], actor: Actor
+    ) -> OpenResult:
+        """Open a case of ``workflow`` from ``data`` (validated by the workflow's schema).
+
+        The workflow's intake hook may find the report duplicates an existing case
+        (that case is returned, nothing is created) or fire a first event right away.
+
+        Raises:
+            UnknownWorkflow, InvalidData, GuardRefused
+        """
+        definition = self.workflow(workflow)
+        now = self.clock.now()
+        payload = _validated(definition, definition.open_schema, data, now, f"opening a {workflow}")
+        with self.store.write() as conn:
+            services = Services(self.policies, CaseFinder(self.store, conn))
+            ctx = TransitionContext(
+                case=None,
+                event=OPEN_EVENT,
+                data=payload,
+                actor=actor,
+                now=now,
+                services=services,
+                new_data=dict(payload),
+            )
+            decision = Intake()
+            if definition.intake is not None:
+                decision = definition.hooks.intake[definition.intake](ctx)
+            notes = (*ctx.notes, *decision.notes)
+            if decision.duplicate_of is not None:
+                existing = self.store.load_case(conn, decision.duplicate_of)
+                return OpenResult(existing, created=False, notes=notes)
+            day = now.astimezone(SHANGHAI).strftime("%Y%m%d")
+            prefix = definition.case_number_prefix
+            number = f"{prefix}-{day}-{self.store.next_case_number(conn, prefix, day):06d}"
+            keys = _search_keys(definition, ctx.new_data)
+            case_id = self.store.insert_case(
+                conn,
+                number=number,
+                workflow=definition.name,
+                workflow_version=definition.version,
+                state=definition.initial,
+                data=ctx.new_data,
+                now=now,
+                keys=keys,
+            )
+            self.store.append_history(
+                conn,
+                case_id=case_id,
+                seq=1,
+                at=now,
+                actor=actor,
+                event=OPEN_EVENT,
+                from_state=None,
+                to_state=definition.initial,
+                data=payload,
+                notes=notes,
+            )
+            case = Case(
+                id=case_id,
+                number=number,
+                workflow=definition.name,
+                workflow_version=definition.version,
+                state=definition.initial,
+                data=ctx.new_data,
+                version=1,
+                created_at=now,
+                updated_at=now,
+            )
+            if decision.then is not None:
+                case = self._apply(conn, case, decision.then, Actor.system("intake"), {}, now)
+        log.info("opened %s (%s) in %s", case.number, workflow, case.state)
+        return OpenResult(case, created=True, notes=notes)
+
+    def fire(
+        self,
+        case: int | str,
+        event: str,
+        actor: Actor,
+        data: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        expected_version: int | None = None,
+    ) -> Case:
+        """Fire ``event`` on a case and return the case as it is afterwards.
+
+        Args:
+            case: the case id or case number.
+            data: the event's payload, validated by the transition's schema.
+            idempotency_key: a retried request with the same key returns the first
+                result and fires nothing again.
+            expected_version: the version the caller read; if the case has moved on
+                since, :class:`ConflictError` is raised and nothing is written.
+
+        Raises:
+            CaseNotFound, UnknownEvent, EventNotAllowed, InvalidData, GuardRefused,
+            ConflictError, IdempotencyKeyReused
+        """
+        now = self.clock.now()
+        try:
+            with self.store.write() as conn:
+                current = self.store.load_case(conn, case)
+                if idempotency_key is not None:
+                    prior = self._prior_result(conn, idempotency_key, current, event)
+                    if prior is not None:
+                        return prior
+                if expected_version is not None and expected_version != current.version:
+                    raise ConflictError(current.number, expected_version, current.version)
+                result = self._apply(conn, current, event, actor, data or {}, now)
+                if idempotency_key is not None:
+                    self.store.remember_result(
+                        conn,
+                        key=idempotency_key,
+                        case_id=result.id,
+                        event=event,
+                        result=_case_json(result),
+                        now=now,
+                    )
+                return result
+        except IntegrityViolation:
+            # A concurrent request with the same idempotency key committed first.
+            if idempotency_key is None:
+                raise
+            with self.store.read() as conn:
+                current = self.store.load_case(conn, case)
+                prior = self._prior_result(conn, idempotency_key, current, event)
+            if prior is None:
+                raise
+            return prior
+
+    def _prior_result(
+        self, conn: Connection, key: str, current: Case, event: str
+    ) -> Case | None:
+        found = self.store.idempotent_result(conn, key)
+        if found is None:
+            return None
+        case_id, first_event, result = found
+        if case_id != current.id or first_event != event:
+            raise IdempotencyKeyReused(
+                key, f"{first_event!r} on case id {case_id}", f"{event!r} on {current.number}"
+            )
+        return _case_from_json(result)
+
+    def _apply(
+        self,
+        conn: Connection,
+        case: Case,
+        event: str,
+        actor: Actor,
+        data: Mapping[str, Any],
+        now: datetime,
+    ) -> Case:
+        definition = self.workflow(case.workflow, case.workflow_version)
+        machine = self._machines[(definition.name, definition.version)]
+        target = machine.target(case.state, event, case.number)
+        transition = definition.transition(event, case.state)
+        assert transition is not None  # the machine accepted it, so it is defined
+        payload = _validated(
+            definition, transition.schema, data, now, f"{event!r} on case {case.number}"
+        )
+        new_data = dict(case.data)
+        ctx = self._context(conn, case, event, payload, actor, now, new_data)
+        reasons = _run_guards(definition, transition, ctx)
+        if reasons:
+            raise GuardRefused(case.number, event, reasons)
+        if transition.store_as is not None:
+            previous = new_data.get(transition.store_as)
+            new_data[transition.store_as] = (
+                {**previous, **payload} if isinstance(previous, dict) else payload
+            )
+        for name in transition.actions:
+            definition.hooks.actions[name](ctx)
+        ok = self.store.update_case(
+            conn,
+            case_id=case.id,
+            expected_version=case.version,
+            state=target,
+            data=new_data,
+            now=now,
+            keys=_search_keys(definition, new_data),
+        )
+        if not ok:
+            raise ConflictError(case.number, case.version, self.store.current_version(conn, case.id))
+        self.store.append_history(
+            conn,
+            case_id=case.id,
+            seq=case.version + 1,
+            at=now,
+            actor=actor,
+            event=event,
+            from_state=case.state,
+            to_state=target,
+            data=payload,
+            notes=ctx.notes,
+        )
+        return Case(
+            id=case.id,
+            number=case.number,
+            workflow=case.workflow,
+            workflow_version=case.workflow_version,
+            state=target,
+            data=new_data,
+            version=case.version + 1,
+            created_at=case.created_at,
+            updated_at=now,
+        )
+
+    def _context(
+        self,
+        conn: Connection,
+        case: Case,
+        event: str,
+        payload: dict[str, Any],
+        actor: Actor,
+        now: datetime,
+        new_data: dict[str, Any],
+    ) -> TransitionContext:
+        return TransitionContext(
+            case=case,
+            event=event,
+            data=payload,
+            actor=actor,
+            now=now,
+            services=Services(self.policies, CaseFinder(self.store, conn)),
+            new_data=new_data,
+        )
+
+    # --- reading ------------------------------------------------------------------
+    def get_case(self, case: int | str) -> Case:
+        """The case with this id or case number. Raises :class:`CaseNotFound`."""
+        with self.store.read() as conn:
+            return self.store.load_case(conn, case)
+
+    def find_cases(
+        self,
+        *,
+        number: str | None = None,
+        policy_number: str | None = None,
+        insured_name: str | None = None,
+        id_number: str | None = None,
+        workflow: str | None = None,
+        state: str | Sequence[str] | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Case]:
+        """Cases matching every filter given, oldest first."""
+        if limit < 1 or offset < 0:
+            raise InvalidData(
+                "find_cases", [Problem("limit", "limit must be >= 1 and offset >= 0")]
+            )
+        if workflow is not None:
+            self.workflow(workflow)  # an unknown name is an error, not an empty list
+        with self.store.read() as conn:
+            return self.store.find_cases(
+                conn,
+                number=number,
+                policy_number=policy_number,
+                insured_name=insured_name,
+                id_number=id_number.upper() if id_number else None,
+                workflow=workflow,
+                state=state,
+                limit=limit,
+                offset=offset,
+            )
+
+    def history(self, case: int | str) -> list[HistoryEntry]:
+        """The case's append-only history, oldest first."""
+        with self.store.read() as conn:
+            found = self.store.load_case(conn, case)
+            return self.store.history(conn, found.id)
+
+    def available_events(self, case: int | str) -> list[AvailableEvent]:
+        """The events the case's state allows, each with the reasons it would be refused
+        now (guards evaluated without event data)."""
+        now = self.clock.now()
+        with self.store.read() as conn:
+            current = self.store.load_case(conn, case)
+            definition = self.workflow(current.workflow, current.workflow_version)
+            machine = self._machines[(definition.name, definition.version)]
+            result = []
+            for event in machine.allowed(current.state):
+                transition = definition.transition(event, current.state)
+                assert transition is not None
+                ctx = self._context(conn, current, event, {}, Actor.system("preview"), now, dict(current.data))
+                result.append(
+                    AvailableEvent(
+                        event=event,
+                        title=transition.title,
+                        target=transition.target,
+                        refusals=tuple(_run_guards(definition, transition, ctx)),
+                    )
+                )
+        return result
+
+    def count_by_state(self, workflow: str | None = None) -> dict[tuple[str, str], int]:
+        """How many cases sit in each (workflow, state)."""
+        with self.store.read() as conn:
+            return self.store.count_by_state(conn, workflow)
+
+    def close(self) -> None:
+        self.store.dispose()
+
+
+def _run_guards(
+    definition: WorkflowDefinition, transition: Transition, ctx: TransitionContext
+) -> list[str]:
+    """Every guard runs, so a refusal lists all its reasons at once."""
+    reasons: list[str] = []
+    for name in transition.guards:
+        reasons.extend(definition.hooks.guards[name](ctx))
+    return reasons
+
+
+def _validated(
+    definition: WorkflowDefinition,
+    schema: str | None,
+    data: Mapping[str, Any],
+    now: datetime,
+    what: str,
+) -> dict[str, Any]:
+    if not isinstance(data, Mapping):
+        raise InvalidData(what, [Problem("", f"data must be a mapping, got {type(data).__name__}")])
+    if schema is None:
+        if data:
+            raise InvalidData(
+                what, [Problem(k, "this event takes no data; leave it out") for k in data]
+            )
+        return {}
+    model: type[BaseModel] = definition.hooks.schemas[schema]
+    try:
+        parsed = model.model_validate(dict(data), context={"now": now})
+    except ValidationError as exc:
+        raise InvalidData(
+            what,
+            [
+                Problem(".".join(str(p) for p in err["loc"]), _message(err))
+                for err in exc.errors(include_url=False)
+            ],
+        ) from None
+    return parsed.model_dump(mode="json", exclude_none=True)
+
+
+def _message(err: Any) -> str:
+    msg = str(err["msg"])
+    # pydantic prefixes custom errors with "Value error, "; the prefix helps nobody.
+    return msg.removeprefix("Value error, ")
+
+
+def _search_keys(definition: WorkflowDefinition, data: Mapping[str, Any]) -> dict[str, str | None]:
+    keys: dict[str, str | None] = {}
+    for key, path in definition.index.items():
+        value: Any = data
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        keys[key] = None if value is None else str(value)
+    return keys
+
+
+def _case_json(case: Case) -> dict[str, Any]:
+    return {
+        "id": case.id,
+        "number": case.number,
+        "workflow": case.workflow,
+        "workflow_version": case.workflow_version,
+        "state": case.state,
+        "data": case.data,
+        "version": case.version,
+        "created_at": case.created_at.isoformat(),
+        "updated_at": case.updated_at.isoformat(),
+    }
+
+
+def _case_from_json(raw: Mapping[str, Any]) -> Case:
+    return Case(
+        id=raw["id"],
+        number=raw["number"],
+        workflow=raw["workflow"],
+        workflow_version=raw["workflow_version"],
+        state=raw["state"],
+        data=raw["data"],
+        version=raw["version"],
+        created_at=datetime.fromisoformat(raw["created_at"]),
+        updated_at=datetime.fromisoformat(raw["updated_at"]),
+    )

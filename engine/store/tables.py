@@ -1,0 +1,112 @@
+"""The schema. Alembic migrations in ``migrations/`` must produce exactly this."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware instants stored as UTC on every backend (SQLite has no zones)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"refusing to store naive datetime {value!r}; give it a time zone")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType: Any = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+BigId: Any = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+cases = sa.Table(
+    "cases",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("number", sa.String(40), nullable=False, unique=True),
+    sa.Column("workflow", sa.String(64), nullable=False),
+    sa.Column("workflow_version", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(64), nullable=False),
+    sa.Column("data", JSONType, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Search keys copied out of ``data`` so lookups use an index.
+    sa.Column("policy_number", sa.String(64), index=True),
+    sa.Column("insured_name", sa.String(128), index=True),
+    sa.Column("id_number", sa.String(32), index=True),
+    sa.Index("ix_cases_workflow_state", "workflow", "state"),
+)
+
+history = sa.Table(
+    "history",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("case_id", BigId, sa.ForeignKey("cases.id"), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor", JSONType, nullable=False),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("from_state", sa.String(64)),
+    sa.Column("to_state", sa.String(64), nullable=False),
+    sa.Column("data", JSONType, nullable=False),
+    sa.Column("notes", JSONType, nullable=False),
+    # One row per version of the case: a second writer of the same version fails here.
+    sa.UniqueConstraint("case_id", "seq"),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("case_id", BigId, sa.ForeignKey("cases.id"), nullable=False),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("result", JSONType, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+case_counters = sa.Table(
+    "case_counters",
+    metadata,
+    sa.Column("prefix", sa.String(8), primary_key=True),
+    sa.Column("day", sa.String(8), primary_key=True),
+    sa.Column("last", sa.Integer, nullable=False),
+)
+
+policies = sa.Table(
+    "policies",
+    metadata,
+    sa.Column("number", sa.String(64), primary_key=True),
+    sa.Column("product_name", sa.String(128), nullable=False),
+    sa.Column("product_line", sa.String(32), nullable=False),
+    sa.Column("insured_name", sa.String(128), nullable=False, index=True),
+    sa.Column("insured_id_number", sa.String(32), index=True),
+    sa.Column("start_date", sa.Date, nullable=False),
+    sa.Column("end_date", sa.Date, nullable=False),
+    sa.Column("coverages", JSONType, nullable=False),
+    sa.Column("sum_insured", sa.Numeric(14, 2), nullable=False),
+    sa.Column("beneficiaries", JSONType, nullable=False),
+)

@@ -1,0 +1,107 @@
+"""The public value types: actors, case snapshots, history entries."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who fired an event: a person with roles and an org unit, or the system.
+
+    >>> Actor("u042", "王芳", roles=("handler",), org_unit="SH-PD")
+    Actor(id='u042', name='王芳', roles=('handler',), org_unit='SH-PD')
+    """
+
+    id: str
+    name: str
+    roles: tuple[str, ...] = ()
+    org_unit: str | None = None
+
+    @classmethod
+    def system(cls, what: str = "system") -> Actor:
+        """The engine itself (intake decisions; later, timers)."""
+        return cls(id=what, name=what, roles=("system",))
+
+    @property
+    def is_system(self) -> bool:
+        return "system" in self.roles
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "roles": list(self.roles), "org_unit": self.org_unit}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Actor:
+        return cls(data["id"], data["name"], tuple(data.get("roles", ())), data.get("org_unit"))
+
+
+@dataclass(frozen=True)
+class Case:
+    """An immutable snapshot of one case as stored at ``version``.
+
+    ``data`` is a private copy: changing it changes nothing stored.
+    """
+
+    id: int
+    number: str
+    workflow: str
+    workflow_version: int
+    state: str
+    data: Mapping[str, Any]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One row of a case's append-only history."""
+
+    seq: int
+    at: datetime
+    actor: Actor
+    event: str
+    from_state: str | None
+    to_state: str
+    data: Mapping[str, Any]
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AvailableEvent:
+    """An event the case's state allows, and why it would be refused now (if it would).
+
+    ``refusals`` lists the guard reasons it would fail with if fired with no data; an
+    event whose guards depend on data the caller has yet to give may pass later.
+    """
+
+    event: str
+    title: str
+    target: str
+    refusals: tuple[str, ...] = ()
+
+    @property
+    def would_pass(self) -> bool:
+        return not self.refusals
+
+
+@dataclass(frozen=True)
+class OpenResult:
+    """What ``Engine.open_case`` did.
+
+    Attributes:
+        case: the new case, or the existing one a duplicate report points to.
+        created: ``False`` when the report duplicated an existing case.
+        notes: what to tell the reporter (progress of the existing case, identity to
+            confirm, no policy found, ...).
+    """
+
+    case: Case
+    created: bool
+    notes: tuple[str, ...] = field(default=())

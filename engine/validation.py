@@ -1,0 +1,99 @@
+"""Pure checks of a workflow definition: every problem at once, each with its location."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict, deque
+
+from .definitions import WorkflowDefinition
+from .errors import Problem
+
+_IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
+_PREFIX = re.compile(r"^[A-Z]{1,6}$")
+
+
+def validate(d: WorkflowDefinition) -> list[Problem]:
+    """Return every problem of ``d``; an empty list means it is sound."""
+    problems: list[Problem] = []
+    add = problems.append
+    names = [s.name for s in d.states]
+    known = set(names)
+
+    if not _IDENT.match(d.name):
+        add(Problem("workflow.name", f"{d.name!r} must be lower_snake_case"))
+    if d.version < 1:
+        add(Problem("workflow.version", f"must be 1 or more, got {d.version}"))
+    if not _PREFIX.match(d.case_number_prefix):
+        add(
+            Problem(
+                "workflow.case_number_prefix",
+                f"{d.case_number_prefix!r} must be 1-6 capital letters, e.g. 'LP'",
+            )
+        )
+    for s in d.states:
+        if not _IDENT.match(s.name):
+            add(Problem(f"states.{s.name}", "a state name must be lower_snake_case"))
+    if d.initial not in known:
+        add(Problem("workflow.initial", f"{d.initial!r} is not one of the states: {names}"))
+    elif d.state(d.initial).final:
+        add(Problem(f"states.{d.initial}", "the initial state cannot be final"))
+    if not d.final_states:
+        add(Problem("states", "no state is final; mark at least one with final = true"))
+
+    seen: dict[tuple[str, str], int] = {}
+    exits: dict[str, set[str]] = defaultdict(set)
+    for i, t in enumerate(d.transitions):
+        where = f"transitions[{i}]"
+        if not _IDENT.match(t.event):
+            add(Problem(f"{where}.event", f"{t.event!r} must be lower_snake_case"))
+        if t.source not in known:
+            add(Problem(f"{where}.source", f"unknown state {t.source!r}; states: {names}"))
+        elif d.state(t.source).final:
+            add(Problem(f"{where}.source", f"{t.source!r} is final: a final state has no exits"))
+        if t.target not in known:
+            add(Problem(f"{where}.target", f"unknown state {t.target!r}; states: {names}"))
+        if t.store_as is not None and not _IDENT.match(t.store_as):
+            add(Problem(f"{where}.store_as", f"{t.store_as!r} must be lower_snake_case"))
+        key = (t.event, t.source)
+        if key in seen:
+            add(
+                Problem(
+                    where,
+                    f"event {t.event!r} from {t.source!r} is already defined at "
+                    f"transitions[{seen[key]}]; one event leads to one target",
+                )
+            )
+        seen.setdefault(key, i)
+        exits[t.source].add(t.target)
+
+    if d.initial in known:
+        reachable = _closure(d.initial, exits)
+        for s in d.states:
+            if s.name not in reachable:
+                add(Problem(f"states.{s.name}", f"unreachable from the initial state {d.initial!r}"))
+    reverse: dict[str, set[str]] = defaultdict(set)
+    for src, targets in exits.items():
+        for tgt in targets:
+            reverse[tgt].add(src)
+    can_finish: set[str] = set()
+    for f in d.final_states:
+        can_finish |= _closure(f, reverse)
+    for s in d.states:
+        if s.final:
+            continue
+        if not exits.get(s.name):
+            add(Problem(f"states.{s.name}", "a trap: not final, and no transition leaves it"))
+        elif s.name not in can_finish:
+            add(Problem(f"states.{s.name}", "no path from here reaches a final state"))
+    return problems
+
+
+def _closure(start: str, edges: dict[str, set[str]]) -> set[str]:
+    seen = {start}
+    queue = deque([start])
+    while queue:
+        for nxt in edges.get(queue.popleft(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                queue.append(nxt)
+    return seen

@@ -1,0 +1,1 @@
+"""Notifications: outbox, channels, templates (see issue #5; not built yet)."""

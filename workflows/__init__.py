@@ -1,0 +1,1 @@
+"""The service desk's case types, as data plus the domain rules that need code."""

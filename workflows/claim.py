@@ -1,0 +1,695 @@
+"""The claim workflow (理赔服务, 细则第四条; DOMAIN.md §1) — its schemas, guards and actions.
+
+The states and transitions are data in ``claim.toml``; this module holds the rules
+that need code, each citing where it comes from. ``build()`` returns the validated
+definition; an app tunes the company's own figures through :class:`ClaimSettings`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field, model_validator
+
+from engine import (
+    SHANGHAI,
+    Hooks,
+    Intake,
+    Policy,
+    TransitionContext,
+    WorkflowDefinition,
+    load_workflow,
+)
+
+from .common import Channel, IdNumber, Phone, Strict, Text, local_date, not_in_future
+
+DEFINITION = Path(__file__).with_name("claim.toml")
+
+
+# --- settings ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class ClaimSettings:
+    """The company's own figures, with the regulation's values as defaults.
+
+    Attributes:
+        filing_limit_years: the limitation period per product line (保险法第二十六条:
+            2 years for non-life, 5 for life); ``default`` applies to unlisted lines.
+            Some read the Civil Code's 3 years as governing non-life: set it here.
+        major_amount: the amount above which a case is major (细则第四条 重大案件 2).
+        major_deaths: deaths in one accident that make a case major (重大案件 1).
+        prompt_report: a report within this time of the incident is "prompt" (及时报案),
+            which, for an accidental death, calls for scene preservation.
+        late_notice: a report later than this after the incident is flagged as late
+            notice (保险法第二十一条) — flagged, never refused.
+    """
+
+    filing_limit_years: Mapping[str, int] = field(
+        default_factory=lambda: {"life": 5, "default": 2}
+    )
+    major_amount: Decimal = Decimal("500000")
+    major_deaths: int = 2
+    prompt_report: timedelta = timedelta(hours=24)
+    late_notice: timedelta = timedelta(days=10)
+
+    def filing_limit(self, product_line: str) -> int:
+        return self.filing_limit_years.get(product_line, self.filing_limit_years["default"])
+
+
+# --- payloads ----------------------------------------------------------------------
+class Cause(StrEnum):
+    accident = "accident"  # 意外
+    illness = "illness"  # 疾病
+    fire = "fire"  # 火灾
+    natural_disaster = "natural_disaster"  # 自然灾害
+    theft = "theft"  # 盗抢
+    other = "other"
+
+
+ACCIDENTAL_CAUSES = {Cause.accident, Cause.fire, Cause.natural_disaster, Cause.theft}
+
+
+class Injury(StrEnum):
+    none = "none"
+    minor = "minor"
+    serious = "serious"
+    disability = "disability"
+    burn = "burn"
+    death = "death"
+
+
+class Complaint(StrEnum):
+    regulator = "regulator"  # 主管机关
+    association = "association"  # 同业公会
+    media = "media"  # 媒体
+
+
+class Litigation(StrEnum):
+    possible = "possible"  # 可能引起诉讼
+    filed = "filed"  # 已涉及诉讼
+
+
+Amount = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
+Instant = Annotated[datetime, AfterValidator(not_in_future)]
+
+
+class PolicyInfo(Strict):
+    """保单信息: the insured's name is required; the number if the reporter has it."""
+
+    number: Text | None = None
+    product_name: Text | None = None
+    insured_name: Text
+    insured_id_number: IdNumber | None = None
+
+
+class Dispute(Strict):
+    """重大案件 3-4: disagreement, complaints, the media, litigation."""
+
+    disagreement: bool = False
+    complained_to: tuple[Complaint, ...] = ()
+    media_involved: bool = False
+    litigation: Litigation | None = None
+
+
+class IncidentInfo(Strict):
+    """出险情况."""
+
+    time: Instant
+    place: Text
+    cause: Cause
+    course: Text  # 经过
+    injury: Injury
+    deaths: int = Field(default=0, ge=0)
+    measures: Text  # 采取措施
+    condition: Text  # 目前状况
+    hospital: Text | None = None
+    hospitalised: bool = False
+    property_damage: bool = False
+    expected_amount: Amount | None = None
+    outcome_undetermined: bool = False
+    dispute: Dispute = Dispute()
+
+    @model_validator(mode="after")
+    def _deaths_match_injury(self) -> IncidentInfo:
+        if self.injury == Injury.death and self.deaths == 0:
+            raise ValueError("injury is 'death' but deaths is 0; give the number of deaths")
+        return self
+
+
+class Reporter(Strict):
+    """报案人情况."""
+
+    name: Text
+    address: Text
+    phone: Phone
+    relationship: Text  # 与出险人关系
+
+
+class ClaimReport(Strict):
+    """What the desk asks when a claim is reported (接报案询问案情)."""
+
+    channel: Channel
+    policy: PolicyInfo
+    incident: IncidentInfo
+    reporter: Reporter
+
+
+class PolicyMatch(Strict):
+    policy_number: Text
+
+
+class IdentityConfirmation(Strict):
+    id_number: IdNumber
+
+
+class Verification(Strict):
+    #: 保险法第二十六条 counts from when the claimant knew of the incident; by default
+    #: the incident day.
+    known_since: date | None = None
+
+
+class RejectReason(StrEnum):
+    outside_policy_period = "outside_policy_period"  # 保单已失效 / 不在保险期间
+    not_covered = "not_covered"  # 不属保障范围
+    late_filing = "late_filing"  # 已超过申请时效
+
+
+class Rejection(Strict):
+    """书面告知不予受理的原因: the reason codes and the written notice."""
+
+    reasons: tuple[RejectReason, ...] = Field(min_length=1)
+    notice: Text
+    originals_returned: bool = True  # copies archived, originals returned (细则第四条)
+
+
+class Relationship(StrEnum):
+    self = "self"
+    beneficiary = "beneficiary"
+    spouse = "spouse"
+    parent = "parent"
+    child = "child"
+    guardian = "guardian"
+    other = "other"
+
+
+class ClaimApplication(Strict):
+    """理赔申请书 and the right-to-claim check (保险金请求权)."""
+
+    applicant_name: Text
+    applicant_id_number: IdNumber
+    relationship: Relationship
+    power_of_attorney: bool = False
+
+
+class Material(StrEnum):
+    policy_original = "policy_original"
+    premium_receipt = "premium_receipt"
+    id_insured = "id_insured"
+    id_beneficiary = "id_beneficiary"
+    claim_form = "claim_form"
+    accident_proof = "accident_proof"
+    death_certificate = "death_certificate"
+    disability_proof = "disability_proof"
+    burn_proof = "burn_proof"
+    medical_records = "medical_records"
+    test_results = "test_results"
+    outpatient_receipts = "outpatient_receipts"
+    inpatient_receipts = "inpatient_receipts"
+    pathology_report = "pathology_report"
+    repair_invoices = "repair_invoices"
+
+
+MATERIAL_TITLES = {
+    Material.policy_original: "保险单正本",
+    Material.premium_receipt: "保费收据",
+    Material.id_insured: "被保险人身份证件",
+    Material.id_beneficiary: "受益人（申请人）身份证件",
+    Material.claim_form: "理赔申请书",
+    Material.accident_proof: "事故证明",
+    Material.death_certificate: "死亡证明",
+    Material.disability_proof: "残疾证明",
+    Material.burn_proof: "烧烫伤证明",
+    Material.medical_records: "门急诊病史",
+    Material.test_results: "检（化）验资料",
+    Material.outpatient_receipts: "门急诊收据原件",
+    Material.inpatient_receipts: "住院收据原件",
+    Material.pathology_report: "病理报告",
+    Material.repair_invoices: "维修、物损发票",
+}
+
+
+class MaterialsReceived(Strict):
+    items: tuple[Material, ...] = Field(min_length=1)
+
+
+class HandOver(Strict):
+    insurer: Text
+    reference: Text | None = None
+
+
+class Outcome(StrEnum):
+    paid = "paid"
+    partially_paid = "partially_paid"
+    declined = "declined"
+
+
+class Closing(Strict):
+    outcome: Outcome
+    amount: Amount | None = None
+    note: Text | None = None
+
+    @model_validator(mode="after")
+    def _amount_when_paid(self) -> Closing:
+        if self.outcome != Outcome.declined and self.amount is None:
+            raise ValueError(f"outcome {self.outcome.value!r} needs the amount paid")
+        return self
+
+
+class Withdrawal(Strict):
+    reason: Text
+
+
+class NotOurs(Strict):
+    note: Text
+
+
+# --- pure rules --------------------------------------------------------------------
+def required_materials(data: Mapping[str, Any]) -> list[Material]:
+    """The full checklist for this case (细则第四条 收集理赔资料 1-7), in order."""
+    incident = data["incident"]
+    required = [
+        Material.policy_original,
+        Material.premium_receipt,
+        Material.id_insured,
+        Material.claim_form,
+    ]
+    application = data.get("application") or {}
+    if application.get("relationship", "self") != Relationship.self:
+        required.append(Material.id_beneficiary)
+    injury = incident["injury"]
+    if incident["cause"] in ACCIDENTAL_CAUSES:
+        required.append(Material.accident_proof)
+    if injury == Injury.death:
+        required.append(Material.death_certificate)
+    if injury == Injury.disability:
+        required.append(Material.disability_proof)
+    if injury == Injury.burn:
+        required.append(Material.burn_proof)
+    treated = incident.get("hospital") or incident["cause"] == Cause.illness or injury in (
+        Injury.minor,
+        Injury.serious,
+        Injury.disability,
+        Injury.burn,
+    )
+    if treated:
+        required += [Material.medical_records, Material.test_results, Material.outpatient_receipts]
+    if incident.get("hospitalised"):
+        required.append(Material.inpatient_receipts)
+    if incident.get("property_damage"):
+        required.append(Material.repair_invoices)
+    return required
+
+
+def missing_materials(data: Mapping[str, Any]) -> list[Material]:
+    received = set((data.get("materials") or {}).get("received", ()))
+    return [m for m in required_materials(data) if m not in received]
+
+
+def major_criteria(
+    incident: Mapping[str, Any], sum_insured: Decimal | None, settings: ClaimSettings
+) -> list[int]:
+    """Which of the four major-case criteria (细则第四条 重大案件 1-4) hold."""
+    hits = []
+    if incident.get("deaths", 0) >= settings.major_deaths:
+        hits.append(1)
+    expected = incident.get("expected_amount")
+    if (expected is not None and Decimal(expected) > settings.major_amount) or (
+        sum_insured is not None
+        and sum_insured > settings.major_amount
+        and incident.get("outcome_undetermined")
+    ):
+        hits.append(2)
+    dispute = incident.get("dispute") or {}
+    if dispute.get("disagreement") and (dispute.get("complained_to") or dispute.get("media_involved")):
+        hits.append(3)
+    if dispute.get("litigation"):
+        hits.append(4)
+    return hits
+
+
+MAJOR_TITLES = {
+    1: "一次事故导致2人或2人以上死亡",
+    2: "预计理赔金额或保险金额超过50万元且结果暂时无法确定",
+    3: "双方存在歧义且已向主管机关、同业公会或媒体投诉，或媒体已介入",
+    4: "争议较大，可能引起诉讼或已涉及诉讼",
+}
+
+
+@dataclass(frozen=True)
+class ReviewFailure:
+    code: RejectReason
+    message: str
+
+
+def review(
+    data: Mapping[str, Any],
+    policy: Policy,
+    now: datetime,
+    settings: ClaimSettings,
+    known_since: date | None = None,
+) -> list[ReviewFailure]:
+    """The preliminary review (信息初步审核 1-3): every check that fails, with why."""
+    failures = []
+    incident = data["incident"]
+    day = local_date(incident["time"])
+    if not policy.covers_date(day):
+        failures.append(
+            ReviewFailure(
+                RejectReason.outside_policy_period,
+                f"出险日期 {day} 不在保险期间 {policy.start_date}～{policy.end_date} 内 "
+                f"(incident date outside the policy period of {policy.number})",
+            )
+        )
+    if incident["cause"] not in policy.coverages:
+        failures.append(
+            ReviewFailure(
+                RejectReason.not_covered,
+                f"出险原因 {incident['cause']} 不属保障范围 {', '.join(policy.coverages)} "
+                "(cause not covered by the policy)",
+            )
+        )
+    years = settings.filing_limit(policy.product_line)
+    start = known_since or day
+    try:
+        limit = start.replace(year=start.year + years)
+    except ValueError:  # 29 February
+        limit = start.replace(year=start.year + years, day=28)
+    today = now.astimezone(SHANGHAI).date()
+    if today > limit:
+        failures.append(
+            ReviewFailure(
+                RejectReason.late_filing,
+                f"已超过申请时效：{policy.product_line} 险种 {years} 年，自 {start} 起至 {limit} 止 "
+                "(保险法第二十六条). A refusal for lateness needs a supervisor's confirmation "
+                "(reject with reason late_filing); if the claimant learnt of the incident later, "
+                "verify with known_since.",
+            )
+        )
+    return failures
+
+
+# --- hooks -------------------------------------------------------------------------
+def _policy_record(p: Policy) -> dict[str, Any]:
+    return {
+        "number": p.number,
+        "product_name": p.product_name,
+        "product_line": p.product_line,
+        "insured_name": p.insured_name,
+        "insured_id_number": p.insured_id_number,
+        "start_date": p.start_date.isoformat(),
+        "end_date": p.end_date.isoformat(),
+        "coverages": list(p.coverages),
+        "sum_insured": str(p.sum_insured),
+    }
+
+
+_CLOSED_OUT = ("withdrawn", "rejected")
+
+
+def _intake(ctx: TransitionContext) -> Intake:
+    """报案记录查询: duplicate, no policy of ours, a shared name, or register."""
+    report = ctx.data
+    policy_info = report["policy"]
+    name = policy_info["insured_name"]
+    id_number = policy_info.get("insured_id_number")
+    incident_day = local_date(report["incident"]["time"])
+    ctx.new_data["reported_at"] = ctx.now.isoformat()
+
+    directory = ctx.services.policies
+    match: Policy | None = None
+    candidates: Sequence[Policy] = ()
+    number = policy_info.get("number")
+    if number:
+        found = directory.get(number)
+        if found is not None and found.insured_name == name and (
+            id_number is None or found.insured_id_number in (None, id_number)
+        ):
+            match = found
+    if match is None:
+        candidates = directory.by_insured(name, id_number)
+        people = {p.insured_id_number or p.number for p in candidates}
+        if len(people) == 1:
+            match = _best_policy(candidates, incident_day)
+
+    policy_number = match.number if match else number
+    for existing in ctx.services.cases.find(workflow="claim", insured_name=name):
+        if existing.state in _CLOSED_OUT:
+            continue
+        same_policy = policy_number is None or existing.data["policy"].get("number") == policy_number
+        same_day = local_date(existing.data["incident"]["time"]) == incident_day
+        if same_policy and same_day:
+            return Intake(
+                duplicate_of=existing.id,
+                notes=(
+                    f"此报案已受理：案件 {existing.number}，当前状态 {existing.state}，"
+                    f"最近更新 {existing.updated_at.isoformat()}。"
+                    f" (already reported as {existing.number}; no duplicate case opened)",
+                ),
+            )
+
+    if match is not None:
+        ctx.new_data["policy"] = _policy_record(match)
+        return Intake(then="register")
+    if len({p.insured_id_number or p.number for p in candidates}) > 1:
+        ctx.new_data["identity_candidates"] = len(candidates)
+        return Intake(
+            then="hold_for_identity",
+            notes=(
+                f"系统中有多位名为 {name} 的被保险人，请与报案人核实出险人身份证号后再关联保单。"
+                " (several insured share this name: confirm the ID number with the reporter)",
+            ),
+        )
+    return Intake(
+        then="no_policy",
+        notes=(
+            "未查到与出险人相关的保险合同，请立即告知报案人，并核实是否经我司投保。"
+            " (no policy of ours found: tell the reporter now and check where it was bought)",
+        ),
+    )
+
+
+def _best_policy(candidates: Sequence[Policy], day: date) -> Policy:
+    covering = [p for p in candidates if p.covers_date(day)]
+    return (covering or list(candidates))[0]
+
+
+def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
+    """The claim workflow with its hooks, validated; ``settings`` tune company figures."""
+    s = settings or ClaimSettings()
+
+    def policy_of(ctx: TransitionContext) -> Policy | None:
+        number = (ctx.new_data.get("policy") or {}).get("number")
+        return ctx.services.policies.get(number) if number else None
+
+    def system_only(ctx: TransitionContext) -> list[str]:
+        if ctx.actor.is_system:
+            return []
+        return [f"{ctx.event!r} is the intake's own decision; staff cannot fire it"]
+
+    def review_passes(ctx: TransitionContext) -> list[str]:
+        policy = policy_of(ctx)
+        if policy is None:
+            return ["the case has no policy of ours attached; match the policy first"]
+        known = ctx.data.get("known_since")
+        known_since = date.fromisoformat(known) if known else None
+        return [f.message for f in review(ctx.new_data, policy, ctx.now, s, known_since)]
+
+    def rejection_substantiated(ctx: TransitionContext) -> list[str]:
+        policy = policy_of(ctx)
+        if policy is None:
+            return ["the case has no policy of ours attached; match the policy first"]
+        failing = {f.code for f in review(ctx.new_data, policy, ctx.now, s)}
+        reasons = []
+        for code in ctx.data.get("reasons", ()):
+            if code not in failing:
+                reasons.append(
+                    f"reason {code!r} is not borne out by the review of policy {policy.number}; "
+                    "a written refusal may only give reasons that hold"
+                )
+            elif code == RejectReason.late_filing and not ctx.actor.has_role("supervisor"):
+                reasons.append(
+                    "a refusal for lateness (late_filing) needs a supervisor's confirmation "
+                    "(保险法第二十六条); ask a supervisor to fire reject"
+                )
+        return reasons
+
+    def policy_found(ctx: TransitionContext) -> list[str]:
+        number = ctx.data.get("policy_number")
+        if not number:
+            return ["give policy_number: the policy of ours the reporter means"]
+        found = ctx.services.policies.get(number)
+        name = ctx.new_data["policy"]["insured_name"]
+        if found is None:
+            return [f"policy {number} is not in our policy directory"]
+        if found.insured_name != name:
+            return [f"policy {number} insures {found.insured_name}, not {name}"]
+        return []
+
+    def identity_matches(ctx: TransitionContext) -> list[str]:
+        id_number = ctx.data.get("id_number")
+        if not id_number:
+            return ["give id_number: the insured's ID number, confirmed with the reporter"]
+        name = ctx.new_data["policy"]["insured_name"]
+        if not ctx.services.policies.by_insured(name, id_number):
+            return [f"no policy of ours insures {name} with ID number {id_number[:6]}…"]
+        return []
+
+    def right_to_claim(ctx: TransitionContext) -> list[str]:
+        app = ctx.data
+        if not app:
+            return ["give the claim application: applicant, ID number and relationship"]
+        policy = ctx.new_data["policy"]
+        incident = ctx.new_data["incident"]
+        relationship = app["relationship"]
+        found = policy_of(ctx)
+        beneficiaries = found.beneficiaries if found else ()
+        if relationship == Relationship.self:
+            if incident["injury"] == Injury.death:
+                return ["the insured has died: the claim is made by a beneficiary or heir"]
+            if app["applicant_name"] != policy["insured_name"] or (
+                policy.get("insured_id_number")
+                and app["applicant_id_number"] != policy["insured_id_number"]
+            ):
+                return ["the applicant's name and ID number do not match the insured's"]
+            return []
+        if relationship == Relationship.beneficiary:
+            if app["applicant_name"] not in beneficiaries:
+                return [f"{app['applicant_name']} is not a named beneficiary of {policy['number']}"]
+            return []
+        if relationship in (Relationship.spouse, Relationship.parent, Relationship.child):
+            if incident["injury"] == Injury.death and not beneficiaries:
+                return []  # statutory heirs where no beneficiary is named
+            if app.get("power_of_attorney"):
+                return []
+            return [
+                f"a {relationship} has the right to claim only as an heir of a deceased insured "
+                "with no named beneficiary, or with a power of attorney"
+            ]
+        if relationship == Relationship.guardian:
+            return [] if incident["injury"] != Injury.death else [
+                "a guardian acts for a living insured; after a death the heirs claim"
+            ]
+        if app.get("power_of_attorney"):
+            return []
+        return ["the applicant has no right to claim (保险金请求权) and no power of attorney"]
+
+    def materials_complete(ctx: TransitionContext) -> list[str]:
+        missing = missing_materials(ctx.new_data)
+        if not missing:
+            return []
+        listed = "、".join(f"{MATERIAL_TITLES[m]} ({m.value})" for m in missing)
+        return [f"理赔材料不齐全，请一次性补齐：{listed} — {len(missing)} item(s) missing"]
+
+    def assess(ctx: TransitionContext) -> None:
+        """Major-case criteria, scene preservation and late notice, from the facts."""
+        data = ctx.new_data
+        incident = data["incident"]
+        sum_insured = (data.get("policy") or {}).get("sum_insured")
+        hits = major_criteria(incident, Decimal(sum_insured) if sum_insured else None, s)
+        was = (data.get("major") or {}).get("criteria", [])
+        data["major"] = {"is_major": bool(hits), "criteria": hits}
+        if hits and hits != was:
+            ctx.notes.append(
+                "重大案件，须在24小时内向总部呈报："
+                + "；".join(f"({n}) {MAJOR_TITLES[n]}" for n in hits)
+            )
+        reported = datetime.fromisoformat(data["reported_at"])
+        delay = reported - datetime.fromisoformat(incident["time"])
+        if (
+            incident["cause"] == Cause.accident
+            and incident["injury"] == Injury.death
+            and delay <= s.prompt_report
+            and "scene_preservation" not in data
+        ):
+            instruction = "请报案人保护现场，并通知承保公司现场查勘。"
+            data["scene_preservation"] = {"instruction": instruction, "insurer_notified_at": None}
+            ctx.notes.append(f"现场保全：{instruction} (scene preservation instructed)")
+        if delay > s.late_notice:
+            data.setdefault("flags", {})["late_notice"] = True
+            ctx.notes.append(
+                f"出险 {delay.days} 天后报案，已标记为迟延通知（保险法第二十一条），不影响受理。"
+            )
+
+    def attach_policy(ctx: TransitionContext) -> None:
+        policy = ctx.services.policies.get(ctx.data["policy_number"])
+        assert policy is not None  # policy_found passed
+        ctx.new_data["policy"] = _policy_record(policy)
+
+    def attach_identity(ctx: TransitionContext) -> None:
+        name = ctx.new_data["policy"]["insured_name"]
+        policies = ctx.services.policies.by_insured(name, ctx.data["id_number"])
+        day = local_date(ctx.new_data["incident"]["time"])
+        ctx.new_data["policy"] = _policy_record(_best_policy(policies, day))
+        ctx.new_data.pop("identity_candidates", None)
+
+    def record_checklist(ctx: TransitionContext) -> None:
+        ctx.new_data["materials"] = {
+            "required": [m.value for m in required_materials(ctx.new_data)],
+            "received": [],
+        }
+
+    def receive(ctx: TransitionContext) -> None:
+        materials = ctx.new_data.setdefault("materials", {"received": []})
+        received = list(dict.fromkeys([*materials.get("received", []), *ctx.data["items"]]))
+        materials["received"] = received
+        missing = missing_materials(ctx.new_data)
+        ctx.notes.append(
+            "仍缺：" + "、".join(MATERIAL_TITLES[m] for m in missing) if missing else "材料已齐全"
+        )
+
+    def stamp(key: str) -> Any:
+        def action(ctx: TransitionContext) -> None:
+            ctx.new_data.setdefault("timeline", {})[key] = ctx.now.isoformat()
+
+        return action
+
+    hooks = Hooks(
+        guards={
+            "system_only": system_only,
+            "review_passes": review_passes,
+            "rejection_substantiated": rejection_substantiated,
+            "policy_found": policy_found,
+            "identity_matches": identity_matches,
+            "right_to_claim": right_to_claim,
+            "materials_complete": materials_complete,
+        },
+        actions={
+            "assess": assess,
+            "attach_policy": attach_policy,
+            "attach_identity": attach_identity,
+            "record_checklist": record_checklist,
+            "receive_materials": receive,
+            "stamp_materials_complete": stamp("materials_complete_at"),
+            "stamp_handed_over": stamp("handed_over_at"),
+        },
+        schemas={
+            "ClaimReport": ClaimReport,
+            "PolicyMatch": PolicyMatch,
+            "IdentityConfirmation": IdentityConfirmation,
+            "Verification": Verification,
+            "Rejection": Rejection,
+            "ClaimApplication": ClaimApplication,
+            "MaterialsReceived": MaterialsReceived,
+            "HandOver": HandOver,
+            "Closing": Closing,
+            "Withdrawal": Withdrawal,
+            "NotOurs": NotOurs,
+        },
+        intake={"claim_intake": _intake},
+    )
+    return load_workflow(DEFINITION, hooks)
