@@ -204,7 +204,7 @@ def _build(
                 problems.append(Problem(f"{where}.{key}", f"is required ({typ.__name__})"))
             return None if default is ... else default
         value = obj[key]
-        if typ is int and isinstance(value, bool) or not isinstance(value, typ):
+        if (typ is int and isinstance(value, bool)) or not isinstance(value, typ):
             problems.append(
                 Problem(f"{where}.{key}", f"must be {typ.__name__}, got {type(value).__name__}")
             )
@@ -225,7 +225,9 @@ def _build(
     for key, path in index.items():
         if key not in SEARCH_KEYS:
             problems.append(
-                Problem(f"workflow.index.{key}", f"unknown search key; use {', '.join(SEARCH_KEYS)}")
+                Problem(
+                    f"workflow.index.{key}", f"unknown search key; use {', '.join(SEARCH_KEYS)}"
+                )
             )
         elif not isinstance(path, str):
             problems.append(Problem(f"workflow.index.{key}", "must be a dotted path string"))

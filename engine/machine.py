@@ -49,7 +49,7 @@ class StateMachine:
             )
             pair = (machine, scratch)
             self._local.pair = pair
-        return pair  # type: ignore[no-any-return]
+        return pair
 
     def allowed(self, state: str) -> tuple[str, ...]:
         """The events that may be fired from ``state``, in definition order."""

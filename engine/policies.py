@@ -128,7 +128,9 @@ def read_policies_csv(path: Path | str) -> list[Policy]:
             try:
                 amount = Decimal(raw["sum_insured"])
             except InvalidOperation:
-                problems.append(Problem(f"{where}.sum_insured", f"{raw['sum_insured']!r} is not a number"))
+                problems.append(
+                    Problem(f"{where}.sum_insured", f"{raw['sum_insured']!r} is not a number")
+                )
                 continue
             if end < start:
                 problems.append(Problem(where, "end_date is before start_date"))
@@ -174,7 +176,7 @@ def _row(p: Policy) -> dict[str, Any]:
     }
 
 
-def _policy(m: Mapping[str, Any]) -> Policy:
+def _policy(m: Mapping[str, Any] | Any) -> Policy:
     return Policy(
         number=m["number"],
         product_name=m["product_name"],

@@ -84,7 +84,9 @@ class Engine:
         key = (definition.name, definition.version)
         self._definitions[key] = definition
         self._machines[key] = StateMachine(definition)
-        self._latest[definition.name] = max(self._latest.get(definition.name, 0), definition.version)
+        self._latest[definition.name] = max(
+            self._latest.get(definition.name, 0), definition.version
+        )
 
     def workflows(self) -> list[WorkflowDefinition]:
         """The newest version of every registered workflow."""
@@ -98,9 +100,7 @@ class Engine:
         return definition
 
     # --- operations ---------------------------------------------------------------
-    def open_case(
-        self, workflow: str, data: Mapping[str, Any], actor: Actor
-    ) -> OpenResult:
+    def open_case(self, workflow: str, data: Mapping[str, Any], actor: Actor) -> OpenResult:
         """Open a case of ``workflow`` from ``data`` (validated by the workflow's schema).
 
         The workflow's intake hook may find the report duplicates an existing case
@@ -228,9 +228,7 @@ class Engine:
                 raise
             return prior
 
-    def _prior_result(
-        self, conn: Connection, key: str, current: Case, event: str
-    ) -> Case | None:
+    def _prior_result(self, conn: Connection, key: str, current: Case, event: str) -> Case | None:
         found = self.store.idempotent_result(conn, key)
         if found is None:
             return None
@@ -280,7 +278,9 @@ class Engine:
             keys=_search_keys(definition, new_data),
         )
         if not ok:
-            raise ConflictError(case.number, case.version, self.store.current_version(conn, case.id))
+            raise ConflictError(
+                case.number, case.version, self.store.current_version(conn, case.id)
+            )
         self.store.append_history(
             conn,
             case_id=case.id,
@@ -381,7 +381,9 @@ class Engine:
             for event in machine.allowed(current.state):
                 transition = definition.transition(event, current.state)
                 assert transition is not None
-                ctx = self._context(conn, current, event, {}, Actor.system("preview"), now, dict(current.data))
+                ctx = self._context(
+                    conn, current, event, {}, Actor.system("preview"), now, dict(current.data)
+                )
                 result.append(
                     AvailableEvent(
                         event=event,

@@ -34,7 +34,12 @@ class Actor:
         return role in self.roles
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "roles": list(self.roles), "org_unit": self.org_unit}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "roles": list(self.roles),
+            "org_unit": self.org_unit,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Actor:

@@ -70,7 +70,9 @@ def validate(d: WorkflowDefinition) -> list[Problem]:
         reachable = _closure(d.initial, exits)
         for s in d.states:
             if s.name not in reachable:
-                add(Problem(f"states.{s.name}", f"unreachable from the initial state {d.initial!r}"))
+                add(
+                    Problem(f"states.{s.name}", f"unreachable from the initial state {d.initial!r}")
+                )
     reverse: dict[str, set[str]] = defaultdict(set)
     for src, targets in exits.items():
         for tgt in targets:

@@ -49,9 +49,7 @@ class ClaimSettings:
             notice (保险法第二十一条) — flagged, never refused.
     """
 
-    filing_limit_years: Mapping[str, int] = field(
-        default_factory=lambda: {"life": 5, "default": 2}
-    )
+    filing_limit_years: Mapping[str, int] = field(default_factory=lambda: {"life": 5, "default": 2})
     major_amount: Decimal = Decimal("500000")
     major_deaths: int = 2
     prompt_report: timedelta = timedelta(hours=24)
@@ -300,11 +298,16 @@ def required_materials(data: Mapping[str, Any]) -> list[Material]:
         required.append(Material.disability_proof)
     if injury == Injury.burn:
         required.append(Material.burn_proof)
-    treated = incident.get("hospital") or incident["cause"] == Cause.illness or injury in (
-        Injury.minor,
-        Injury.serious,
-        Injury.disability,
-        Injury.burn,
+    treated = (
+        incident.get("hospital")
+        or incident["cause"] == Cause.illness
+        or injury
+        in (
+            Injury.minor,
+            Injury.serious,
+            Injury.disability,
+            Injury.burn,
+        )
     )
     if treated:
         required += [Material.medical_records, Material.test_results, Material.outpatient_receipts]
@@ -335,7 +338,9 @@ def major_criteria(
     ):
         hits.append(2)
     dispute = incident.get("dispute") or {}
-    if dispute.get("disagreement") and (dispute.get("complained_to") or dispute.get("media_involved")):
+    if dispute.get("disagreement") and (
+        dispute.get("complained_to") or dispute.get("media_involved")
+    ):
         hits.append(3)
     if dispute.get("litigation"):
         hits.append(4)
@@ -436,8 +441,10 @@ def _intake(ctx: TransitionContext) -> Intake:
     number = policy_info.get("number")
     if number:
         found = directory.get(number)
-        if found is not None and found.insured_name == name and (
-            id_number is None or found.insured_id_number in (None, id_number)
+        if (
+            found is not None
+            and found.insured_name == name
+            and (id_number is None or found.insured_id_number in (None, id_number))
         ):
             match = found
     if match is None:
@@ -450,7 +457,9 @@ def _intake(ctx: TransitionContext) -> Intake:
     for existing in ctx.services.cases.find(workflow="claim", insured_name=name):
         if existing.state in _CLOSED_OUT:
             continue
-        same_policy = policy_number is None or existing.data["policy"].get("number") == policy_number
+        same_policy = (
+            policy_number is None or existing.data["policy"].get("number") == policy_number
+        )
         same_day = local_date(existing.data["incident"]["time"]) == incident_day
         if same_policy and same_day:
             return Intake(
@@ -581,9 +590,11 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
                 "with no named beneficiary, or with a power of attorney"
             ]
         if relationship == Relationship.guardian:
-            return [] if incident["injury"] != Injury.death else [
-                "a guardian acts for a living insured; after a death the heirs claim"
-            ]
+            return (
+                []
+                if incident["injury"] != Injury.death
+                else ["a guardian acts for a living insured; after a death the heirs claim"]
+            )
         if app.get("power_of_attorney"):
             return []
         return ["the applicant has no right to claim (保险金请求权) and no power of attorney"]

@@ -62,7 +62,9 @@ def _check_id(value: str) -> str:
 def _check_phone(value: str) -> str:
     digits = re.sub(r"[\s-]", "", value)
     if not re.fullmatch(r"(\+?86)?(1[3-9]\d{9}|0\d{9,11})", digits):
-        raise ValueError("must be a mainland mobile (11 digits, 1[3-9]...) or a landline with area code")
+        raise ValueError(
+            "must be a mainland mobile (11 digits, 1[3-9]...) or a landline with area code"
+        )
     return digits
 
 

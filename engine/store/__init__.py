@@ -291,7 +291,9 @@ class Store:
         q = q.order_by(c.id).limit(limit).offset(offset)
         return [_case(r) for r in conn.execute(q)]
 
-    def count_by_state(self, conn: Connection, workflow: str | None = None) -> dict[tuple[str, str], int]:
+    def count_by_state(
+        self, conn: Connection, workflow: str | None = None
+    ) -> dict[tuple[str, str], int]:
         c = t.cases.c
         q = sa.select(c.workflow, c.state, sa.func.count()).group_by(c.workflow, c.state)
         if workflow is not None:
@@ -321,9 +323,7 @@ class Store:
     # --- idempotency --------------------------------------------------------------
     def idempotent_result(self, conn: Connection, key: str) -> tuple[int, str, Any] | None:
         k = t.idempotency_keys.c
-        row = conn.execute(
-            sa.select(k.case_id, k.event, k.result).where(k.key == key)
-        ).first()
+        row = conn.execute(sa.select(k.case_id, k.event, k.result).where(k.key == key)).first()
         return None if row is None else (row.case_id, row.event, row.result)
 
     def remember_result(

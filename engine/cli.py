@@ -1,0 +1,241 @@
+"""``baoflow``: a thin command line over :class:`engine.Engine` — a few lines a command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Column, Table
+
+from . import Actor, BaoflowError, Engine, SqlPolicyDirectory, open_engine
+from .clock import SHANGHAI
+from .store import Store
+
+DEFAULT_URL = "sqlite:///baoflow.db"
+
+
+class _Consoles:
+    """Made on first use, so the width follows the terminal (or COLUMNS) of the call."""
+
+    @property
+    def out(self) -> Console:
+        return Console()
+
+    @property
+    def err(self) -> Console:
+        return Console(stderr=True)
+
+
+_c = _Consoles()
+
+url_option = click.option(
+    "--url",
+    envvar="BAOFLOW_URL",
+    default=DEFAULT_URL,
+    show_default=True,
+    help="Database URL (env BAOFLOW_URL): sqlite:///FILE or postgresql://...",
+)
+
+
+@contextmanager
+def _engine(url: str) -> Iterator[Engine]:
+    eng = open_engine(url)
+    try:
+        yield eng
+    finally:
+        eng.close()
+
+
+class _Group(click.Group):
+    """Turns baoflow's errors into one clear line and exit status 2, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BaoflowError as exc:
+            _c.err.print(
+                f"[bold red]error:[/] {type(exc).__name__}: {exc}", markup=True, highlight=False
+            )
+            sys.exit(2)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="baoflow")
+def main() -> None:
+    """baoflow: insurance after-sales service workflows."""
+
+
+@main.command()
+@click.option(
+    "--db", default="baoflow-demo.db", show_default=True, help="SQLite file to (re)create."
+)
+@click.option("--seed", default=20261125, show_default=True, help="Random seed of the day.")
+@click.option("--reports", default=60, show_default=True, help="How many reports the day brings.")
+def demo(db: str, seed: int, reports: int) -> None:
+    """Play a realistic day of the service desk on a SQLite file and summarise it."""
+    (run,) = [ep.load() for ep in entry_points(group="baoflow.demo", name="day")] or [None]
+    if run is None:
+        raise click.ClickException("no demo installed (entry point baoflow.demo:day)")
+    run(db=Path(db), seed=seed, reports=reports, console=_c.out)
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@url_option
+def db_upgrade(url: str) -> None:
+    """Create or migrate the schema to the newest revision."""
+    store = Store(url)
+    try:
+        store.upgrade()
+        _c.out.print(
+            f"schema at revision {store.current_revision()} ({store.engine.url.render_as_string()})"
+        )
+    finally:
+        store.dispose()
+
+
+@main.group()
+def cases() -> None:
+    """List and show cases."""
+
+
+@cases.command("list")
+@url_option
+@click.option("--workflow")
+@click.option("--state")
+@click.option("--policy", "policy_number")
+@click.option("--insured", "insured_name")
+@click.option("--id-number")
+@click.option("--limit", default=50, show_default=True)
+def cases_list(url: str, limit: int, **filters: Any) -> None:
+    """Cases matching the filters, oldest first."""
+    with _engine(url) as eng:
+        found = eng.find_cases(limit=limit, **filters)
+        out = _c.out
+        table = Table("workflow", "state", "insured", "policy", "major", "updated (Beijing)")
+        table.columns.insert(0, Column("number", no_wrap=True))
+        for c in found:
+            policy = c.data.get("policy", {})
+            table.add_row(
+                c.number,
+                f"{c.workflow} v{c.workflow_version}",
+                c.state,
+                policy.get("insured_name", ""),
+                policy.get("number") or "",
+                "yes" if (c.data.get("major") or {}).get("is_major") else "",
+                c.updated_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M"),
+            )
+        out.print(table)
+        out.print(f"{len(found)} case(s)")
+
+
+@cases.command("show")
+@url_option
+@click.argument("case")
+def cases_show(url: str, case: str) -> None:
+    """One case: its data, its history and what may happen next."""
+    with _engine(url) as eng:
+        out = _c.out
+        c = eng.get_case(case)
+        definition = eng.workflow(c.workflow, c.workflow_version)
+        out.print(
+            f"[bold]{c.number}[/]  {definition.title} v{c.workflow_version}  "
+            f"state: [bold]{c.state}[/] ({definition.state(c.state).title})  version {c.version}"
+        )
+        out.print_json(json.dumps(c.data, ensure_ascii=False))
+        table = Table("#", "at (Beijing)", "actor", "event", "from → to", "notes")
+        for h in eng.history(c.id):
+            table.add_row(
+                str(h.seq),
+                h.at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M"),
+                h.actor.name,
+                h.event,
+                f"{h.from_state or '—'} → {h.to_state}",
+                "\n".join(h.notes),
+            )
+        out.print(table)
+        for ev in eng.available_events(c.id):
+            why = (
+                ""
+                if ev.would_pass
+                else "  [yellow](refused now: " + "; ".join(ev.refusals) + ")[/]"
+            )
+            out.print(f"  next: [bold]{ev.event}[/] → {ev.target}  {ev.title}{why}")
+
+
+@main.command()
+@url_option
+@click.argument("case")
+@click.argument("event")
+@click.option("--data", "data_text", default="{}", help="Event data as JSON, or @FILE.")
+@click.option("--actor", "actor_id", required=True, help="Actor id, e.g. h01.")
+@click.option("--name", "actor_name", help="Actor's name (defaults to the id).")
+@click.option("--role", "roles", multiple=True, help="A role of the actor (repeatable).")
+@click.option("--org", "org_unit", help="The actor's org unit.")
+@click.option("--idempotency-key")
+@click.option("--expected-version", type=int)
+def fire(
+    url: str,
+    case: str,
+    event: str,
+    data_text: str,
+    actor_id: str,
+    actor_name: str | None,
+    roles: tuple[str, ...],
+    org_unit: str | None,
+    idempotency_key: str | None,
+    expected_version: int | None,
+) -> None:
+    """Fire EVENT on CASE (id or case number)."""
+    raw = (
+        Path(data_text[1:]).read_text(encoding="utf-8") if data_text.startswith("@") else data_text
+    )
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--data") from exc
+    actor = Actor(actor_id, actor_name or actor_id, roles=roles, org_unit=org_unit)
+    with _engine(url) as eng:
+        c = eng.fire(
+            case,
+            event,
+            actor,
+            data,
+            idempotency_key=idempotency_key,
+            expected_version=expected_version,
+        )
+        _c.out.print(f"{c.number}: {event} → [bold]{c.state}[/] (version {c.version})")
+
+
+@main.group()
+def policies() -> None:
+    """The policy directory the review checks against."""
+
+
+@policies.command("import")
+@url_option
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def policies_import(url: str, csv_file: Path) -> None:
+    """Import (insert or replace) policies from a CSV file."""
+    store = Store(url)
+    try:
+        store.upgrade()
+        n = SqlPolicyDirectory(store).import_csv(csv_file)
+        _c.out.print(f"imported {n} polic{'y' if n == 1 else 'ies'} from {csv_file}")
+    finally:
+        store.dispose()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,74 @@
+"""The public surface an app learns: pinned, so a change to it is a decision."""
+
+from __future__ import annotations
+
+import engine
+
+
+def test_the_facade_exports_exactly_these_names() -> None:
+    assert sorted(engine.__all__) == sorted(
+        [
+            "SHANGHAI",
+            "Actor",
+            "AvailableEvent",
+            "BaoflowError",
+            "Case",
+            "CaseNotFound",
+            "Clock",
+            "ConflictError",
+            "DefinitionError",
+            "Engine",
+            "EventNotAllowed",
+            "FakeClock",
+            "GuardRefused",
+            "HistoryEntry",
+            "Hooks",
+            "IdempotencyKeyReused",
+            "Intake",
+            "InvalidData",
+            "OpenResult",
+            "Policy",
+            "PolicyDirectory",
+            "Problem",
+            "Services",
+            "SqlPolicyDirectory",
+            "State",
+            "StorageError",
+            "SystemClock",
+            "Transition",
+            "TransitionContext",
+            "UnknownEvent",
+            "UnknownWorkflow",
+            "WorkflowDefinition",
+            "discover_workflows",
+            "load_workflow",
+            "open_engine",
+        ]
+    )
+    for name in engine.__all__:
+        assert hasattr(engine, name), name
+
+
+def test_every_error_is_a_baoflow_error() -> None:
+    errors = [getattr(engine, n) for n in engine.__all__ if isinstance(getattr(engine, n), type)]
+    for cls in errors:
+        if issubclass(cls, Exception):
+            assert issubclass(cls, engine.BaoflowError), cls
+
+
+def test_installed_workflows_are_discovered() -> None:
+    assert [w.name for w in engine.discover_workflows()] == ["claim"]
+
+
+def test_transitions_is_imported_only_by_the_machine_module() -> None:
+    from pathlib import Path
+
+    root = Path(engine.__file__).parent.parent
+    users = sorted(
+        str(p.relative_to(root))
+        for folder in ("engine", "workflows", "notifications", "diagrams")
+        for p in (root / folder).rglob("*.py")
+        if "from transitions" in p.read_text(encoding="utf-8")
+        or "import transitions" in p.read_text(encoding="utf-8")
+    )
+    assert users == ["engine/machine.py"]

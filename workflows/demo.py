@@ -1,0 +1,497 @@
+"""``baoflow demo``: a day of the service desk, played on a SQLite file.
+
+Reports arrive through every channel; the desk registers them, reviews them, takes
+applications, collects materials and hands cases to insurers. Some reports duplicate
+earlier ones, some name nobody we insure, some share a name, some fail the review
+for each of its three reasons, some are major. Everything goes through the public
+Engine API, exactly as an embedding app would call it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from engine import (
+    SHANGHAI,
+    Actor,
+    BaoflowError,
+    Case,
+    Engine,
+    FakeClock,
+    GuardRefused,
+    InvalidData,
+    Policy,
+    SqlPolicyDirectory,
+    SystemClock,
+    open_engine,
+)
+
+from .claim import MATERIAL_TITLES, Material, missing_materials
+from .common import CHANNEL_TITLES, Channel
+
+AGENTS = [
+    Actor("a01", "李静", roles=("service_agent",), org_unit="SH"),
+    Actor("a02", "周洋", roles=("service_agent",), org_unit="SH"),
+]
+HANDLERS = [
+    Actor("h01", "王芳", roles=("handler",), org_unit="SH"),
+    Actor("h02", "刘洋", roles=("handler",), org_unit="SH"),
+]
+SUPERVISOR = Actor("s01", "陈刚", roles=("supervisor",), org_unit="SH")
+
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+GIVEN = [
+    "伟",
+    "芳",
+    "娜",
+    "敏",
+    "静",
+    "丽",
+    "强",
+    "磊",
+    "军",
+    "洋",
+    "勇",
+    "艳",
+    "杰",
+    "涛",
+    "明",
+    "超",
+]
+PLACES = ["浦东新区世纪大道", "徐汇区漕溪北路", "闵行区莘庄", "静安区南京西路", "嘉定区安亭镇"]
+INSURERS = ["平安人寿", "中国人寿", "太平洋财险", "人保财险"]
+LINES = {
+    "life": ("终身寿险", ("accident", "illness")),
+    "health": ("百万医疗险", ("illness", "accident")),
+    "accident": ("综合意外险", ("accident",)),
+    "property": ("家庭财产险", ("fire", "theft", "natural_disaster")),
+}
+
+SCENARIOS = {
+    "passes": 30,
+    "missing_materials": 12,
+    "rejected_period": 5,
+    "rejected_coverage": 5,
+    "rejected_late": 3,
+    "major": 5,
+    "scene": 3,
+    "duplicate": 6,
+    "no_policy": 4,
+    "shared_name": 4,
+    "withdrawn": 3,
+    "bad_input": 4,
+}
+
+
+@dataclass
+class Day:
+    eng: Engine
+    clock: FakeClock
+    rng: random.Random
+    policies: list[Policy]
+    opened: list[Case]
+    refused_intake: Counter[str]
+    duplicates: int = 0
+    used: set[str] | None = None
+
+
+def _id_number(rng: random.Random, birth: date) -> str:
+    from .common import _ID_CHECK, _ID_WEIGHTS
+
+    body = f"310115{birth:%Y%m%d}{rng.randint(0, 999):03d}"
+    return body + _ID_CHECK[sum(int(d) * w for d, w in zip(body, _ID_WEIGHTS, strict=True)) % 11]
+
+
+def _policies(rng: random.Random, today: date) -> list[Policy]:
+    made = []
+    for i in range(80):
+        line = rng.choice(list(LINES))
+        product, coverages = LINES[line]
+        start = today - timedelta(days=rng.randint(30, 900))
+        lapsed = i % 10 == 0
+        end = (
+            (today - timedelta(days=rng.randint(40, 200)))
+            if lapsed
+            else start + timedelta(days=3650 if line == "life" else 364)
+        )
+        name = rng.choice(SURNAMES) + rng.choice(GIVEN) + rng.choice(["", *GIVEN])
+        made.append(
+            Policy(
+                number=f"P{today:%y}{i:05d}",
+                product_name=product,
+                product_line=line,
+                insured_name=name,
+                insured_id_number=_id_number(
+                    rng, date(rng.randint(1955, 2005), rng.randint(1, 12), rng.randint(1, 28))
+                ),
+                start_date=start,
+                end_date=end,
+                coverages=coverages,
+                sum_insured=Decimal(rng.choice([100_000, 300_000, 500_000, 800_000, 1_000_000])),
+                beneficiaries=(rng.choice(SURNAMES) + rng.choice(GIVEN),),
+            )
+        )
+    # Two different people named 张伟: the shared-name case (重名).
+    for j, birth in enumerate((date(1980, 3, 7), date(1992, 11, 2))):
+        made.append(
+            Policy(
+                number=f"P{today:%y}9{j:04d}",
+                product_name="综合意外险",
+                product_line="accident",
+                insured_name="张伟",
+                insured_id_number=_id_number(rng, birth),
+                start_date=today - timedelta(days=100),
+                end_date=today + timedelta(days=265),
+                coverages=("accident",),
+                sum_insured=Decimal(200_000),
+            )
+        )
+    return made
+
+
+def _report(day: Day, policy: Policy, **incident: Any) -> dict[str, Any]:
+    rng = day.rng
+    now = day.clock.now()
+    facts: dict[str, Any] = {
+        "time": (now - timedelta(hours=rng.randint(30, 240))).isoformat(),
+        "place": "上海市" + rng.choice(PLACES) + f"{rng.randint(1, 999)}号",
+        "cause": rng.choice(policy.coverages),
+        "course": "详见报案人口述",
+        "injury": "minor",
+        "measures": "已送医",
+        "condition": "病情稳定",
+        "hospital": "仁济医院",
+    }
+    facts.update(incident)
+    return {
+        "channel": rng.choice(list(Channel)).value,
+        "policy": {
+            "number": policy.number,
+            "product_name": policy.product_name,
+            "insured_name": policy.insured_name,
+        },
+        "incident": facts,
+        "reporter": {
+            "name": rng.choice(SURNAMES) + rng.choice(GIVEN),
+            "address": "上海市" + rng.choice(PLACES),
+            "phone": f"13{rng.randint(0, 9)}{rng.randint(10_000_000, 99_999_999)}",
+            "relationship": rng.choice(["本人", "配偶", "子女", "同事"]),
+        },
+    }
+
+
+def _in_force(day: Day, **want: Any) -> Policy:
+    today = day.clock.now().astimezone(SHANGHAI).date()
+    pool = [
+        p
+        for p in day.policies
+        if p.covers_date(today - timedelta(days=10))
+        and p.insured_name != "张伟"
+        and all(getattr(p, k) == v for k, v in want.items())
+    ]
+    # One report per policy, so the only duplicates are the deliberate ones.
+    used = day.used if day.used is not None else set()
+    fresh = [p for p in pool if p.number not in used] or pool
+    chosen = day.rng.choice(fresh)
+    used.add(chosen.number)
+    day.used = used
+    return chosen
+
+
+def _open(day: Day, data: dict[str, Any]) -> Case | None:
+    try:
+        result = day.eng.open_case("claim", data, day.rng.choice(AGENTS))
+    except InvalidData as exc:
+        day.refused_intake[exc.problems[0].location] += 1
+        return None
+    if not result.created:
+        day.duplicates += 1
+        return None
+    day.opened.append(result.case)
+    return result.case
+
+
+def _carry(day: Day, case: Case, *, stop_missing: bool = False) -> None:
+    """Take a registered case as far as the day allows."""
+    eng, rng = day.eng, day.rng
+    handler = rng.choice(HANDLERS)
+    case = eng.fire(case.id, "verify", handler)
+    policy = case.data["policy"]
+    death = case.data["incident"]["injury"] == "death"
+    found = eng.policies.get(policy["number"])
+    assert found is not None
+    if death:
+        applicant = {"applicant_name": found.beneficiaries[0], "relationship": "beneficiary"}
+    else:
+        applicant = {"applicant_name": policy["insured_name"], "relationship": "self"}
+    applicant["applicant_id_number"] = (
+        policy["insured_id_number"] if not death else _id_number(rng, date(1985, 1, 1))
+    )
+    case = eng.fire(case.id, "apply", handler, applicant)
+    required = list(case.data["materials"]["required"])
+    if stop_missing:
+        keep = rng.sample(required, k=max(1, len(required) - rng.randint(1, 3)))
+        eng.fire(case.id, "receive_materials", handler, {"items": keep})
+        # Refused with the one-time list of what is missing: what the desk sends out.
+        with suppress(GuardRefused):
+            eng.fire(case.id, "complete_materials", handler)
+        return
+    eng.fire(case.id, "receive_materials", handler, {"items": required})
+    case = eng.fire(case.id, "complete_materials", handler)
+    progress = rng.random()
+    if progress < 0.3:
+        return
+    case = eng.fire(case.id, "hand_over", handler, {"insurer": rng.choice(INSURERS)})
+    if progress < 0.6:
+        return
+    eng.fire(
+        case.id, "close", handler, {"outcome": "paid", "amount": str(rng.randint(800, 60_000))}
+    )
+
+
+def _play(day: Day, scenario: str) -> None:
+    rng, eng = day.rng, day.eng
+    now = day.clock.now()
+    if scenario in ("passes", "missing_materials"):
+        case = _open(day, _report(day, _in_force(day)))
+        if case and case.state == "reported":
+            _carry(day, case, stop_missing=scenario == "missing_materials")
+    elif scenario == "rejected_period":
+        lapsed = rng.choice(
+            [p for p in day.policies if p.end_date < now.date() - timedelta(days=20)]
+        )
+        case = _open(day, _report(day, lapsed))
+        if case:
+            _reject(day, case, "outside_policy_period", rng.choice(HANDLERS))
+    elif scenario == "rejected_coverage":
+        policy = _in_force(day, product_line="accident")
+        case = _open(day, _report(day, policy, cause="illness"))
+        if case:
+            _reject(day, case, "not_covered", rng.choice(HANDLERS))
+    elif scenario == "rejected_late":
+        policy = rng.choice([p for p in day.policies if p.product_line == "property"])
+        when = datetime.combine(
+            policy.start_date + timedelta(days=3), datetime.min.time(), SHANGHAI
+        )
+        policy = Policy(**{**policy.__dict__, "start_date": when.date() - timedelta(days=30)})
+        old = _report(day, policy, time=(now - timedelta(days=365 * 3)).isoformat(), cause="fire")
+        # Backdate the policy so only the filing limit fails (保险法第二十六条: 2 years).
+        assert isinstance(eng.policies, SqlPolicyDirectory)
+        eng.policies.add(
+            [
+                Policy(
+                    **{
+                        **policy.__dict__,
+                        "start_date": (now - timedelta(days=365 * 4)).date(),
+                        "end_date": (now + timedelta(days=30)).date(),
+                    }
+                )
+            ]
+        )
+        case = _open(day, old)
+        if case:
+            _reject(day, case, "late_filing", SUPERVISOR)
+    elif scenario == "major":
+        policy = _in_force(day, product_line="accident")
+        case = _open(
+            day,
+            _report(
+                day,
+                policy,
+                injury="death",
+                deaths=2,
+                cause="accident",
+                time=(now - timedelta(hours=3)).isoformat(),
+                expected_amount="900000",
+            ),
+        )
+        if case:
+            _carry(day, case)
+    elif scenario == "scene":
+        policy = _in_force(day, product_line="accident")
+        _open(
+            day,
+            _report(
+                day,
+                policy,
+                injury="death",
+                deaths=1,
+                cause="accident",
+                time=(now - timedelta(hours=5)).isoformat(),
+                hospital=None,
+            ),
+        )
+    elif scenario == "duplicate":
+        earlier = [
+            c
+            for c in day.opened
+            if c.state not in ("withdrawn", "rejected") and "number" in c.data.get("policy", {})
+        ]
+        if earlier:
+            first = rng.choice(earlier)
+            again = _report(day, eng.policies.get(first.data["policy"]["number"]) or _in_force(day))
+            again["incident"]["time"] = first.data["incident"]["time"]
+            _open(day, again)
+    elif scenario == "no_policy":
+        stranger = Policy(
+            "P-UNKNOWN",
+            "某保险",
+            "accident",
+            rng.choice(SURNAMES) + "某某",
+            None,
+            now.date(),
+            now.date(),
+            ("accident",),
+            Decimal(0),
+        )
+        case = _open(day, _report(day, stranger))
+        if case and rng.random() < 0.5:
+            eng.fire(
+                case.id,
+                "confirm_not_ours",
+                rng.choice(HANDLERS),
+                {"note": "经核实为他司保单，已告知报案人"},
+            )
+    elif scenario == "shared_name":
+        twin = rng.choice([p for p in day.policies if p.insured_name == "张伟"])
+        data = _report(day, twin)
+        del data["policy"]["number"]
+        case = _open(day, data)
+        if case and case.state == "identity_pending" and rng.random() < 0.5:
+            eng.fire(
+                case.id,
+                "confirm_identity",
+                rng.choice(HANDLERS),
+                {"id_number": twin.insured_id_number},
+            )
+    elif scenario == "withdrawn":
+        case = _open(day, _report(day, _in_force(day)))
+        if case:
+            eng.fire(
+                case.id, "withdraw", rng.choice(HANDLERS), {"reason": "客户来电表示不再申请理赔"}
+            )
+    elif scenario == "bad_input":
+        data = _report(day, _in_force(day))
+        flaw = rng.choice(["id", "future", "channel", "missing"])
+        if flaw == "id":
+            data["policy"]["insured_id_number"] = "110101199003074510"  # wrong check digit
+        elif flaw == "future":
+            data["incident"]["time"] = (now + timedelta(days=2)).isoformat()
+        elif flaw == "channel":
+            data["channel"] = "wechat"
+        else:
+            del data["incident"]["place"]
+        _open(day, data)
+
+
+def _reject(day: Day, case: Case, reason: str, actor: Actor) -> None:
+    notice = {
+        "outside_policy_period": "经核实，出险日期不在保险期间内，本次报案不予受理。",
+        "not_covered": "经核实，本次事故不属于保单保障范围，本次报案不予受理。",
+        "late_filing": "经核实，本次申请已超过法定申请时效，本次报案不予受理。",
+    }[reason]
+    day.eng.fire(case.id, "reject", actor, {"reasons": [reason], "notice": notice})
+
+
+def run(*, db: Path, seed: int, reports: int, console: Console) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    start = (
+        SystemClock().now().astimezone(SHANGHAI).replace(hour=8, minute=30, second=0, microsecond=0)
+    )
+    clock = FakeClock(start)
+    eng = open_engine(f"sqlite:///{db}", clock=clock)
+    rng = random.Random(seed)
+    assert isinstance(eng.policies, SqlPolicyDirectory)
+    policies = _policies(rng, start.date())
+    eng.policies.add(policies)
+    day = Day(eng, clock, rng, policies, [], Counter())
+    plan = [s for s in SCENARIOS for _ in range(1)]  # every scenario at least once
+    plan += rng.choices(
+        list(SCENARIOS), weights=list(SCENARIOS.values()), k=max(0, reports - len(plan))
+    )
+    rng.shuffle(plan)
+    workday = timedelta(hours=9)
+    with Progress(console=console, transient=False) as progress:
+        task = progress.add_task(f"{start:%Y-%m-%d} service desk", total=len(plan))
+        for scenario in plan:
+            clock.advance(workday / max(1, len(plan)))
+            try:
+                _play(day, scenario)
+            except BaoflowError as exc:  # a demo must never hide a surprise
+                console.print(f"[red]{scenario}: {exc}[/]")
+            progress.advance(task)
+    _summary(eng, day, db, console)
+    eng.close()
+
+
+def _summary(eng: Engine, day: Day, db: Path, console: Console) -> None:
+    definition = eng.workflow("claim")
+    counts = eng.count_by_state("claim")
+    table = Table(title="Cases by state 案件状态", show_footer=True)
+    table.add_column("state", footer="total")
+    table.add_column("", footer="")
+    table.add_column("cases", justify="right", footer=str(sum(counts.values())))
+    for state in definition.states:
+        n = counts.get(("claim", state.name), 0)
+        if n:
+            table.add_row(state.name, state.title, str(n))
+    console.print(table)
+
+    cases = eng.find_cases(workflow="claim", limit=10_000)
+    reasons: Counter[str] = Counter()
+    missing: Counter[str] = Counter()
+    channels: Counter[str] = Counter()
+    majors = scene = late = 0
+    for c in cases:
+        channels[c.data["channel"]] += 1
+        for r in (c.data.get("rejection") or {}).get("reasons", ()):
+            reasons[r] += 1
+        if c.state == "applied":
+            for item in missing_materials(c.data):
+                missing[item.value] += 1
+        majors += bool((c.data.get("major") or {}).get("is_major"))
+        scene += "scene_preservation" in c.data
+        late += bool((c.data.get("flags") or {}).get("late_notice"))
+
+    side = Table(title="The day in figures 今日概况")
+    side.add_column("what")
+    side.add_column("n", justify="right")
+    for ch in Channel:
+        side.add_row(f"reports by {ch.value} ({CHANNEL_TITLES[ch]})", str(channels[ch.value]))
+    side.add_row("duplicate reports answered with the existing case", str(day.duplicates))
+    side.add_row("reports refused at intake (bad data)", str(sum(day.refused_intake.values())))
+    side.add_row("major cases (report to HQ within 24 h)", str(majors))
+    side.add_row("scene preservation instructed", str(scene))
+    side.add_row("late notice flagged (保险法第二十一条)", str(late))
+    console.print(side)
+
+    rej = Table(title="Rejections by reason 不予受理原因")
+    rej.add_column("reason")
+    rej.add_column("cases", justify="right")
+    for reason, n in reasons.most_common():
+        rej.add_row(reason, str(n))
+    console.print(rej)
+
+    miss = Table(title="What is missing (cases collecting materials) 待补材料")
+    miss.add_column("material")
+    miss.add_column("cases", justify="right")
+    for code, n in missing.most_common():
+        miss.add_row(f"{MATERIAL_TITLES[Material(code)]} ({code})", str(n))
+    console.print(miss)
+    console.print(
+        f"\nDatabase: [bold]{db.resolve()}[/]\n"
+        f"Look around: baoflow cases list --url sqlite:///{db}   "
+        f"baoflow cases show {cases[0].number if cases else 'NUMBER'} --url sqlite:///{db}"
+    )
