@@ -100,76 +100,132 @@ class Engine:
         return definition
 
     # --- operations ---------------------------------------------------------------
-    def open_case(self, workflow: str, data: Mapping[str, Any], actor: Actor) -> OpenResult:
+    def open_case(
+        self,
+        workflow: str,
+        data: Mapping[str, Any],
+        actor: Actor,
+        *,
+        idempotency_key: str | None = None,
+    ) -> OpenResult:
         """Open a case of ``workflow`` from ``data`` (validated by the workflow's schema).
 
         The workflow's intake hook may find the report duplicates an existing case
         (that case is returned, nothing is created) or fire a first event right away.
+        A retried request with the same ``idempotency_key`` returns the first result.
 
         Raises:
-            UnknownWorkflow, InvalidData, GuardRefused
+            UnknownWorkflow, InvalidData, GuardRefused, IdempotencyKeyReused
         """
         definition = self.workflow(workflow)
         now = self.clock.now()
         payload = _validated(definition, definition.open_schema, data, now, f"opening a {workflow}")
-        with self.store.write() as conn:
-            services = Services(self.policies, CaseFinder(self.store, conn))
-            ctx = TransitionContext(
-                case=None,
-                event=OPEN_EVENT,
-                data=payload,
-                actor=actor,
-                now=now,
-                services=services,
-                new_data=dict(payload),
+        try:
+            with self.store.write() as conn:
+                prior = self._prior_open(conn, idempotency_key)
+                if prior is not None:
+                    return prior
+                result = self._open(conn, definition, payload, actor, now)
+                if idempotency_key is not None:
+                    self.store.remember_result(
+                        conn,
+                        key=idempotency_key,
+                        case_id=result.case.id,
+                        event=OPEN_EVENT,
+                        result={
+                            "case": _case_json(result.case),
+                            "created": result.created,
+                            "notes": list(result.notes),
+                        },
+                        now=now,
+                    )
+        except IntegrityViolation:
+            if idempotency_key is None:
+                raise
+            with self.store.read() as conn:  # a concurrent retry committed first
+                prior = self._prior_open(conn, idempotency_key)
+            if prior is None:
+                raise
+            return prior
+        log.info("opened %s (%s) in %s", result.case.number, workflow, result.case.state)
+        return result
+
+    def _prior_open(self, conn: Connection, key: str | None) -> OpenResult | None:
+        found = None if key is None else self.store.idempotent_result(conn, key)
+        if found is None or key is None:
+            return None
+        case_id, first_event, result = found
+        if first_event != OPEN_EVENT:
+            raise IdempotencyKeyReused(
+                key, f"{first_event!r} on case id {case_id}", "opening a case"
             )
-            decision = Intake()
-            if definition.intake is not None:
-                decision = definition.hooks.intake[definition.intake](ctx)
-            notes = (*ctx.notes, *decision.notes)
-            if decision.duplicate_of is not None:
-                existing = self.store.load_case(conn, decision.duplicate_of)
-                return OpenResult(existing, created=False, notes=notes)
-            day = now.astimezone(SHANGHAI).strftime("%Y%m%d")
-            prefix = definition.case_number_prefix
-            number = f"{prefix}-{day}-{self.store.next_case_number(conn, prefix, day):06d}"
-            keys = _search_keys(definition, ctx.new_data)
-            case_id = self.store.insert_case(
-                conn,
-                number=number,
-                workflow=definition.name,
-                workflow_version=definition.version,
-                state=definition.initial,
-                data=ctx.new_data,
-                now=now,
-                keys=keys,
-            )
-            self.store.append_history(
-                conn,
-                case_id=case_id,
-                seq=1,
-                at=now,
-                actor=actor,
-                event=OPEN_EVENT,
-                from_state=None,
-                to_state=definition.initial,
-                data=payload,
-                notes=notes,
-            )
-            case = Case(
-                id=case_id,
-                number=number,
-                workflow=definition.name,
-                workflow_version=definition.version,
-                state=definition.initial,
-                data=ctx.new_data,
-                version=1,
-                created_at=now,
-                updated_at=now,
-            )
-            if decision.then is not None:
-                case = self._apply(conn, case, decision.then, Actor.system("intake"), {}, now)
-        log.info("opened %s (%s) in %s", case.number, workflow, case.state)
+        return OpenResult(
+            _case_from_json(result["case"]), created=result["created"], notes=tuple(result["notes"])
+        )
+
+    def _open(
+        self,
+        conn: Connection,
+        definition: WorkflowDefinition,
+        payload: dict[str, Any],
+        actor: Actor,
+        now: datetime,
+    ) -> OpenResult:
+        services = Services(self.policies, CaseFinder(self.store, conn))
+        ctx = TransitionContext(
+            case=None,
+            event=OPEN_EVENT,
+            data=payload,
+            actor=actor,
+            now=now,
+            services=services,
+            new_data=dict(payload),
+        )
+        decision = Intake()
+        if definition.intake is not None:
+            decision = definition.hooks.intake[definition.intake](ctx)
+        notes = (*ctx.notes, *decision.notes)
+        if decision.duplicate_of is not None:
+            existing = self.store.load_case(conn, decision.duplicate_of)
+            return OpenResult(existing, created=False, notes=notes)
+        day = now.astimezone(SHANGHAI).strftime("%Y%m%d")
+        prefix = definition.case_number_prefix
+        number = f"{prefix}-{day}-{self.store.next_case_number(conn, prefix, day):06d}"
+        case_id = self.store.insert_case(
+            conn,
+            number=number,
+            workflow=definition.name,
+            workflow_version=definition.version,
+            state=definition.initial,
+            data=ctx.new_data,
+            now=now,
+            keys=_search_keys(definition, ctx.new_data),
+        )
+        self.store.append_history(
+            conn,
+            case_id=case_id,
+            seq=1,
+            at=now,
+            actor=actor,
+            event=OPEN_EVENT,
+            from_state=None,
+            to_state=definition.initial,
+            data=payload,
+            notes=notes,
+        )
+        case = Case(
+            id=case_id,
+            number=number,
+            workflow=definition.name,
+            workflow_version=definition.version,
+            state=definition.initial,
+            data=ctx.new_data,
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        if decision.then is not None:
+            case = self._apply(conn, case, decision.then, Actor.system("intake"), {}, now)
         return OpenResult(case, created=True, notes=notes)
 
     def fire(
