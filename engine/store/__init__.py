@@ -53,7 +53,14 @@ class Store:
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = normalise_url(url)
-        self.dialect_name = sa.engine.make_url(self.url).get_backend_name()
+        parsed = sa.engine.make_url(self.url)
+        self.dialect_name = parsed.get_backend_name()
+        if self.dialect_name == "sqlite" and parsed.database in (None, "", ":memory:"):
+            raise StorageError(
+                f"{url!r} is an in-memory SQLite database, which each of the engine's "
+                "connections would see empty; give a file, e.g. sqlite:///baoflow.db "
+                "(in tests, a file under tmp_path)"
+            )
         kwargs: dict[str, Any] = {"echo": echo, "json_serializer": _json_dumps}
         if self.dialect_name == "sqlite":
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
