@@ -7,6 +7,8 @@ record commit together or not at all.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +46,8 @@ class CaseFinder:
         self._conn = conn
 
     def find(self, **filters: Any) -> list[Case]:
+        """Every matching case (no page limit unless ``limit=`` is given)."""
+        filters.setdefault("limit", None)
         return self._store.find_cases(self._conn, **filters)
 
     def history(self, case_id: int) -> list[HistoryEntry]:
@@ -120,48 +124,62 @@ class Engine:
         definition = self.workflow(workflow)
         now = self.clock.now()
         payload = _validated(definition, definition.open_schema, data, now, f"opening a {workflow}")
+        request = _Request(idempotency_key, None, OPEN_EVENT, f"opening a {workflow}", data)
         try:
             with self.store.write() as conn:
-                prior = self._prior_open(conn, idempotency_key)
+                prior = self._prior(conn, request)
                 if prior is not None:
-                    return prior
+                    return _open_result_from_json(prior)
                 result = self._open(conn, definition, payload, actor, now)
-                if idempotency_key is not None:
-                    self.store.remember_result(
-                        conn,
-                        key=idempotency_key,
-                        case_id=result.case.id,
-                        event=OPEN_EVENT,
-                        result={
-                            "case": _case_json(result.case),
-                            "created": result.created,
-                            "notes": list(result.notes),
-                        },
-                        now=now,
-                    )
-        except IntegrityViolation:
-            if idempotency_key is None:
-                raise
-            with self.store.read() as conn:  # a concurrent retry committed first
-                prior = self._prior_open(conn, idempotency_key)
-            if prior is None:
-                raise
-            return prior
+                self._remember(conn, request, result.case.id, _open_result_json(result), now)
+        except IntegrityViolation as exc:
+            return _open_result_from_json(self._prior_after_race(request, exc))
         log.info("opened %s (%s) in %s", result.case.number, workflow, result.case.state)
         return result
 
-    def _prior_open(self, conn: Connection, key: str | None) -> OpenResult | None:
-        found = None if key is None else self.store.idempotent_result(conn, key)
-        if found is None or key is None:
+    # --- idempotency: one stored result per key, for one request only --------------
+    def _prior(self, conn: Connection, request: _Request) -> Any:
+        """The first result of this request, or None; another request's key is refused."""
+        if request.key is None:
             return None
-        case_id, first_event, result = found
-        if first_event != OPEN_EVENT:
+        found = self.store.idempotent_result(conn, request.key)
+        if found is None:
+            return None
+        same_case = request.case_id is None or found.case_id == request.case_id
+        if (
+            not same_case
+            or found.event != request.event
+            or found.fingerprint != request.fingerprint
+        ):
             raise IdempotencyKeyReused(
-                key, f"{first_event!r} on case id {case_id}", "opening a case"
+                request.key,
+                f"{found.event!r} on case id {found.case_id}",
+                f"{request.what} with this data",
             )
-        return OpenResult(
-            _case_from_json(result["case"]), created=result["created"], notes=tuple(result["notes"])
-        )
+        return found.result
+
+    def _prior_after_race(self, request: _Request, error: Exception) -> Any:
+        """After a unique-key violation: a concurrent request with our key committed first."""
+        if request.key is not None:
+            with self.store.read() as conn:
+                prior = self._prior(conn, request)
+            if prior is not None:
+                return prior
+        raise error
+
+    def _remember(
+        self, conn: Connection, request: _Request, case_id: int, result: Any, now: datetime
+    ) -> None:
+        if request.key is not None:
+            self.store.remember_result(
+                conn,
+                key=request.key,
+                case_id=case_id,
+                event=request.event,
+                fingerprint=request.fingerprint,
+                result=result,
+                now=now,
+            )
 
     def _open(
         self,
@@ -225,7 +243,10 @@ class Engine:
             updated_at=now,
         )
         if decision.then is not None:
-            case = self._apply(conn, case, decision.then, Actor.system("intake"), {}, now)
+            case, then_notes = self._apply(
+                conn, case, decision.then, Actor.system("intake"), {}, now
+            )
+            notes = (*notes, *then_notes)
         return OpenResult(case, created=True, notes=notes)
 
     def fire(
@@ -253,47 +274,23 @@ class Engine:
             ConflictError, IdempotencyKeyReused
         """
         now = self.clock.now()
+        data = data or {}
         try:
             with self.store.write() as conn:
                 current = self.store.load_case(conn, case)
-                if idempotency_key is not None:
-                    prior = self._prior_result(conn, idempotency_key, current, event)
-                    if prior is not None:
-                        return prior
+                request = _Request(
+                    idempotency_key, current.id, event, f"{event!r} on {current.number}", data
+                )
+                prior = self._prior(conn, request)
+                if prior is not None:
+                    return _case_from_json(prior)
                 if expected_version is not None and expected_version != current.version:
                     raise ConflictError(current.number, expected_version, current.version)
-                result = self._apply(conn, current, event, actor, data or {}, now)
-                if idempotency_key is not None:
-                    self.store.remember_result(
-                        conn,
-                        key=idempotency_key,
-                        case_id=result.id,
-                        event=event,
-                        result=_case_json(result),
-                        now=now,
-                    )
+                result, _notes = self._apply(conn, current, event, actor, data, now)
+                self._remember(conn, request, result.id, _case_json(result), now)
                 return result
-        except IntegrityViolation:
-            # A concurrent request with the same idempotency key committed first.
-            if idempotency_key is None:
-                raise
-            with self.store.read() as conn:
-                current = self.store.load_case(conn, case)
-                prior = self._prior_result(conn, idempotency_key, current, event)
-            if prior is None:
-                raise
-            return prior
-
-    def _prior_result(self, conn: Connection, key: str, current: Case, event: str) -> Case | None:
-        found = self.store.idempotent_result(conn, key)
-        if found is None:
-            return None
-        case_id, first_event, result = found
-        if case_id != current.id or first_event != event:
-            raise IdempotencyKeyReused(
-                key, f"{first_event!r} on case id {case_id}", f"{event!r} on {current.number}"
-            )
-        return _case_from_json(result)
+        except IntegrityViolation as exc:
+            return _case_from_json(self._prior_after_race(request, exc))
 
     def _apply(
         self,
@@ -303,7 +300,8 @@ class Engine:
         actor: Actor,
         data: Mapping[str, Any],
         now: datetime,
-    ) -> Case:
+    ) -> tuple[Case, list[str]]:
+        """Fire ``event`` inside ``conn``; return the new snapshot and the history notes."""
         definition = self.workflow(case.workflow, case.workflow_version)
         machine = self._machines[(definition.name, definition.version)]
         target = machine.target(case.state, event, case.number)
@@ -349,7 +347,7 @@ class Engine:
             data=payload,
             notes=ctx.notes,
         )
-        return Case(
+        new_case = Case(
             id=case.id,
             number=case.number,
             workflow=case.workflow,
@@ -360,6 +358,7 @@ class Engine:
             created_at=case.created_at,
             updated_at=now,
         )
+        return new_case, ctx.notes
 
     def _context(
         self,
@@ -512,6 +511,38 @@ def _search_keys(definition: WorkflowDefinition, data: Mapping[str, Any]) -> dic
             value = value.get(part) if isinstance(value, Mapping) else None
         keys[key] = None if value is None else str(value)
     return keys
+
+
+class _Request:
+    """An operation as the idempotency record knows it."""
+
+    __slots__ = ("case_id", "event", "fingerprint", "key", "what")
+
+    def __init__(
+        self, key: str | None, case_id: int | None, event: str, what: str, data: Mapping[str, Any]
+    ) -> None:
+        self.key = key
+        self.case_id = case_id
+        self.event = event
+        self.what = what
+        self.fingerprint = "" if key is None else _fingerprint(event, data)
+
+
+def _fingerprint(event: str, data: Mapping[str, Any]) -> str:
+    canonical = json.dumps(
+        [event, data], sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _open_result_json(result: OpenResult) -> dict[str, Any]:
+    return {"case": _case_json(result.case), "created": result.created, "notes": list(result.notes)}
+
+
+def _open_result_from_json(raw: Mapping[str, Any]) -> OpenResult:
+    return OpenResult(
+        _case_from_json(raw["case"]), created=raw["created"], notes=tuple(raw["notes"])
+    )
 
 
 def _case_json(case: Case) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
 from engine import (
     SHANGHAI,
@@ -165,10 +165,17 @@ class IdentityConfirmation(Strict):
     id_number: IdNumber
 
 
+def _not_after_today(value: date, info: ValidationInfo) -> date:
+    now = (info.context or {}).get("now")
+    if now is not None and value > now.astimezone(SHANGHAI).date():
+        raise ValueError(f"{value} is in the future; give the day the claimant learnt of it")
+    return value
+
+
 class Verification(Strict):
     #: 保险法第二十六条 counts from when the claimant knew of the incident; by default
-    #: the incident day.
-    known_since: date | None = None
+    #: the incident day. It cannot be before the incident (checked by the review).
+    known_since: Annotated[date, AfterValidator(_not_after_today)] | None = None
 
 
 class RejectReason(StrEnum):
@@ -454,14 +461,28 @@ def _intake(ctx: TransitionContext) -> Intake:
             match = _best_policy(candidates, incident_day)
 
     policy_number = match.number if match else number
-    for existing in ctx.services.cases.find(workflow="claim", insured_name=name):
+    # Narrow by the policy when it is known (indexed); every match is read, however many.
+    earlier = (
+        ctx.services.cases.find(workflow="claim", policy_number=policy_number)
+        if policy_number is not None
+        else ctx.services.cases.find(workflow="claim", insured_name=name)
+    )
+    for existing in earlier:
         if existing.state in _CLOSED_OUT:
             continue
-        same_policy = (
-            policy_number is None or existing.data["policy"].get("number") == policy_number
-        )
-        same_day = local_date(existing.data["incident"]["time"]) == incident_day
-        if same_policy and same_day:
+        if local_date(existing.data["incident"]["time"]) != incident_day:
+            continue
+        if policy_number is not None:
+            same_person = existing.data["policy"].get("number") == policy_number
+        else:
+            # Nobody identified yet (a shared name, or no policy of ours): only the same
+            # caller about the same moment is the same report; a namesake is not.
+            same_person = (
+                existing.data["policy"].get("number") is None
+                and existing.data["reporter"]["phone"] == report["reporter"]["phone"]
+                and existing.data["incident"]["time"] == report["incident"]["time"]
+            )
+        if same_person:
             return Intake(
                 duplicate_of=existing.id,
                 notes=(
@@ -516,6 +537,12 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
             return ["the case has no policy of ours attached; match the policy first"]
         known = ctx.data.get("known_since")
         known_since = date.fromisoformat(known) if known else None
+        incident_day = local_date(ctx.new_data["incident"]["time"])
+        if known_since is not None and known_since < incident_day:
+            return [
+                f"known_since {known_since} is before the incident day {incident_day}: "
+                "the claimant cannot have learnt of it earlier; correct it or leave it out"
+            ]
         return [f.message for f in review(ctx.new_data, policy, ctx.now, s, known_since)]
 
     def rejection_substantiated(ctx: TransitionContext) -> list[str]:
@@ -622,7 +649,7 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
         reported = datetime.fromisoformat(data["reported_at"])
         delay = reported - datetime.fromisoformat(incident["time"])
         if (
-            incident["cause"] == Cause.accident
+            incident["cause"] in ACCIDENTAL_CAUSES
             and incident["injury"] == Injury.death
             and delay <= s.prompt_report
             and "scene_preservation" not in data

@@ -277,9 +277,10 @@ class Store:
         id_number: str | None = None,
         workflow: str | None = None,
         state: str | Sequence[str] | None = None,
-        limit: int = 100,
+        limit: int | None = 100,
         offset: int = 0,
     ) -> list[Case]:
+        """Cases matching every filter given, oldest first; ``limit=None`` for all."""
         c = t.cases.c
         q = sa.select(t.cases)
         for column, value in (
@@ -328,17 +329,33 @@ class Store:
         return int(conn.execute(stmt).scalar_one())
 
     # --- idempotency --------------------------------------------------------------
-    def idempotent_result(self, conn: Connection, key: str) -> tuple[int, str, Any] | None:
+    def idempotent_result(self, conn: Connection, key: str) -> Any:
+        """The stored request (case_id, event, fingerprint) and its result, if any."""
         k = t.idempotency_keys.c
-        row = conn.execute(sa.select(k.case_id, k.event, k.result).where(k.key == key)).first()
-        return None if row is None else (row.case_id, row.event, row.result)
+        query = sa.select(k.case_id, k.event, k.fingerprint, k.result).where(k.key == key)
+        return conn.execute(query).first()
 
     def remember_result(
-        self, conn: Connection, *, key: str, case_id: int, event: str, result: Any, now: datetime
+        self,
+        conn: Connection,
+        *,
+        key: str,
+        case_id: int,
+        event: str,
+        fingerprint: str,
+        result: Any,
+        now: datetime,
     ) -> None:
         conn.execute(
             t.idempotency_keys.insert(),
-            {"key": key, "case_id": case_id, "event": event, "result": result, "created_at": now},
+            {
+                "key": key,
+                "case_id": case_id,
+                "event": event,
+                "fingerprint": fingerprint,
+                "result": result,
+                "created_at": now,
+            },
         )
 
     # --- policies -----------------------------------------------------------------

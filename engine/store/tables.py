@@ -84,6 +84,8 @@ idempotency_keys = sa.Table(
     sa.Column("key", sa.String(200), primary_key=True),
     sa.Column("case_id", BigId, sa.ForeignKey("cases.id"), nullable=False),
     sa.Column("event", sa.String(64), nullable=False),
+    # sha256 of the request (event + data): the same key with other data is refused.
+    sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("result", JSONType, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
