@@ -1,0 +1,1 @@
+"""Benchmarks for baoflow. Run from the project root, e.g. ``python -m bench.fire``."""
