@@ -189,7 +189,8 @@ class Cloner:
     def __init__(self, eng: Engine, tag: str = "B") -> None:
         self.eng = eng
         self.prefix = f"LP-BENCH{tag}-"
-        with eng.store.read() as conn:
+        with eng.store.read() as tx:
+            conn = tx.conn
             self.next = 1 + int(
                 conn.execute(
                     sa.select(sa.func.count()).where(t.cases.c.number.like(self.prefix + "%"))
@@ -200,7 +201,8 @@ class Cloner:
         case_cols = [col.name for col in t.cases.c if col.name != "id"]
         hist_cols = [col.name for col in t.history.c if col.name != "id"]
         number_at, case_at = case_cols.index("number"), hist_cols.index("case_id")
-        with self.eng.store.read() as conn:
+        with self.eng.store.read() as tx:
+            conn = tx.conn
             row = list(
                 conn.exec_driver_sql(
                     f"SELECT {', '.join(case_cols)} FROM cases WHERE id = ?", (template_id,)
@@ -232,7 +234,8 @@ class Cloner:
             for number in numbers:
                 row[number_at] = number
                 rows.append(tuple(row))
-            with self.eng.store.write() as conn:
+            with self.eng.store.write() as tx:
+                conn = tx.conn
                 conn.exec_driver_sql(insert_case, rows)
                 new = [
                     r[0]
@@ -549,7 +552,8 @@ def run_rounds(args: argparse.Namespace, work: Path) -> tuple[Rounds, dict[str, 
     reported_id, applied_id = make_templates(eng)
     assert reported_id is not None
     ids = [applied_id, *Cloner(eng).clone(applied_id, args.cases - 1)]
-    with eng.store.read() as conn:
+    with eng.store.read() as tx:
+        conn = tx.conn
         data = conn.execute(
             sa.select(t.cases.c.data).where(t.cases.c.id == applied_id)
         ).scalar_one()
@@ -699,7 +703,8 @@ def memory_child(path: Path, fires: int, seed: int) -> None:
     """In a fresh process: fire on cases spread over the whole database, report RSS."""
     eng = new_engine(path, migrate=False)
     c = t.cases.c
-    with eng.store.read() as conn:
+    with eng.store.read() as tx:
+        conn = tx.conn
         stored = conn.execute(sa.select(sa.func.count()).select_from(t.cases)).scalar_one()
         # Fire on the clones only (ids lo..hi), never on the template they copy.
         lo, hi = conn.execute(

@@ -12,6 +12,7 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -137,6 +138,11 @@ class WorkflowDefinition:
     #: search keys copied from the case data into indexed columns: key -> dotted path
     index: Mapping[str, str] = field(default_factory=dict)
     source: str = "<mapping>"
+
+    @cached_property
+    def index_paths(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """``index`` with each dotted path split once (it is read on every transition)."""
+        return tuple((key, tuple(path.split("."))) for key, path in self.index.items())
 
     def state(self, name: str) -> State:
         for s in self.states:

@@ -68,20 +68,20 @@ class SqlPolicyDirectory:
         self._store = store
 
     def get(self, number: str) -> Policy | None:
-        with self._store.read() as conn:
-            row = self._store.policy(conn, number)
+        with self._store.read() as tx:
+            row = tx.policy(number)
         return None if row is None else _policy(row._mapping)
 
     def by_insured(self, name: str, id_number: str | None = None) -> Sequence[Policy]:
-        with self._store.read() as conn:
-            rows = self._store.policies_by_insured(conn, name, id_number)
+        with self._store.read() as tx:
+            rows = tx.policies_by_insured(name, id_number)
         return [_policy(r._mapping) for r in rows]
 
     def add(self, policies: Iterable[Policy]) -> int:
         """Insert or replace policies; returns how many were written."""
         rows = [_row(p) for p in policies]
-        with self._store.write() as conn:
-            return self._store.upsert_policies(conn, rows)
+        with self._store.write() as tx:
+            return tx.upsert_policies(rows)
 
     def import_csv(self, path: Path | str) -> int:
         """Import a CSV with a header row; every bad row is reported, none is stored.

@@ -8,15 +8,14 @@ record commit together or not at all.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.engine import Connection
 
 from .clock import SHANGHAI, Clock, SystemClock
 from .definitions import Intake, Transition, TransitionContext, WorkflowDefinition
@@ -30,7 +29,7 @@ from .errors import (
 )
 from .machine import StateMachine
 from .policies import PolicyDirectory
-from .store import IntegrityViolation, Store
+from .store import CoreTx, IntegrityViolation, Store, Tx
 from .types import Actor, AvailableEvent, Case, HistoryEntry, OpenResult
 
 log = logging.getLogger("baoflow.engine")
@@ -41,17 +40,16 @@ OPEN_EVENT = "open"
 class CaseFinder:
     """Case lookups inside the running transaction (for intake hooks and guards)."""
 
-    def __init__(self, store: Store, conn: Connection) -> None:
-        self._store = store
-        self._conn = conn
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
 
     def find(self, **filters: Any) -> list[Case]:
         """Every matching case (no page limit unless ``limit=`` is given)."""
         filters.setdefault("limit", None)
-        return self._store.find_cases(self._conn, **filters)
+        return self._tx.find_cases(**filters)
 
     def history(self, case_id: int) -> list[HistoryEntry]:
-        return self._store.history(self._conn, case_id)
+        return self._tx.history(case_id)
 
 
 @dataclass(frozen=True)
@@ -126,23 +124,23 @@ class Engine:
         payload = _validated(definition, definition.open_schema, data, now, f"opening a {workflow}")
         request = _Request(idempotency_key, None, OPEN_EVENT, f"opening a {workflow}", data)
         try:
-            with self.store.write() as conn:
-                prior = self._prior(conn, request)
+            with self.store.write() as tx:
+                prior = self._prior(tx, request)
                 if prior is not None:
                     return _open_result_from_json(prior)
-                result = self._open(conn, definition, payload, actor, now)
-                self._remember(conn, request, result.case.id, _open_result_json(result), now)
+                result = self._open(tx, definition, payload, actor, now)
+                self._remember(tx, request, result.case.id, _open_result_json(result), now)
         except IntegrityViolation as exc:
             return _open_result_from_json(self._prior_after_race(request, exc))
         log.info("opened %s (%s) in %s", result.case.number, workflow, result.case.state)
         return result
 
     # --- idempotency: one stored result per key, for one request only --------------
-    def _prior(self, conn: Connection, request: _Request) -> Any:
+    def _prior(self, tx: Tx, request: _Request) -> Any:
         """The first result of this request, or None; another request's key is refused."""
         if request.key is None:
             return None
-        found = self.store.idempotent_result(conn, request.key)
+        found = tx.idempotent_result(request.key)
         if found is None:
             return None
         same_case = request.case_id is None or found.case_id == request.case_id
@@ -161,18 +159,17 @@ class Engine:
     def _prior_after_race(self, request: _Request, error: Exception) -> Any:
         """After a unique-key violation: a concurrent request with our key committed first."""
         if request.key is not None:
-            with self.store.read() as conn:
-                prior = self._prior(conn, request)
+            with self.store.read() as tx:
+                prior = self._prior(tx, request)
             if prior is not None:
                 return prior
         raise error
 
     def _remember(
-        self, conn: Connection, request: _Request, case_id: int, result: Any, now: datetime
+        self, tx: Tx, request: _Request, case_id: int, result: Any, now: datetime
     ) -> None:
         if request.key is not None:
-            self.store.remember_result(
-                conn,
+            tx.remember_result(
                 key=request.key,
                 case_id=case_id,
                 event=request.event,
@@ -183,13 +180,13 @@ class Engine:
 
     def _open(
         self,
-        conn: Connection,
+        tx: CoreTx,
         definition: WorkflowDefinition,
         payload: dict[str, Any],
         actor: Actor,
         now: datetime,
     ) -> OpenResult:
-        services = Services(self.policies, CaseFinder(self.store, conn))
+        services = Services(self.policies, CaseFinder(tx))
         ctx = TransitionContext(
             case=None,
             event=OPEN_EVENT,
@@ -204,13 +201,12 @@ class Engine:
             decision = definition.hooks.intake[definition.intake](ctx)
         notes = (*ctx.notes, *decision.notes)
         if decision.duplicate_of is not None:
-            existing = self.store.load_case(conn, decision.duplicate_of)
+            existing = tx.load_case(decision.duplicate_of)
             return OpenResult(existing, created=False, notes=notes)
         day = now.astimezone(SHANGHAI).strftime("%Y%m%d")
         prefix = definition.case_number_prefix
-        number = f"{prefix}-{day}-{self.store.next_case_number(conn, prefix, day):06d}"
-        case_id = self.store.insert_case(
-            conn,
+        number = f"{prefix}-{day}-{tx.next_case_number(prefix, day):06d}"
+        case_id = tx.insert_case(
             number=number,
             workflow=definition.name,
             workflow_version=definition.version,
@@ -219,8 +215,7 @@ class Engine:
             now=now,
             keys=_search_keys(definition, ctx.new_data),
         )
-        self.store.append_history(
-            conn,
+        tx.append_history(
             case_id=case_id,
             seq=1,
             at=now,
@@ -243,9 +238,7 @@ class Engine:
             updated_at=now,
         )
         if decision.then is not None:
-            case, then_notes = self._apply(
-                conn, case, decision.then, Actor.system("intake"), {}, now
-            )
+            case, then_notes = self._apply(tx, case, decision.then, Actor.system("intake"), {}, now)
             notes = (*notes, *then_notes)
         return OpenResult(case, created=True, notes=notes)
 
@@ -276,32 +269,32 @@ class Engine:
         now = self.clock.now()
         data = data or {}
         try:
-            with self.store.write() as conn:
-                current = self.store.load_case(conn, case)
+            with self.store.fire_transaction() as tx:
+                current = tx.load_case(case)
                 request = _Request(
                     idempotency_key, current.id, event, f"{event!r} on {current.number}", data
                 )
-                prior = self._prior(conn, request)
+                prior = self._prior(tx, request)
                 if prior is not None:
                     return _case_from_json(prior)
                 if expected_version is not None and expected_version != current.version:
                     raise ConflictError(current.number, expected_version, current.version)
-                result, _notes = self._apply(conn, current, event, actor, data, now)
-                self._remember(conn, request, result.id, _case_json(result), now)
+                result, _notes = self._apply(tx, current, event, actor, data, now)
+                self._remember(tx, request, result.id, _case_json(result), now)
                 return result
         except IntegrityViolation as exc:
             return _case_from_json(self._prior_after_race(request, exc))
 
     def _apply(
         self,
-        conn: Connection,
+        tx: Tx,
         case: Case,
         event: str,
         actor: Actor,
         data: Mapping[str, Any],
         now: datetime,
     ) -> tuple[Case, list[str]]:
-        """Fire ``event`` inside ``conn``; return the new snapshot and the history notes."""
+        """Fire ``event`` inside ``tx``; return the new snapshot and the history notes."""
         definition = self.workflow(case.workflow, case.workflow_version)
         machine = self._machines[(definition.name, definition.version)]
         target = machine.target(case.state, event, case.number)
@@ -311,7 +304,8 @@ class Engine:
             definition, transition.schema, data, now, f"{event!r} on case {case.number}"
         )
         new_data = dict(case.data)
-        ctx = self._context(conn, case, event, payload, actor, now, new_data)
+        keys_before = _search_keys(definition, new_data)  # before actions touch nested data
+        ctx = self._context(tx, case, event, payload, actor, now, new_data)
         reasons = _run_guards(definition, transition, ctx)
         if reasons:
             raise GuardRefused(case.number, event, reasons)
@@ -322,21 +316,18 @@ class Engine:
             )
         for name in transition.actions:
             definition.hooks.actions[name](ctx)
-        ok = self.store.update_case(
-            conn,
+        keys_after = _search_keys(definition, new_data)
+        ok = tx.update_case(
             case_id=case.id,
             expected_version=case.version,
             state=target,
             data=new_data,
             now=now,
-            keys=_search_keys(definition, new_data),
+            keys=None if keys_after == keys_before else keys_after,
         )
         if not ok:
-            raise ConflictError(
-                case.number, case.version, self.store.current_version(conn, case.id)
-            )
-        self.store.append_history(
-            conn,
+            raise ConflictError(case.number, case.version, tx.current_version(case.id))
+        tx.append_history(
             case_id=case.id,
             seq=case.version + 1,
             at=now,
@@ -362,7 +353,7 @@ class Engine:
 
     def _context(
         self,
-        conn: Connection,
+        tx: Tx,
         case: Case,
         event: str,
         payload: dict[str, Any],
@@ -376,15 +367,15 @@ class Engine:
             data=payload,
             actor=actor,
             now=now,
-            services=Services(self.policies, CaseFinder(self.store, conn)),
+            services=Services(self.policies, CaseFinder(tx)),
             new_data=new_data,
         )
 
     # --- reading ------------------------------------------------------------------
     def get_case(self, case: int | str) -> Case:
         """The case with this id or case number. Raises :class:`CaseNotFound`."""
-        with self.store.read() as conn:
-            return self.store.load_case(conn, case)
+        with self.store.read() as tx:
+            return tx.load_case(case)
 
     def find_cases(
         self,
@@ -405,9 +396,8 @@ class Engine:
             )
         if workflow is not None:
             self.workflow(workflow)  # an unknown name is an error, not an empty list
-        with self.store.read() as conn:
-            return self.store.find_cases(
-                conn,
+        with self.store.read() as tx:
+            return tx.find_cases(
                 number=number,
                 policy_number=policy_number,
                 insured_name=insured_name,
@@ -420,16 +410,16 @@ class Engine:
 
     def history(self, case: int | str) -> list[HistoryEntry]:
         """The case's append-only history, oldest first."""
-        with self.store.read() as conn:
-            found = self.store.load_case(conn, case)
-            return self.store.history(conn, found.id)
+        with self.store.read() as tx:
+            found = tx.load_case(case)
+            return tx.history(found.id)
 
     def available_events(self, case: int | str) -> list[AvailableEvent]:
         """The events the case's state allows, each with the reasons it would be refused
         now (guards evaluated without event data)."""
         now = self.clock.now()
-        with self.store.read() as conn:
-            current = self.store.load_case(conn, case)
+        with self.store.read() as tx:
+            current = tx.load_case(case)
             definition = self.workflow(current.workflow, current.workflow_version)
             machine = self._machines[(definition.name, definition.version)]
             result = []
@@ -437,7 +427,7 @@ class Engine:
                 transition = definition.transition(event, current.state)
                 assert transition is not None
                 ctx = self._context(
-                    conn, current, event, {}, Actor.system("preview"), now, dict(current.data)
+                    tx, current, event, {}, Actor.system("preview"), now, dict(current.data)
                 )
                 result.append(
                     AvailableEvent(
@@ -451,8 +441,8 @@ class Engine:
 
     def count_by_state(self, workflow: str | None = None) -> dict[tuple[str, str], int]:
         """How many cases sit in each (workflow, state)."""
-        with self.store.read() as conn:
-            return self.store.count_by_state(conn, workflow)
+        with self.store.read() as tx:
+            return tx.count_by_state(workflow)
 
     def close(self) -> None:
         self.store.dispose()
@@ -505,10 +495,10 @@ def _message(err: Any) -> str:
 
 def _search_keys(definition: WorkflowDefinition, data: Mapping[str, Any]) -> dict[str, str | None]:
     keys: dict[str, str | None] = {}
-    for key, path in definition.index.items():
+    for key, parts in definition.index_paths:
         value: Any = data
-        for part in path.split("."):
-            value = value.get(part) if isinstance(value, Mapping) else None
+        for part in parts:
+            value = value.get(part) if isinstance(value, dict) else None
         keys[key] = None if value is None else str(value)
     return keys
 
@@ -529,10 +519,8 @@ class _Request:
 
 
 def _fingerprint(event: str, data: Mapping[str, Any]) -> str:
-    canonical = json.dumps(
-        [event, data], sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    canonical = orjson.dumps([event, data], option=orjson.OPT_SORT_KEYS, default=str)
+    return hashlib.sha256(canonical).hexdigest()
 
 
 def _open_result_json(result: OpenResult) -> dict[str, Any]:

@@ -18,9 +18,9 @@ def test_migrations_produce_exactly_the_schema_of_the_models(db_url: str) -> Non
     store = Store(db_url)
     try:
         store.upgrade()
-        with store.read() as conn:
+        with store.read() as tx:
             diff = compare_metadata(
-                MigrationContext.configure(conn, opts={"compare_type": True}), metadata
+                MigrationContext.configure(tx.conn, opts={"compare_type": True}), metadata
             )
         assert diff == []
         assert store.current_revision() == store.head_revision()
@@ -34,8 +34,8 @@ def test_migrations_go_down_and_up_again(db_url: str) -> None:
         store.upgrade()
         from alembic import command
 
-        with store.write() as conn:
-            command.downgrade(store._alembic_config(conn), "base")
+        with store.write() as tx:
+            command.downgrade(store._alembic_config(tx.conn), "base")
         assert store.current_revision() is None
         store.upgrade()
         assert store.current_revision() == store.head_revision()

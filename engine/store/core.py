@@ -1,0 +1,289 @@
+"""Every query in SQLAlchemy Core: the store's portable implementation (PostgreSQL,
+and SQLite for everything but ``fire()``'s hot path — see ``sqlite_fast.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ..errors import CaseNotFound
+from ..types import Actor, Case, HistoryEntry
+from . import tables as t
+
+_c = t.cases.c
+_SELECT_CASE_BY_ID = sa.select(t.cases).where(_c.id == sa.bindparam("ref"))
+_SELECT_CASE_BY_NUMBER = sa.select(t.cases).where(_c.number == sa.bindparam("ref"))
+_UPDATE_CASE = (
+    t.cases.update()
+    .where(_c.id == sa.bindparam("b_id"), _c.version == sa.bindparam("b_expected"))
+    .values(
+        state=sa.bindparam("b_state"),
+        data=sa.bindparam("b_data", type_=t.JSONType),
+        version=sa.bindparam("b_version"),
+        updated_at=sa.bindparam("b_now", type_=t.UTCDateTime),
+        policy_number=sa.bindparam("b_policy_number"),
+        insured_name=sa.bindparam("b_insured_name"),
+        id_number=sa.bindparam("b_id_number"),
+    )
+)
+_UPDATE_CASE_KEEP_KEYS = (
+    t.cases.update()
+    .where(_c.id == sa.bindparam("b_id"), _c.version == sa.bindparam("b_expected"))
+    .values(
+        state=sa.bindparam("b_state"),
+        data=sa.bindparam("b_data", type_=t.JSONType),
+        version=sa.bindparam("b_version"),
+        updated_at=sa.bindparam("b_now", type_=t.UTCDateTime),
+    )
+)
+_INSERT_HISTORY = t.history.insert()
+_SELECT_VERSION = sa.select(_c.version).where(_c.id == sa.bindparam("ref"))
+
+
+class CoreTx:
+    """One transaction's worth of queries on a SQLAlchemy connection."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    # --- cases --------------------------------------------------------------------
+    def load_case(self, ref: int | str) -> Case:
+        row = self._case_row(ref)
+        return _case(row)
+
+    def _case_row(self, ref: int | str) -> sa.Row[Any]:
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            row = self.conn.execute(_SELECT_CASE_BY_ID, {"ref": int(ref)}).first()
+        else:
+            row = self.conn.execute(_SELECT_CASE_BY_NUMBER, {"ref": ref}).first()
+        if row is None:
+            raise CaseNotFound(ref)
+        return row
+
+    def current_version(self, case_id: int) -> int | None:
+        return self.conn.execute(_SELECT_VERSION, {"ref": case_id}).scalar()
+
+    def insert_case(
+        self,
+        *,
+        number: str,
+        workflow: str,
+        workflow_version: int,
+        state: str,
+        data: Mapping[str, Any],
+        now: datetime,
+        keys: Mapping[str, str | None],
+    ) -> int:
+        result = self.conn.execute(
+            t.cases.insert().returning(t.cases.c.id),
+            {
+                "number": number,
+                "workflow": workflow,
+                "workflow_version": workflow_version,
+                "state": state,
+                "data": data,
+                "version": 1,
+                "created_at": now,
+                "updated_at": now,
+                **keys,
+            },
+        )
+        return int(result.scalar_one())
+
+    def update_case(
+        self,
+        *,
+        case_id: int,
+        expected_version: int,
+        state: str,
+        data: Mapping[str, Any],
+        now: datetime,
+        keys: Mapping[str, str | None] | None,
+    ) -> bool:
+        """Write the new state if the row is still at ``expected_version``; ``keys=None``
+        leaves the search-key columns (and their indexes) untouched."""
+        params: dict[str, Any] = {
+            "b_id": case_id,
+            "b_expected": expected_version,
+            "b_state": state,
+            "b_data": data,
+            "b_version": expected_version + 1,
+            "b_now": now,
+        }
+        if keys is None:
+            return self.conn.execute(_UPDATE_CASE_KEEP_KEYS, params).rowcount == 1
+        params.update(
+            b_policy_number=keys.get("policy_number"),
+            b_insured_name=keys.get("insured_name"),
+            b_id_number=keys.get("id_number"),
+        )
+        return self.conn.execute(_UPDATE_CASE, params).rowcount == 1
+
+    def append_history(
+        self,
+        *,
+        case_id: int,
+        seq: int,
+        at: datetime,
+        actor: Actor,
+        event: str,
+        from_state: str | None,
+        to_state: str,
+        data: Mapping[str, Any],
+        notes: Sequence[str],
+    ) -> None:
+        self.conn.execute(
+            _INSERT_HISTORY,
+            {
+                "case_id": case_id,
+                "seq": seq,
+                "at": at,
+                "actor": actor.to_json(),
+                "event": event,
+                "from_state": from_state,
+                "to_state": to_state,
+                "data": data,
+                "notes": list(notes),
+            },
+        )
+
+    def history(self, case_id: int) -> list[HistoryEntry]:
+        h = t.history.c
+        rows = self.conn.execute(sa.select(t.history).where(h.case_id == case_id).order_by(h.seq))
+        return [
+            HistoryEntry(
+                seq=r.seq,
+                at=r.at,
+                actor=Actor.from_json(r.actor),
+                event=r.event,
+                from_state=r.from_state,
+                to_state=r.to_state,
+                data=r.data,
+                notes=tuple(r.notes),
+            )
+            for r in rows
+        ]
+
+    def find_cases(
+        self,
+        *,
+        number: str | None = None,
+        policy_number: str | None = None,
+        insured_name: str | None = None,
+        id_number: str | None = None,
+        workflow: str | None = None,
+        state: str | Sequence[str] | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> list[Case]:
+        """Cases matching every filter given, oldest first; ``limit=None`` for all."""
+        c = t.cases.c
+        q = sa.select(t.cases)
+        for column, value in (
+            (c.number, number),
+            (c.policy_number, policy_number),
+            (c.insured_name, insured_name),
+            (c.id_number, id_number),
+            (c.workflow, workflow),
+        ):
+            if value is not None:
+                q = q.where(column == value)
+        if isinstance(state, str):
+            q = q.where(c.state == state)
+        elif state is not None:
+            q = q.where(c.state.in_(list(state)))
+        q = q.order_by(c.id).limit(limit).offset(offset)
+        return [_case(r) for r in self.conn.execute(q)]
+
+    def count_by_state(self, workflow: str | None = None) -> dict[tuple[str, str], int]:
+        c = t.cases.c
+        q = sa.select(c.workflow, c.state, sa.func.count()).group_by(c.workflow, c.state)
+        if workflow is not None:
+            q = q.where(c.workflow == workflow)
+        return {(w, s): n for w, s, n in self.conn.execute(q)}
+
+    def next_case_number(self, prefix: str, day: str) -> int:
+        """The next sequence number of ``prefix`` on ``day``, unique across writers."""
+        cc = t.case_counters.c
+        if self.conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            ins: Any = pg_insert(t.case_counters)
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            ins = sqlite_insert(t.case_counters)
+        stmt = (
+            ins.values(prefix=prefix, day=day, last=1)
+            .on_conflict_do_update(
+                index_elements=[cc.prefix, cc.day], set_={"last": t.case_counters.c.last + 1}
+            )
+            .returning(cc.last)
+        )
+        return int(self.conn.execute(stmt).scalar_one())
+
+    # --- idempotency --------------------------------------------------------------
+    def idempotent_result(self, key: str) -> Any:
+        """The stored request (case_id, event, fingerprint) and its result, if any."""
+        k = t.idempotency_keys.c
+        query = sa.select(k.case_id, k.event, k.fingerprint, k.result).where(k.key == key)
+        return self.conn.execute(query).first()
+
+    def remember_result(
+        self,
+        *,
+        key: str,
+        case_id: int,
+        event: str,
+        fingerprint: str,
+        result: Any,
+        now: datetime,
+    ) -> None:
+        self.conn.execute(
+            t.idempotency_keys.insert(),
+            {
+                "key": key,
+                "case_id": case_id,
+                "event": event,
+                "fingerprint": fingerprint,
+                "result": result,
+                "created_at": now,
+            },
+        )
+
+    # --- policies -----------------------------------------------------------------
+    def upsert_policies(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        p = t.policies.c
+        for row in rows:
+            self.conn.execute(t.policies.delete().where(p.number == row["number"]))
+        if rows:
+            self.conn.execute(t.policies.insert(), list(rows))
+        return len(rows)
+
+    def policy(self, number: str) -> sa.Row[Any] | None:
+        return self.conn.execute(sa.select(t.policies).where(t.policies.c.number == number)).first()
+
+    def policies_by_insured(self, name: str, id_number: str | None) -> list[sa.Row[Any]]:
+        p = t.policies.c
+        q = sa.select(t.policies).where(p.insured_name == name)
+        if id_number is not None:
+            q = q.where(p.insured_id_number == id_number)
+        return list(self.conn.execute(q.order_by(p.number)))
+
+
+def _case(row: sa.Row[Any]) -> Case:
+    return Case(
+        id=row.id,
+        number=row.number,
+        workflow=row.workflow,
+        workflow_version=row.workflow_version,
+        state=row.state,
+        data=row.data,
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )

@@ -1,0 +1,279 @@
+"""``fire()``'s hot path on SQLite, in plain ``sqlite3``.
+
+Why a second implementation of a few queries: the issue's target is ``fire()`` at
+40% or more of plain sqlite3 doing the same writes, and SQLAlchemy's per-statement
+and per-transaction machinery alone cost five times the writes themselves
+(docs/benchmarks.md). So the handful of statements a transition runs are written
+here once more, as prepared SQL on one connection per thread. Everything else —
+opening cases, reads, policies, migrations, PostgreSQL — stays on SQLAlchemy Core
+(``core.py``). Both honour ``tx.Tx``; the rows they write are the same bytes
+(times as SQLAlchemy's SQLite ``DATETIME`` text in UTC, JSON through the one
+``json_dumps``), which ``tests/test_store.py`` checks.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+import orjson
+
+from ..errors import CaseNotFound
+from ..types import Actor, Case, HistoryEntry
+
+_CASE_COLUMNS = (
+    "id, number, workflow, workflow_version, state, data, version, created_at, updated_at"
+)
+_SELECT_BY_ID = f"SELECT {_CASE_COLUMNS} FROM cases WHERE id = ?"
+_SELECT_BY_NUMBER = f"SELECT {_CASE_COLUMNS} FROM cases WHERE number = ?"
+_UPDATE = (
+    "UPDATE cases SET state = ?, data = ?, version = ?, updated_at = ? WHERE id = ? AND version = ?"
+)
+_UPDATE_WITH_KEYS = (
+    "UPDATE cases SET state = ?, data = ?, version = ?, updated_at = ?, "
+    "policy_number = ?, insured_name = ?, id_number = ? WHERE id = ? AND version = ?"
+)
+_INSERT_HISTORY = (
+    "INSERT INTO history (case_id, seq, at, actor, event, from_state, to_state, data, notes) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SELECT_HISTORY = (
+    "SELECT seq, at, actor, event, from_state, to_state, data, notes "
+    "FROM history WHERE case_id = ? ORDER BY seq"
+)
+_SELECT_KEY = "SELECT case_id, event, fingerprint, result FROM idempotency_keys WHERE key = ?"
+_INSERT_KEY = (
+    "INSERT INTO idempotency_keys (key, case_id, event, fingerprint, result, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_FILTERS = ("number", "policy_number", "insured_name", "id_number", "workflow")
+
+
+def sqlite_time(instant: datetime) -> str:
+    """An aware instant as SQLAlchemy stores it in SQLite: naive UTC text."""
+    if instant.tzinfo is None:
+        raise ValueError(f"refusing to store naive datetime {instant!r}; give it a time zone")
+    # isoformat is several times cheaper than strftime and gives the same text.
+    return instant.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+class StoredRequest(NamedTuple):
+    case_id: int
+    event: str
+    fingerprint: str
+    result: Any
+
+
+class SqliteFastPath:
+    """One plain ``sqlite3`` connection per thread (and process) on the engine's file."""
+
+    def __init__(self, path: str, dumps: Callable[[Any], str]) -> None:
+        self._path = path
+        self._dumps = dumps
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: list[sqlite3.Connection] = []
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid():
+            conn = sqlite3.connect(
+                self._path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn, self._local.pid = conn, os.getpid()
+            with self._lock:
+                self._open.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqliteTx]:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield SqliteTx(conn, self._dumps)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._open:
+                conn.close()
+            self._open.clear()
+        self._local = threading.local()
+
+
+class SqliteTx:
+    """The statements of one transition, on a connection inside ``BEGIN IMMEDIATE``."""
+
+    __slots__ = ("_conn", "_dumps")
+
+    def __init__(self, conn: sqlite3.Connection, dumps: Callable[[Any], str]) -> None:
+        self._conn = conn
+        self._dumps = dumps
+
+    def load_case(self, ref: int | str) -> Case:
+        if isinstance(ref, int) or ref.isdigit():
+            row = self._conn.execute(_SELECT_BY_ID, (int(ref),)).fetchone()
+        else:
+            row = self._conn.execute(_SELECT_BY_NUMBER, (ref,)).fetchone()
+        if row is None:
+            raise CaseNotFound(ref)
+        return _case(row)
+
+    def current_version(self, case_id: int) -> int | None:
+        row = self._conn.execute("SELECT version FROM cases WHERE id = ?", (case_id,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def update_case(
+        self,
+        *,
+        case_id: int,
+        expected_version: int,
+        state: str,
+        data: Mapping[str, Any],
+        now: datetime,
+        keys: Mapping[str, str | None] | None,
+    ) -> bool:
+        head = (state, self._dumps(data), expected_version + 1, sqlite_time(now))
+        if keys is None:
+            cur = self._conn.execute(_UPDATE, (*head, case_id, expected_version))
+        else:
+            cur = self._conn.execute(
+                _UPDATE_WITH_KEYS,
+                (
+                    *head,
+                    keys.get("policy_number"),
+                    keys.get("insured_name"),
+                    keys.get("id_number"),
+                    case_id,
+                    expected_version,
+                ),
+            )
+        return cur.rowcount == 1
+
+    def append_history(
+        self,
+        *,
+        case_id: int,
+        seq: int,
+        at: datetime,
+        actor: Actor,
+        event: str,
+        from_state: str | None,
+        to_state: str,
+        data: Mapping[str, Any],
+        notes: Sequence[str],
+    ) -> None:
+        dumps = self._dumps
+        self._conn.execute(
+            _INSERT_HISTORY,
+            (
+                case_id,
+                seq,
+                sqlite_time(at),
+                dumps(actor.to_json()),
+                event,
+                from_state,
+                to_state,
+                dumps(data),
+                dumps(list(notes)),
+            ),
+        )
+
+    def history(self, case_id: int) -> list[HistoryEntry]:
+        return [
+            HistoryEntry(
+                seq=seq,
+                at=parse_time(at),
+                actor=Actor.from_json(orjson.loads(actor)),
+                event=event,
+                from_state=from_state,
+                to_state=to_state,
+                data=orjson.loads(data),
+                notes=tuple(orjson.loads(notes)),
+            )
+            for seq, at, actor, event, from_state, to_state, data, notes in self._conn.execute(
+                _SELECT_HISTORY, (case_id,)
+            )
+        ]
+
+    def find_cases(
+        self,
+        *,
+        number: str | None = None,
+        policy_number: str | None = None,
+        insured_name: str | None = None,
+        id_number: str | None = None,
+        workflow: str | None = None,
+        state: str | Sequence[str] | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> list[Case]:
+        given = dict(
+            zip(_FILTERS, (number, policy_number, insured_name, id_number, workflow), strict=True)
+        )
+        where = [f"{column} = ?" for column, value in given.items() if value is not None]
+        params: list[Any] = [value for value in given.values() if value is not None]
+        if isinstance(state, str):
+            where.append("state = ?")
+            params.append(state)
+        elif state is not None:
+            states = list(state)
+            where.append(f"state IN ({', '.join('?' * len(states))})" if states else "0")
+            params.extend(states)
+        sql = f"SELECT {_CASE_COLUMNS} FROM cases"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id LIMIT ? OFFSET ?"
+        params += [-1 if limit is None else limit, offset]
+        return [_case(row) for row in self._conn.execute(sql, params)]
+
+    def idempotent_result(self, key: str) -> StoredRequest | None:
+        row = self._conn.execute(_SELECT_KEY, (key,)).fetchone()
+        if row is None:
+            return None
+        return StoredRequest(row[0], row[1], row[2], orjson.loads(row[3]))
+
+    def remember_result(
+        self,
+        *,
+        key: str,
+        case_id: int,
+        event: str,
+        fingerprint: str,
+        result: Any,
+        now: datetime,
+    ) -> None:
+        self._conn.execute(
+            _INSERT_KEY, (key, case_id, event, fingerprint, self._dumps(result), sqlite_time(now))
+        )
+
+
+def _case(row: tuple[Any, ...]) -> Case:
+    id_, number, workflow, workflow_version, state, data, version, created, updated = row
+    return Case(
+        id=id_,
+        number=number,
+        workflow=workflow,
+        workflow_version=workflow_version,
+        state=state,
+        data=orjson.loads(data),
+        version=version,
+        created_at=parse_time(created),
+        updated_at=parse_time(updated),
+    )

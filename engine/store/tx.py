@@ -1,0 +1,94 @@
+"""The narrow interface a case operation needs from storage, inside one transaction.
+
+Two implementations honour it: ``core.CoreTx`` (SQLAlchemy Core, every backend) and
+``sqlite_fast.SqliteTx`` (the plain ``sqlite3`` hot path ``fire()`` takes on SQLite).
+``tests/test_store.py`` runs the same contract against both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from ..types import Actor, Case, HistoryEntry
+
+
+class Tx(Protocol):
+    def load_case(self, ref: int | str) -> Case:
+        """The case with this id (an int or digits) or case number; CaseNotFound if none."""
+        ...
+
+    def current_version(self, case_id: int) -> int | None:
+        """The stored version, or None if the case does not exist."""
+        ...
+
+    def update_case(
+        self,
+        *,
+        case_id: int,
+        expected_version: int,
+        state: str,
+        data: Mapping[str, Any],
+        now: datetime,
+        keys: Mapping[str, str | None] | None,
+    ) -> bool:
+        """Write state and data and bump the version, only if still at ``expected_version``.
+
+        ``keys`` are the search-key columns; ``None`` leaves them as they are (and spares
+        the database three index updates). Returns False when the version had moved on.
+        """
+        ...
+
+    def append_history(
+        self,
+        *,
+        case_id: int,
+        seq: int,
+        at: datetime,
+        actor: Actor,
+        event: str,
+        from_state: str | None,
+        to_state: str,
+        data: Mapping[str, Any],
+        notes: Sequence[str],
+    ) -> None:
+        """Append one history row; (case_id, seq) is unique."""
+        ...
+
+    def history(self, case_id: int) -> list[HistoryEntry]:
+        """The case's history, oldest first."""
+        ...
+
+    def find_cases(
+        self,
+        *,
+        number: str | None = None,
+        policy_number: str | None = None,
+        insured_name: str | None = None,
+        id_number: str | None = None,
+        workflow: str | None = None,
+        state: str | Sequence[str] | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> list[Case]:
+        """Cases matching every filter given, oldest first; ``limit=None`` for all."""
+        ...
+
+    def idempotent_result(self, key: str) -> Any:
+        """The stored request under ``key`` (``.case_id``, ``.event``, ``.fingerprint``,
+        ``.result``), or None."""
+        ...
+
+    def remember_result(
+        self,
+        *,
+        key: str,
+        case_id: int,
+        event: str,
+        fingerprint: str,
+        result: Any,
+        now: datetime,
+    ) -> None:
+        """Store a request's result under ``key``; a second insert of a key fails."""
+        ...
