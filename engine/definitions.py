@@ -163,10 +163,14 @@ class WorkflowDefinition:
         return tuple(dict.fromkeys(t.event for t in self.transitions))
 
     def transition(self, event: str, source: str) -> Transition | None:
+        return self._by_event_source.get((event, source))
+
+    @cached_property
+    def _by_event_source(self) -> dict[tuple[str, str], Transition]:
+        found: dict[tuple[str, str], Transition] = {}
         for t in self.transitions:
-            if t.event == event and t.source == source:
-                return t
-        return None
+            found.setdefault((t.event, t.source), t)  # validation refuses duplicates
+        return found
 
 
 def load_workflow(spec: Mapping[str, Any] | Path | str, hooks: Hooks) -> WorkflowDefinition:

@@ -68,9 +68,8 @@ class SqlPolicyDirectory:
         self._store = store
 
     def get(self, number: str) -> Policy | None:
-        with self._store.read() as tx:
-            row = tx.policy(number)
-        return None if row is None else _policy(row._mapping)
+        row = self._store.policy(number)
+        return None if row is None else _policy(row)
 
     def by_insured(self, name: str, id_number: str | None = None) -> Sequence[Policy]:
         with self._store.read() as tx:

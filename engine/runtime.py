@@ -304,7 +304,10 @@ class Engine:
             definition, transition.schema, data, now, f"{event!r} on case {case.number}"
         )
         new_data = dict(case.data)
-        keys_before = _search_keys(definition, new_data)  # before actions touch nested data
+        # Search keys can only change where data is written; read them before actions
+        # touch nested data, and rewrite their columns only when they changed.
+        writes = bool(transition.actions) or transition.store_as is not None
+        keys_before = _search_keys(definition, new_data) if writes else None
         ctx = self._context(tx, case, event, payload, actor, now, new_data)
         reasons = _run_guards(definition, transition, ctx)
         if reasons:
@@ -316,7 +319,7 @@ class Engine:
             )
         for name in transition.actions:
             definition.hooks.actions[name](ctx)
-        keys_after = _search_keys(definition, new_data)
+        keys_after = _search_keys(definition, new_data) if writes else None
         ok = tx.update_case(
             case_id=case.id,
             expected_version=case.version,
@@ -475,7 +478,9 @@ def _validated(
         return {}
     model: type[BaseModel] = definition.hooks.schemas[schema]
     try:
-        parsed = model.model_validate(dict(data), context={"now": now})
+        parsed = model.model_validate(
+            data if type(data) is dict else dict(data), context={"now": now}
+        )
     except ValidationError as exc:
         raise InvalidData(
             what,

@@ -682,12 +682,17 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
         }
 
     def receive(ctx: TransitionContext) -> None:
-        materials = ctx.new_data.setdefault("materials", {"received": []})
-        received = list(dict.fromkeys([*materials.get("received", []), *ctx.data["items"]]))
+        materials = ctx.new_data["materials"]  # the checklist `apply` recorded
+        received = list(dict.fromkeys([*materials["received"], *ctx.data["items"]]))
         materials["received"] = received
-        missing = missing_materials(ctx.new_data)
+        # A note for the desk against the recorded checklist; `complete_materials`
+        # re-derives the list from the facts before it lets the case move on.
+        seen = set(received)
+        missing = [code for code in materials["required"] if code not in seen]
         ctx.notes.append(
-            "仍缺：" + "、".join(MATERIAL_TITLES[m] for m in missing) if missing else "材料已齐全"
+            "仍缺：" + "、".join(MATERIAL_TITLES[Material(m)] for m in missing)
+            if missing
+            else "材料已齐全"
         )
 
     def stamp(key: str) -> Any:

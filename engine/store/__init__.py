@@ -8,8 +8,8 @@ and Core elsewhere. No ORM: DESIGN.md §6 measured it at a fifth of Core.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -99,15 +99,17 @@ class Store:
         with self.engine.connect() as conn, conn.begin():
             yield CoreTx(conn)
 
-    @contextmanager
-    def fire_transaction(self) -> Iterator[Tx]:
+    def fire_transaction(self) -> AbstractContextManager[Tx]:
         """The transaction ``fire()`` runs in: on SQLite the raw hot path, else Core."""
+        return self._fast.transaction() if self._fast is not None else self.write()
+
+    def policy(self, number: str) -> Mapping[str, Any] | None:
+        """One policy as a mapping of its columns, or None."""
         if self._fast is not None:
-            with self._fast.transaction() as tx:
-                yield tx
-        else:
-            with self.write() as core:
-                yield core
+            return self._fast.policy(number)
+        with self.read() as tx:
+            row = tx.policy(number)
+        return None if row is None else dict(row._mapping)
 
     @contextmanager
     def _write_connection(self) -> Iterator[Connection]:

@@ -18,7 +18,9 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import orjson
@@ -52,6 +54,20 @@ _INSERT_KEY = (
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
 _FILTERS = ("number", "policy_number", "insured_name", "id_number", "workflow")
+_POLICY_COLUMNS = (
+    "number",
+    "product_name",
+    "product_line",
+    "insured_name",
+    "insured_id_number",
+    "start_date",
+    "end_date",
+    "coverages",
+    "sum_insured",
+    "beneficiaries",
+)
+_SELECT_POLICY = f"SELECT {', '.join(_POLICY_COLUMNS)} FROM policies WHERE number = ?"
+_CENTS = Decimal("0.01")
 
 
 def sqlite_time(instant: datetime) -> str:
@@ -62,7 +78,9 @@ def sqlite_time(instant: datetime) -> str:
     return instant.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
+@lru_cache(maxsize=4096)
 def parse_time(text: str) -> datetime:
+    # Cached: a case's created_at is read back on every transition of it.
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
@@ -109,6 +127,21 @@ class SqliteFastPath:
             raise
         conn.execute("COMMIT")
 
+    def policy(self, number: str) -> dict[str, Any] | None:
+        """One policy row, read on this thread's connection — inside ``fire()``'s
+        transaction when there is one (the review asks for the policy on every verify)."""
+        row = self._connection().execute(_SELECT_POLICY, (number,)).fetchone()
+        if row is None:
+            return None
+        record = dict(zip(_POLICY_COLUMNS, row, strict=True))
+        record["start_date"] = date.fromisoformat(record["start_date"])
+        record["end_date"] = date.fromisoformat(record["end_date"])
+        record["coverages"] = orjson.loads(record["coverages"])
+        record["beneficiaries"] = orjson.loads(record["beneficiaries"])
+        # SQLAlchemy stores Numeric(14, 2) as a float in SQLite; read it back as Core does.
+        record["sum_insured"] = Decimal(str(record["sum_insured"])).quantize(_CENTS)
+        return record
+
     def close(self) -> None:
         with self._lock:
             for conn in self._open:
@@ -120,23 +153,31 @@ class SqliteFastPath:
 class SqliteTx:
     """The statements of one transition, on a connection inside ``BEGIN IMMEDIATE``."""
 
-    __slots__ = ("_conn", "_dumps")
+    __slots__ = ("_cur", "_dumps", "_now", "_now_text")
 
     def __init__(self, conn: sqlite3.Connection, dumps: Callable[[Any], str]) -> None:
-        self._conn = conn
+        self._cur = conn.cursor()
         self._dumps = dumps
+        self._now: datetime | None = None
+        self._now_text = ""
+
+    def _time(self, instant: datetime) -> str:
+        # One operation writes its single "now" into several rows: format it once.
+        if instant is not self._now:
+            self._now, self._now_text = instant, sqlite_time(instant)
+        return self._now_text
 
     def load_case(self, ref: int | str) -> Case:
         if isinstance(ref, int) or ref.isdigit():
-            row = self._conn.execute(_SELECT_BY_ID, (int(ref),)).fetchone()
+            row = self._cur.execute(_SELECT_BY_ID, (int(ref),)).fetchone()
         else:
-            row = self._conn.execute(_SELECT_BY_NUMBER, (ref,)).fetchone()
+            row = self._cur.execute(_SELECT_BY_NUMBER, (ref,)).fetchone()
         if row is None:
             raise CaseNotFound(ref)
         return _case(row)
 
     def current_version(self, case_id: int) -> int | None:
-        row = self._conn.execute("SELECT version FROM cases WHERE id = ?", (case_id,)).fetchone()
+        row = self._cur.execute("SELECT version FROM cases WHERE id = ?", (case_id,)).fetchone()
         return None if row is None else int(row[0])
 
     def update_case(
@@ -149,11 +190,11 @@ class SqliteTx:
         now: datetime,
         keys: Mapping[str, str | None] | None,
     ) -> bool:
-        head = (state, self._dumps(data), expected_version + 1, sqlite_time(now))
+        head = (state, self._dumps(data), expected_version + 1, self._time(now))
         if keys is None:
-            cur = self._conn.execute(_UPDATE, (*head, case_id, expected_version))
+            cur = self._cur.execute(_UPDATE, (*head, case_id, expected_version))
         else:
-            cur = self._conn.execute(
+            cur = self._cur.execute(
                 _UPDATE_WITH_KEYS,
                 (
                     *head,
@@ -180,12 +221,12 @@ class SqliteTx:
         notes: Sequence[str],
     ) -> None:
         dumps = self._dumps
-        self._conn.execute(
+        self._cur.execute(
             _INSERT_HISTORY,
             (
                 case_id,
                 seq,
-                sqlite_time(at),
+                self._time(at),
                 dumps(actor.to_json()),
                 event,
                 from_state,
@@ -207,7 +248,7 @@ class SqliteTx:
                 data=orjson.loads(data),
                 notes=tuple(orjson.loads(notes)),
             )
-            for seq, at, actor, event, from_state, to_state, data, notes in self._conn.execute(
+            for seq, at, actor, event, from_state, to_state, data, notes in self._cur.execute(
                 _SELECT_HISTORY, (case_id,)
             )
         ]
@@ -241,10 +282,10 @@ class SqliteTx:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id LIMIT ? OFFSET ?"
         params += [-1 if limit is None else limit, offset]
-        return [_case(row) for row in self._conn.execute(sql, params)]
+        return [_case(row) for row in self._cur.execute(sql, params)]
 
     def idempotent_result(self, key: str) -> StoredRequest | None:
-        row = self._conn.execute(_SELECT_KEY, (key,)).fetchone()
+        row = self._cur.execute(_SELECT_KEY, (key,)).fetchone()
         if row is None:
             return None
         return StoredRequest(row[0], row[1], row[2], orjson.loads(row[3]))
@@ -259,8 +300,8 @@ class SqliteTx:
         result: Any,
         now: datetime,
     ) -> None:
-        self._conn.execute(
-            _INSERT_KEY, (key, case_id, event, fingerprint, self._dumps(result), sqlite_time(now))
+        self._cur.execute(
+            _INSERT_KEY, (key, case_id, event, fingerprint, self._dumps(result), self._time(now))
         )
 
 
