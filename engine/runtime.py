@@ -129,7 +129,8 @@ class Engine:
                 if prior is not None:
                     return _open_result_from_json(prior)
                 result = self._open(tx, definition, payload, actor, now)
-                self._remember(tx, request, result.case.id, _open_result_json(result), now)
+                if request.key is not None:
+                    self._remember(tx, request, result.case.id, _open_result_json(result), now)
         except IntegrityViolation as exc:
             return _open_result_from_json(self._prior_after_race(request, exc))
         log.info("opened %s (%s) in %s", result.case.number, workflow, result.case.state)
@@ -168,15 +169,15 @@ class Engine:
     def _remember(
         self, tx: Tx, request: _Request, case_id: int, result: Any, now: datetime
     ) -> None:
-        if request.key is not None:
-            tx.remember_result(
-                key=request.key,
-                case_id=case_id,
-                event=request.event,
-                fingerprint=request.fingerprint,
-                result=result,
-                now=now,
-            )
+        assert request.key is not None
+        tx.remember_result(
+            key=request.key,
+            case_id=case_id,
+            event=request.event,
+            fingerprint=request.fingerprint,
+            result=result,
+            now=now,
+        )
 
     def _open(
         self,
@@ -280,7 +281,8 @@ class Engine:
                 if expected_version is not None and expected_version != current.version:
                     raise ConflictError(current.number, expected_version, current.version)
                 result, _notes = self._apply(tx, current, event, actor, data, now)
-                self._remember(tx, request, result.id, _case_json(result), now)
+                if request.key is not None:  # serialise the result only when kept
+                    self._remember(tx, request, result.id, _case_json(result), now)
                 return result
         except IntegrityViolation as exc:
             return _case_from_json(self._prior_after_race(request, exc))

@@ -1,0 +1,204 @@
+"""Both storage paths honour one contract (engine/store/tx.py): SQLAlchemy Core on every
+backend, and the plain-sqlite3 hot path fire() takes on SQLite. They must read each
+other's rows and write the same text."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from engine import SHANGHAI, Actor, CaseNotFound
+from engine.store import IntegrityViolation, Store, Tx
+from tests.conftest import _pg_schema
+
+NOW = datetime(2026, 5, 6, 9, 30, 15, 123456, tzinfo=SHANGHAI)
+ACTOR = Actor("h01", "王芳", roles=("handler",), org_unit="SH")
+DATA = {"policy": {"number": "P-1", "insured_name": "李娜"}, "note": "中文不转义", "n": 1}
+
+
+@pytest.fixture(
+    params=[
+        "sqlite-core",
+        "sqlite-fast",
+        pytest.param("postgresql-core", marks=pytest.mark.postgres),
+    ]
+)
+def paths(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[Store, Callable[[], AbstractContextManager[Tx]]]]:
+    """(store, open a transaction on the path under test)."""
+    backend, path = request.param.split("-")
+    schema = _pg_schema() if backend == "postgresql" else None
+    store = Store(next(schema) if schema else f"sqlite:///{tmp_path / 'c.db'}")
+    store.upgrade()
+    yield store, (store.fire_transaction if path == "fast" else store.write)
+    store.dispose()
+    if schema is not None:
+        schema.close()  # drops the private schema
+
+
+def _new_case(store: Store, number: str = "LP-20260506-000001") -> int:
+    with store.write() as tx:
+        return tx.insert_case(
+            number=number,
+            workflow="claim",
+            workflow_version=1,
+            state="reported",
+            data=DATA,
+            now=NOW,
+            keys={"policy_number": "P-1", "insured_name": "李娜", "id_number": None},
+        )
+
+
+def test_a_case_reads_the_same_by_id_and_by_number_on_either_path(paths) -> None:  # type: ignore[no-untyped-def]
+    store, tx_of = paths
+    case_id = _new_case(store)
+    with tx_of() as tx:
+        by_id, by_number = tx.load_case(case_id), tx.load_case("LP-20260506-000001")
+        by_digits = tx.load_case(str(case_id))
+    with store.read() as core:
+        assert by_id == by_number == by_digits == core.load_case(case_id)
+    assert by_id.created_at == NOW and by_id.data == DATA
+    with tx_of() as tx, pytest.raises(CaseNotFound):
+        tx.load_case("LP-20990101-000001")
+
+
+def test_an_update_writes_only_at_the_expected_version(paths) -> None:  # type: ignore[no-untyped-def]
+    store, tx_of = paths
+    case_id = _new_case(store)
+    later = NOW.replace(minute=45)
+    with tx_of() as tx:
+        assert tx.update_case(
+            case_id=case_id,
+            expected_version=1,
+            state="verified",
+            data={**DATA, "n": 2},
+            now=later,
+            keys=None,
+        )
+        assert not tx.update_case(
+            case_id=case_id, expected_version=1, state="x", data={}, now=later, keys=None
+        )
+        assert tx.current_version(case_id) == 2
+        assert tx.current_version(999) is None
+    with store.read() as core:
+        case = core.load_case(case_id)
+    assert (case.state, case.version, case.data["n"], case.updated_at) == ("verified", 2, 2, later)
+    with store.read() as core:  # keys=None left the search keys as they were
+        assert [c.id for c in core.find_cases(policy_number="P-1")] == [case_id]
+
+
+def test_new_search_keys_are_written_when_given(paths) -> None:  # type: ignore[no-untyped-def]
+    store, tx_of = paths
+    case_id = _new_case(store)
+    with tx_of() as tx:
+        tx.update_case(
+            case_id=case_id,
+            expected_version=1,
+            state="reported",
+            data=DATA,
+            now=NOW,
+            keys={"policy_number": "P-2", "insured_name": "李娜", "id_number": "X"},
+        )
+    with store.read() as core:
+        assert core.find_cases(policy_number="P-1") == []
+        assert [c.id for c in core.find_cases(policy_number="P-2", id_number="X")] == [case_id]
+
+
+def test_history_rows_round_trip_and_a_second_row_per_version_is_refused(paths) -> None:  # type: ignore[no-untyped-def]
+    store, tx_of = paths
+    case_id = _new_case(store)
+    with tx_of() as tx:
+        tx.append_history(
+            case_id=case_id,
+            seq=1,
+            at=NOW,
+            actor=ACTOR,
+            event="open",
+            from_state=None,
+            to_state="reported",
+            data={"channel": "phone"},
+            notes=["请保护现场"],
+        )
+    with tx_of() as tx:
+        written = tx.history(case_id)
+    with store.read() as core:
+        assert written == core.history(case_id)
+    assert (
+        written[0].actor == ACTOR and written[0].at == NOW and written[0].notes == ("请保护现场",)
+    )
+    with pytest.raises(IntegrityViolation), tx_of() as tx:
+        tx.append_history(
+            case_id=case_id,
+            seq=1,
+            at=NOW,
+            actor=ACTOR,
+            event="again",
+            from_state="reported",
+            to_state="reported",
+            data={},
+            notes=[],
+        )
+    with store.read() as core:
+        assert len(core.history(case_id)) == 1  # the failed transaction left nothing
+
+
+def test_find_cases_filters_the_same_way(paths) -> None:  # type: ignore[no-untyped-def]
+    store, tx_of = paths
+    ids = [_new_case(store, f"LP-20260506-00000{i}") for i in range(1, 4)]
+    with tx_of() as tx:
+        assert [c.id for c in tx.find_cases(insured_name="李娜", limit=None)] == ids
+        assert [c.id for c in tx.find_cases(limit=2, offset=1)] == ids[1:3]
+        assert [c.id for c in tx.find_cases(state=["reported", "closed"])] == ids
+        assert tx.find_cases(state=[]) == []
+        assert tx.find_cases(workflow="surrender") == []
+
+
+def test_idempotency_records_round_trip_and_a_key_is_stored_once(paths) -> None:  # type: ignore[no-untyped-def]
+    store, tx_of = paths
+    case_id = _new_case(store)
+    with tx_of() as tx:
+        assert tx.idempotent_result("k") is None
+        tx.remember_result(
+            key="k",
+            case_id=case_id,
+            event="verify",
+            fingerprint="f" * 64,
+            result={"a": "甲"},
+            now=NOW,
+        )
+    with tx_of() as tx:
+        found = tx.idempotent_result("k")
+    assert (found.case_id, found.event, found.fingerprint, found.result) == (
+        case_id,
+        "verify",
+        "f" * 64,
+        {"a": "甲"},
+    )
+    with pytest.raises(IntegrityViolation), tx_of() as tx:
+        tx.remember_result(
+            key="k", case_id=case_id, event="verify", fingerprint="f" * 64, result={}, now=NOW
+        )
+
+
+def test_both_paths_write_the_same_text(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The hot path must store exactly what SQLAlchemy would, or Core reads drift."""
+    store = Store(f"sqlite:///{tmp_path / 'same.db'}")
+    store.upgrade()
+    first, second = _new_case(store, "LP-A"), _new_case(store, "LP-B")
+    for case_id, tx_of in ((first, store.write), (second, store.fire_transaction)):
+        with tx_of() as tx:
+            tx.update_case(
+                case_id=case_id, expected_version=1, state="s", data=DATA, now=NOW, keys=None
+            )
+    with store.engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT data, updated_at FROM cases WHERE id IN (?, ?) ORDER BY id", (first, second)
+        ).all()
+    store.dispose()
+    assert rows[0] == rows[1]
+    assert rows[0][1] == "2026-05-06 01:30:15.123456"
