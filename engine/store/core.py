@@ -17,19 +17,6 @@ from . import tables as t
 _c = t.cases.c
 _SELECT_CASE_BY_ID = sa.select(t.cases).where(_c.id == sa.bindparam("ref"))
 _SELECT_CASE_BY_NUMBER = sa.select(t.cases).where(_c.number == sa.bindparam("ref"))
-_UPDATE_CASE = (
-    t.cases.update()
-    .where(_c.id == sa.bindparam("b_id"), _c.version == sa.bindparam("b_expected"))
-    .values(
-        state=sa.bindparam("b_state"),
-        data=sa.bindparam("b_data", type_=t.JSONType),
-        version=sa.bindparam("b_version"),
-        updated_at=sa.bindparam("b_now", type_=t.UTCDateTime),
-        policy_number=sa.bindparam("b_policy_number"),
-        insured_name=sa.bindparam("b_insured_name"),
-        id_number=sa.bindparam("b_id_number"),
-    )
-)
 _UPDATE_CASE_KEEP_KEYS = (
     t.cases.update()
     .where(_c.id == sa.bindparam("b_id"), _c.version == sa.bindparam("b_expected"))
@@ -39,6 +26,11 @@ _UPDATE_CASE_KEEP_KEYS = (
         version=sa.bindparam("b_version"),
         updated_at=sa.bindparam("b_now", type_=t.UTCDateTime),
     )
+)
+_UPDATE_CASE = _UPDATE_CASE_KEEP_KEYS.values(
+    policy_number=sa.bindparam("b_policy_number"),
+    insured_name=sa.bindparam("b_insured_name"),
+    id_number=sa.bindparam("b_id_number"),
 )
 _INSERT_HISTORY = t.history.insert()
 _SELECT_VERSION = sa.select(_c.version).where(_c.id == sa.bindparam("ref"))
