@@ -144,6 +144,11 @@ class WorkflowDefinition:
         """``index`` with each dotted path split once (it is read on every transition)."""
         return tuple((key, tuple(path.split("."))) for key, path in self.index.items())
 
+    @cached_property
+    def index_roots(self) -> frozenset[str]:
+        """The top-level data keys the search keys are read from."""
+        return frozenset(parts[0] for _, parts in self.index_paths)
+
     def state(self, name: str) -> State:
         for s in self.states:
             if s.name == name:

@@ -92,6 +92,19 @@ def test_an_update_writes_only_at_the_expected_version(paths) -> None:  # type: 
         assert [c.id for c in core.find_cases(policy_number="P-1")] == [case_id]
 
 
+def test_an_update_without_a_state_keeps_the_state(paths) -> None:  # type: ignore[no-untyped-def]
+    """A self-loop (e.g. receive_materials) writes data and version, not the state."""
+    store, tx_of = paths
+    case_id = _new_case(store)
+    with tx_of() as tx:
+        assert tx.update_case(
+            case_id=case_id, expected_version=1, state=None, data={"n": 9}, now=NOW, keys=None
+        )
+    with store.read() as core:
+        case = core.load_case(case_id)
+    assert (case.state, case.version, case.data) == ("reported", 2, {"n": 9})
+
+
 def test_new_search_keys_are_written_when_given(paths) -> None:  # type: ignore[no-untyped-def]
     store, tx_of = paths
     case_id = _new_case(store)

@@ -17,21 +17,28 @@ from . import tables as t
 _c = t.cases.c
 _SELECT_CASE_BY_ID = sa.select(t.cases).where(_c.id == sa.bindparam("ref"))
 _SELECT_CASE_BY_NUMBER = sa.select(t.cases).where(_c.number == sa.bindparam("ref"))
-_UPDATE_CASE_KEEP_KEYS = (
-    t.cases.update()
-    .where(_c.id == sa.bindparam("b_id"), _c.version == sa.bindparam("b_expected"))
-    .values(
-        state=sa.bindparam("b_state"),
-        data=sa.bindparam("b_data", type_=t.JSONType),
-        version=sa.bindparam("b_version"),
-        updated_at=sa.bindparam("b_now", type_=t.UTCDateTime),
-    )
-)
-_UPDATE_CASE = _UPDATE_CASE_KEEP_KEYS.values(
-    policy_number=sa.bindparam("b_policy_number"),
-    insured_name=sa.bindparam("b_insured_name"),
-    id_number=sa.bindparam("b_id_number"),
-)
+
+
+def _update_case(with_state: bool, with_keys: bool) -> sa.Update:
+    values: dict[str, Any] = {
+        "data": sa.bindparam("b_data", type_=t.JSONType),
+        "version": sa.bindparam("b_version"),
+        "updated_at": sa.bindparam("b_now", type_=t.UTCDateTime),
+    }
+    if with_state:
+        values["state"] = sa.bindparam("b_state")
+    if with_keys:
+        values.update(
+            policy_number=sa.bindparam("b_policy_number"),
+            insured_name=sa.bindparam("b_insured_name"),
+            id_number=sa.bindparam("b_id_number"),
+        )
+    where = (_c.id == sa.bindparam("b_id"), _c.version == sa.bindparam("b_expected"))
+    return t.cases.update().where(*where).values(**values)
+
+
+# Columns left out of SET spare the database their index maintenance.
+_UPDATE_CASE = {(s, k): _update_case(s, k) for s in (False, True) for k in (False, True)}
 _INSERT_HISTORY = t.history.insert()
 _SELECT_VERSION = sa.select(_c.version).where(_c.id == sa.bindparam("ref"))
 
@@ -91,29 +98,29 @@ class CoreTx:
         *,
         case_id: int,
         expected_version: int,
-        state: str,
+        state: str | None,
         data: Mapping[str, Any],
         now: datetime,
         keys: Mapping[str, str | None] | None,
     ) -> bool:
-        """Write the new state if the row is still at ``expected_version``; ``keys=None``
-        leaves the search-key columns (and their indexes) untouched."""
+        """See ``Tx.update_case``: ``state=None`` / ``keys=None`` keep those columns."""
         params: dict[str, Any] = {
             "b_id": case_id,
             "b_expected": expected_version,
-            "b_state": state,
             "b_data": data,
             "b_version": expected_version + 1,
             "b_now": now,
         }
-        if keys is None:
-            return self.conn.execute(_UPDATE_CASE_KEEP_KEYS, params).rowcount == 1
-        params.update(
-            b_policy_number=keys.get("policy_number"),
-            b_insured_name=keys.get("insured_name"),
-            b_id_number=keys.get("id_number"),
-        )
-        return self.conn.execute(_UPDATE_CASE, params).rowcount == 1
+        if state is not None:
+            params["b_state"] = state
+        if keys is not None:
+            params.update(
+                b_policy_number=keys.get("policy_number"),
+                b_insured_name=keys.get("insured_name"),
+                b_id_number=keys.get("id_number"),
+            )
+        statement = _UPDATE_CASE[state is not None, keys is not None]
+        return self.conn.execute(statement, params).rowcount == 1
 
     def append_history(
         self,

@@ -28,15 +28,17 @@ class Tx(Protocol):
         *,
         case_id: int,
         expected_version: int,
-        state: str,
+        state: str | None,
         data: Mapping[str, Any],
         now: datetime,
         keys: Mapping[str, str | None] | None,
     ) -> bool:
-        """Write state and data and bump the version, only if still at ``expected_version``.
+        """Write data (and state) and bump the version, only if still at ``expected_version``.
 
-        ``keys`` are the search-key columns; ``None`` leaves them as they are (and spares
-        the database three index updates). Returns False when the version had moved on.
+        ``state=None`` keeps the state (a self-loop); ``keys`` are the search-key
+        columns, ``None`` keeps them. Columns kept are left out of the statement, which
+        spares the database their index maintenance. Returns False when the version had
+        moved on.
         """
         ...
 
