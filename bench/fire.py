@@ -878,20 +878,27 @@ def render(
             for where, tt, ct in p["top"]:
                 lines.append(f"| `{where}` | {tt:.1f} | {ct:.1f} |")
             lines.append("")
-    verdict_gap = fire_ratio / TARGET
+
+    def verdict(ratio: float) -> str:
+        if ratio >= TARGET:
+            return f"**met** ({ratio - TARGET:+.1%} points)"
+        return (
+            f"**not met** ({ratio / TARGET:.0%} of the target; {TARGET / ratio:.2f}x faster "
+            f"needed for {TARGET:.0%}, {AIM / ratio:.2f}x for {AIM:.0%})"
+        )
+
     lines += [
         "## Reading",
         "",
-        f"- Target: `fire()` >= {TARGET:.0%} of the floor in the same run (aim {AIM:.0%}). "
-        f"Measured: **{fire_ratio:.1%}** (median of the per-round ratios) — "
-        + (
-            f"**met**, {fire_ratio - TARGET:+.1%} points over the target."
-            if fire_ratio >= TARGET
-            else f"**not met** ({verdict_gap:.0%} of the target); `fire()` would have to be "
-            f"{TARGET / fire_ratio:.1f}x faster to reach {TARGET:.0%}"
-            f" ({AIM / fire_ratio:.1f}x for {AIM:.0%})."
-        ),
-        f"- `verify` (guard + policy lookup) runs at {verify_ratio:.1%} of the floor.",
+        f"- Target: `fire()` on SQLite, guards and history included, >= {TARGET:.0%} of the "
+        f"floor in the same run (aim {AIM:.0%}). Medians of the per-round ratios:",
+        f"  - `receive_materials` — a self-loop with a schema and an action, no guard: "
+        f"**{fire_ratio:.1%}**, {verdict(fire_ratio)}. The state is unchanged, so its "
+        "`UPDATE` leaves `state` (and its index) alone, which the floor's fixed statement "
+        "does not;",
+        f"  - `verify` — a state change with three guards and a policy lookup: "
+        f"**{verify_ratio:.1%}**, {verdict(verify_ratio)}.",
+        f"  The target {'is met for both' if min(fire_ratio, verify_ratio) >= TARGET else 'is not met for guarded transitions'}.",
         f"- The least a `fire()` must do, on the DBAPI connection (**dbapi**), is "
         f"{dbapi_ratio:.0%} of the floor. "
         + (
