@@ -68,13 +68,12 @@ class SqlPolicyDirectory:
         self._store = store
 
     def get(self, number: str) -> Policy | None:
-        row = self._store.policy(number)
-        return None if row is None else _policy(row)
+        return self._store.policy(number)
 
     def by_insured(self, name: str, id_number: str | None = None) -> Sequence[Policy]:
         with self._store.read() as tx:
             rows = tx.policies_by_insured(name, id_number)
-        return [_policy(r._mapping) for r in rows]
+        return [policy_from_row(r._mapping) for r in rows]
 
     def add(self, policies: Iterable[Policy]) -> int:
         """Insert or replace policies; returns how many were written."""
@@ -175,7 +174,8 @@ def _row(p: Policy) -> dict[str, Any]:
     }
 
 
-def _policy(m: Mapping[str, Any] | Any) -> Policy:
+def policy_from_row(m: Mapping[str, Any] | Any) -> Policy:
+    """A ``policies`` row (as SQLAlchemy Core returns it) as a Policy."""
     return Policy(
         number=m["number"],
         product_name=m["product_name"],

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -52,12 +51,17 @@ class CaseFinder:
         return self._tx.history(case_id)
 
 
-@dataclass(frozen=True)
 class Services:
-    """What guards, actions and intake hooks may use besides the case itself."""
+    """What guards, actions and intake hooks may use besides the case itself.
 
-    policies: PolicyDirectory
-    cases: CaseFinder
+    A plain slotted class, not a frozen dataclass: one is built on every transition.
+    """
+
+    __slots__ = ("cases", "policies")
+
+    def __init__(self, policies: PolicyDirectory, cases: CaseFinder) -> None:
+        self.policies = policies
+        self.cases = cases
 
 
 class Engine:

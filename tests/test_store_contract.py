@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from engine import SHANGHAI, Actor, CaseNotFound
+from engine import SHANGHAI, Actor, CaseNotFound, SqlPolicyDirectory
+from engine.policies import policy_from_row
 from engine.store import IntegrityViolation, Store, Tx
 from tests.conftest import _pg_schema
+from workflows.examples import POLICIES
 
 NOW = datetime(2026, 5, 6, 9, 30, 15, 123456, tzinfo=SHANGHAI)
 ACTOR = Actor("h01", "王芳", roles=("handler",), org_unit="SH")
@@ -215,3 +217,20 @@ def test_both_paths_write_the_same_text(tmp_path) -> None:  # type: ignore[no-un
     store.dispose()
     assert rows[0] == rows[1]
     assert rows[0][1] == "2026-05-06 01:30:15.123456"
+
+
+def test_a_policy_reads_the_same_on_the_hot_path_and_through_core(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = Store(f"sqlite:///{tmp_path / 'p.db'}")
+    store.upgrade()
+    SqlPolicyDirectory(store).add(POLICIES)
+    try:
+        for policy in POLICIES:
+            assert store._fast is not None
+            hot = store._fast.policy(policy.number)
+            with store.read() as core:
+                row = core.policy(policy.number)
+            assert row is not None
+            assert hot == policy_from_row(row._mapping) == policy
+        assert store.policy("P-NONE") is None
+    finally:
+        store.dispose()

@@ -8,7 +8,7 @@ and Core elsewhere. No ORM: DESIGN.md §6 measured it at a fifth of Core.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from decimal import Decimal
@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import StorageError
+from ..policies import Policy, policy_from_row
 from .core import CoreTx
 from .sqlite_fast import SqliteFastPath
 from .tx import Tx
@@ -103,13 +104,13 @@ class Store:
         """The transaction ``fire()`` runs in: on SQLite the raw hot path, else Core."""
         return self._fast.transaction() if self._fast is not None else self.write()
 
-    def policy(self, number: str) -> Mapping[str, Any] | None:
-        """One policy as a mapping of its columns, or None."""
+    def policy(self, number: str) -> Policy | None:
+        """The policy with this number, or None."""
         if self._fast is not None:
             return self._fast.policy(number)
         with self.read() as tx:
             row = tx.policy(number)
-        return None if row is None else dict(row._mapping)
+        return None if row is None else policy_from_row(row._mapping)
 
     @contextmanager
     def _write_connection(self) -> Iterator[Connection]:

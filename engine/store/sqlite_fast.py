@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from ..errors import CaseNotFound
+from ..policies import Policy
 from ..types import Actor, Case, HistoryEntry
 
 _CASE_COLUMNS = (
@@ -125,20 +126,26 @@ class SqliteFastPath:
         """``with fast.transaction() as tx:`` — BEGIN IMMEDIATE, then COMMIT or ROLLBACK."""
         return SqliteTx(self._connection(), self._dumps)
 
-    def policy(self, number: str) -> dict[str, Any] | None:
-        """One policy row, read on this thread's connection — inside ``fire()``'s
-        transaction when there is one (the review asks for the policy on every verify)."""
+    def policy(self, number: str) -> Policy | None:
+        """One policy, read on this thread's connection — inside ``fire()``'s transaction
+        when there is one (the review asks for the policy on every verify)."""
         row = self._connection().execute(_SELECT_POLICY, (number,)).fetchone()
         if row is None:
             return None
-        record = dict(zip(_POLICY_COLUMNS, row, strict=True))
-        record["start_date"] = date.fromisoformat(record["start_date"])
-        record["end_date"] = date.fromisoformat(record["end_date"])
-        record["coverages"] = orjson.loads(record["coverages"])
-        record["beneficiaries"] = orjson.loads(record["beneficiaries"])
-        # SQLAlchemy stores Numeric(14, 2) as a float in SQLite; read it back as Core does.
-        record["sum_insured"] = Decimal(str(record["sum_insured"])).quantize(_CENTS)
-        return record
+        number, product, line, name, id_number, start, end, coverages, amount, heirs = row
+        return Policy(
+            number=number,
+            product_name=product,
+            product_line=line,
+            insured_name=name,
+            insured_id_number=id_number,
+            start_date=date.fromisoformat(start),
+            end_date=date.fromisoformat(end),
+            coverages=tuple(orjson.loads(coverages)),
+            # SQLAlchemy stores Numeric(14, 2) as a float in SQLite; read it as Core does.
+            sum_insured=Decimal(str(amount)).quantize(_CENTS),
+            beneficiaries=tuple(orjson.loads(heirs)),
+        )
 
     def close(self) -> None:
         with self._lock:
