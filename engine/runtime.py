@@ -11,6 +11,7 @@ import hashlib
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 import orjson
@@ -484,6 +485,8 @@ def _validated(
             )
         return {}
     model: type[BaseModel] = definition.hooks.schemas[schema]
+    if not data and (constant := _constant_empty_payload(model)) is not None:
+        return dict(constant)
     try:
         parsed = model.model_validate(
             data if type(data) is dict else dict(data), context={"now": now}
@@ -501,6 +504,30 @@ def _validated(
         parsed, mode="json", exclude_none=True
     )
     return dumped
+
+
+@cache
+def _constant_empty_payload(model: type[BaseModel]) -> dict[str, Any] | None:
+    """What an empty payload validates to, when nothing but the model decides it.
+
+    Many events carry no data (``verify``, ``complete_materials``); validating ``{}``
+    against a model with no model-level validators and no validated defaults always
+    gives the same scalars, so it is done once per model. Otherwise None: validate.
+    """
+    validated_defaults = model.model_config.get("validate_default") or any(
+        f.validate_default for f in model.model_fields.values()
+    )
+    if model.__pydantic_decorators__.model_validators or validated_defaults:
+        return None
+    try:
+        parsed = model.model_validate({})
+    except ValidationError:
+        return None  # required fields: let the caller validate and report them
+    dumped: dict[str, Any] = model.__pydantic_serializer__.to_python(
+        parsed, mode="json", exclude_none=True
+    )
+    scalars = all(isinstance(v, (str, int, float, bool)) for v in dumped.values())
+    return dumped if scalars else None
 
 
 def _message(err: Any) -> str:
