@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from importlib.metadata import entry_points
 from typing import Any
 
+from .calendar import ChineseOfficialCalendar, WorkingCalendar, first_working_day_from
 from .clock import SHANGHAI, Clock, FakeClock, SystemClock
 from .definitions import (
     Hooks,
@@ -26,6 +27,7 @@ from .definitions import (
 )
 from .errors import (
     BaoflowError,
+    CalendarYearUnknown,
     CaseNotFound,
     ConflictError,
     DefinitionError,
@@ -48,8 +50,10 @@ __all__ = [
     "Actor",
     "AvailableEvent",
     "BaoflowError",
+    "CalendarYearUnknown",
     "Case",
     "CaseNotFound",
+    "ChineseOfficialCalendar",
     "Clock",
     "ConflictError",
     "DefinitionError",
@@ -76,7 +80,9 @@ __all__ = [
     "UnknownEvent",
     "UnknownWorkflow",
     "WorkflowDefinition",
+    "WorkingCalendar",
     "discover_workflows",
+    "first_working_day_from",
     "load_workflow",
     "open_engine",
 ]
@@ -102,6 +108,7 @@ def open_engine(
     clock: Clock | None = None,
     workflows: Iterable[WorkflowDefinition] | None = None,
     policies: PolicyDirectory | None = None,
+    calendar: WorkingCalendar | None = None,
     migrate: bool = True,
     echo: bool = False,
 ) -> Engine:
@@ -113,6 +120,8 @@ def open_engine(
         clock: where "now" comes from; the system clock unless a test injects one.
         workflows: the definitions to run; by default every installed workflow.
         policies: the policy directory; by default baoflow's own ``policies`` table.
+        calendar: which days are working days; by default the Chinese official
+            calendar (holidays and make-up days), which refuses years it does not know.
         migrate: bring the schema to the newest revision first. With ``False`` an
             out-of-date schema raises :class:`StorageError`.
     """
@@ -133,4 +142,5 @@ def open_engine(
         discover_workflows() if workflows is None else workflows,
         clock=clock,
         policies=policies or SqlPolicyDirectory(store),
+        calendar=calendar,
     )

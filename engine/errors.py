@@ -13,6 +13,7 @@ parsing the message, and a message that says what is wrong and what to do next.
     ├── InvalidData              the data given is malformed, with every problem
     ├── ConflictError            the case changed since it was read (optimistic lock)
     ├── IdempotencyKeyReused     the key was used before for a different request
+    ├── CalendarYearUnknown      the working-day calendar has no data for that year
     └── StorageError             the database is not usable (e.g. not migrated)
 """
 
@@ -144,6 +145,20 @@ class IdempotencyKeyReused(BaoflowError):
         super().__init__(
             f"idempotency key {key!r} was first used for {first}, not {now}; "
             "use a new key for a different request."
+        )
+
+
+class CalendarYearUnknown(BaoflowError):
+    """A working-day question about a year whose holiday arrangement is not known."""
+
+    def __init__(self, year: int, source: str) -> None:
+        self.year = year
+        self.source = source
+        super().__init__(
+            f"the official holiday arrangement for {year} is not in {source}, so working "
+            f"days in {year} are unknown and no deadline is guessed. The State Council "
+            "publishes it each winter: upgrade the data (pip install -U chinesecalendar) "
+            "or pass open_engine(calendar=...) a calendar that knows the year."
         )
 
 

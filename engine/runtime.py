@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from .calendar import ChineseOfficialCalendar, WorkingCalendar
 from .clock import SHANGHAI, Clock, SystemClock
 from .definitions import Intake, Transition, TransitionContext, WorkflowDefinition
 from .errors import (
@@ -58,11 +59,14 @@ class Services:
     A plain slotted class, not a frozen dataclass: one is built on every transition.
     """
 
-    __slots__ = ("cases", "policies")
+    __slots__ = ("calendar", "cases", "policies")
 
-    def __init__(self, policies: PolicyDirectory, cases: CaseFinder) -> None:
+    def __init__(
+        self, policies: PolicyDirectory, cases: CaseFinder, calendar: WorkingCalendar
+    ) -> None:
         self.policies = policies
         self.cases = cases
+        self.calendar = calendar
 
 
 class Engine:
@@ -75,10 +79,12 @@ class Engine:
         *,
         clock: Clock | None = None,
         policies: PolicyDirectory,
+        calendar: WorkingCalendar | None = None,
     ) -> None:
         self.store = store
         self.clock: Clock = clock or SystemClock()
         self.policies = policies
+        self.calendar: WorkingCalendar = calendar or ChineseOfficialCalendar()
         self._definitions: dict[tuple[str, int], WorkflowDefinition] = {}
         self._latest: dict[str, int] = {}
         self._machines: dict[tuple[str, int], StateMachine] = {}
@@ -192,7 +198,7 @@ class Engine:
         actor: Actor,
         now: datetime,
     ) -> OpenResult:
-        services = Services(self.policies, CaseFinder(tx))
+        services = Services(self.policies, CaseFinder(tx), self.calendar)
         ctx = TransitionContext(
             case=None,
             event=OPEN_EVENT,
@@ -378,7 +384,7 @@ class Engine:
             data=payload,
             actor=actor,
             now=now,
-            services=Services(self.policies, CaseFinder(tx)),
+            services=Services(self.policies, CaseFinder(tx), self.calendar),
             new_data=new_data,
         )
 

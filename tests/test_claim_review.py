@@ -17,6 +17,7 @@ import pytest
 
 from engine import (
     SHANGHAI,
+    ChineseOfficialCalendar,
     Engine,
     FakeClock,
     GuardRefused,
@@ -166,12 +167,6 @@ def test_a_life_claim_three_years_after_the_incident_is_in_time(eng: Engine) -> 
     assert eng.fire(case.id, "verify", HANDLER).state == "verified"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="NOT YET (needs the working-day calendar of issue #4): review() ends the filing limit "
-    "on the anniversary even when that day is a rest day; 民法典第二百零三条 (DOMAIN.md §5.5) "
-    "moves it to the next working day",
-)
 def test_a_filing_limit_ending_on_a_rest_day_runs_to_the_next_working_day(
     eng: Engine, clock: FakeClock
 ) -> None:
@@ -179,6 +174,29 @@ def test_a_filing_limit_ending_on_a_rest_day_runs_to_the_next_working_day(
     case = reported(eng, incident={"time": day("2021-05-16")})
     clock.set(bj(2026, 5, 18, 10, 0))
     assert eng.fire(case.id, "verify", HANDLER).state == "verified"
+
+
+def test_a_filing_limit_ending_in_the_labour_day_holiday_runs_to_the_day_after_it(
+    eng: Engine, clock: FakeClock
+) -> None:
+    """民法典第二百零三条: incident 2021-05-04, 5 years end 2026-05-04, inside the holiday
+    (05-01..05-05) → the limit is Wed 2026-05-06; Thu 05-07 is late."""
+    in_time = reported(eng, incident={"time": day("2021-05-04")})
+    # The same limit, on a second incident the claimant learnt of on 2021-05-04.
+    late = reported(eng, incident={"time": day("2021-05-02")})
+    clock.set(bj(2026, 5, 6, 17, 0))
+    assert eng.fire(in_time.id, "verify", HANDLER).state == "verified"
+    clock.set(bj(2026, 5, 7, 9, 0))
+    with pytest.raises(GuardRefused, match="已超过申请时效"):
+        eng.fire(late.id, "verify", HANDLER, {"known_since": "2021-05-04"})
+
+
+def test_a_limit_ending_on_a_make_up_saturday_is_not_moved(eng: Engine, clock: FakeClock) -> None:
+    """Sat 2026-05-09 is a make-up working day (调休): a limit ending then ends then."""
+    case = reported(eng, incident={"time": day("2021-05-09")})
+    clock.set(bj(2026, 5, 10, 10, 0))
+    with pytest.raises(GuardRefused, match="已超过申请时效"):
+        eng.fire(case.id, "verify", HANDLER)
 
 
 def test_a_later_known_since_moves_the_filing_limit(eng: Engine) -> None:
@@ -309,7 +327,12 @@ def test_a_supervisor_may_not_refuse_for_lateness_a_claim_that_is_in_time(eng: E
 def eng_3y(db_url: str, clock: FakeClock) -> Iterator[Engine]:
     """An engine whose non-life limit is 3 years (the Civil Code reading)."""
     settings = ClaimSettings(filing_limit_years={"default": 3, "life": 5})
-    engine_ = open_engine(db_url, clock=clock, workflows=[claim.build(settings)])
+    engine_ = open_engine(
+        db_url,
+        clock=clock,
+        workflows=[claim.build(settings)],
+        calendar=ChineseOfficialCalendar(unknown_years="weekends"),  # the clock goes to 2027
+    )
     assert isinstance(engine_.policies, SqlPolicyDirectory)
     engine_.policies.add(POLICIES)
     yield engine_

@@ -24,6 +24,8 @@ from engine import (
     Policy,
     TransitionContext,
     WorkflowDefinition,
+    WorkingCalendar,
+    first_working_day_from,
     load_workflow,
 )
 
@@ -374,6 +376,7 @@ def review(
     now: datetime,
     settings: ClaimSettings,
     known_since: date | None = None,
+    calendar: WorkingCalendar | None = None,
 ) -> list[ReviewFailure]:
     """The preliminary review (信息初步审核 1-3): every check that fails, with why."""
     failures = []
@@ -402,6 +405,11 @@ def review(
     except ValueError:  # 29 February
         limit = start.replace(year=start.year + years, day=28)
     today = now.astimezone(SHANGHAI).date()
+    if today > limit and calendar is not None:
+        # 民法典第二百零三条: a last day that is a rest day or holiday moves to the next
+        # working day. Asked only when it matters, so a limit in a year the calendar
+        # does not know yet (far in the future) is never looked up.
+        limit = first_working_day_from(limit, calendar)
     if today > limit:
         failures.append(
             ReviewFailure(
@@ -543,13 +551,16 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
                 f"known_since {known_since} is before the incident day {incident_day}: "
                 "the claimant cannot have learnt of it earlier; correct it or leave it out"
             ]
-        return [f.message for f in review(ctx.new_data, policy, ctx.now, s, known_since)]
+        calendar = ctx.services.calendar
+        return [f.message for f in review(ctx.new_data, policy, ctx.now, s, known_since, calendar)]
 
     def rejection_substantiated(ctx: TransitionContext) -> list[str]:
         policy = policy_of(ctx)
         if policy is None:
             return ["the case has no policy of ours attached; match the policy first"]
-        failing = {f.code for f in review(ctx.new_data, policy, ctx.now, s)}
+        failing = {
+            f.code for f in review(ctx.new_data, policy, ctx.now, s, None, ctx.services.calendar)
+        }
         reasons = []
         for code in ctx.data.get("reasons", ()):
             if code not in failing:
