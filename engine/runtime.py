@@ -283,19 +283,22 @@ class Engine:
         try:
             with self.store.fire_transaction() as tx:
                 current = tx.load_case(case)
-                request = _Request(
-                    idempotency_key, current.id, event, f"{event!r} on {current.number}", data
-                )
-                prior = self._prior(tx, request)
-                if prior is not None:
-                    return _case_from_json(prior)
+                if idempotency_key is not None:
+                    request = _Request(
+                        idempotency_key, current.id, event, f"{event!r} on {current.number}", data
+                    )
+                    prior = self._prior(tx, request)
+                    if prior is not None:
+                        return _case_from_json(prior)
                 if expected_version is not None and expected_version != current.version:
                     raise ConflictError(current.number, expected_version, current.version)
                 result, _notes = self._apply(tx, current, event, actor, data, now)
-                if request.key is not None:  # serialise the result only when kept
+                if idempotency_key is not None:  # serialise the result only when kept
                     self._remember(tx, request, result.id, _case_json(result), now)
                 return result
         except IntegrityViolation as exc:
+            if idempotency_key is None:
+                raise
             return _case_from_json(self._prior_after_race(request, exc))
 
     def _apply(

@@ -545,12 +545,13 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
             return ["the case has no policy of ours attached; match the policy first"]
         known = ctx.data.get("known_since")
         known_since = date.fromisoformat(known) if known else None
-        incident_day = local_date(ctx.new_data["incident"]["time"])
-        if known_since is not None and known_since < incident_day:
-            return [
-                f"known_since {known_since} is before the incident day {incident_day}: "
-                "the claimant cannot have learnt of it earlier; correct it or leave it out"
-            ]
+        if known_since is not None:
+            incident_day = local_date(ctx.new_data["incident"]["time"])
+            if known_since < incident_day:
+                return [
+                    f"known_since {known_since} is before the incident day {incident_day}: "
+                    "the claimant cannot have learnt of it earlier; correct it or leave it out"
+                ]
         calendar = ctx.services.calendar
         return [f.message for f in review(ctx.new_data, policy, ctx.now, s, known_since, calendar)]
 

@@ -118,6 +118,7 @@ class SqliteFastPath:
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=30000")
             self._local.conn, self._local.pid = conn, os.getpid()
+            self._local.reader = conn.cursor()
             with self._lock:
                 self._open.append(conn)
         return conn
@@ -129,7 +130,8 @@ class SqliteFastPath:
     def policy(self, number: str) -> Policy | None:
         """One policy, read on this thread's connection — inside ``fire()``'s transaction
         when there is one (the review asks for the policy on every verify)."""
-        row = self._connection().execute(_SELECT_POLICY, (number,)).fetchone()
+        self._connection()
+        row = self._local.reader.execute(_SELECT_POLICY, (number,)).fetchone()
         if row is None:
             return None
         number, product, line, name, id_number, start, end, coverages, amount, heirs = row
