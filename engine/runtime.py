@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -132,7 +132,9 @@ class Engine:
         """
         definition = self.workflow(workflow)
         now = self.clock.now()
-        payload = _validated(definition, definition.open_schema, data, now, f"opening a {workflow}")
+        payload = _validated(
+            definition, definition.open_schema, data, now, lambda: f"opening a {workflow}"
+        )
         request = _Request(idempotency_key, None, OPEN_EVENT, f"opening a {workflow}", data)
         try:
             with self.store.write() as tx:
@@ -317,7 +319,7 @@ class Engine:
         transition = definition.transition(event, case.state)
         assert transition is not None  # the machine accepted it, so it is defined
         payload = _validated(
-            definition, transition.schema, data, now, f"{event!r} on case {case.number}"
+            definition, transition.schema, data, now, lambda: f"{event!r} on case {case.number}"
         )
         new_data = dict(case.data)
         # Search keys can change only where an action runs or the payload is stored under
@@ -483,14 +485,17 @@ def _validated(
     schema: str | None,
     data: Mapping[str, Any],
     now: datetime,
-    what: str,
+    what: Callable[[], str],
 ) -> dict[str, Any]:
+    """The payload as the schema makes it; ``what`` names the operation in an error."""
     if not isinstance(data, Mapping):
-        raise InvalidData(what, [Problem("", f"data must be a mapping, got {type(data).__name__}")])
+        raise InvalidData(
+            what(), [Problem("", f"data must be a mapping, got {type(data).__name__}")]
+        )
     if schema is None:
         if data:
             raise InvalidData(
-                what, [Problem(k, "this event takes no data; leave it out") for k in data]
+                what(), [Problem(k, "this event takes no data; leave it out") for k in data]
             )
         return {}
     model: type[BaseModel] = definition.hooks.schemas[schema]
@@ -502,7 +507,7 @@ def _validated(
         )
     except ValidationError as exc:
         raise InvalidData(
-            what,
+            what(),
             [
                 Problem(".".join(str(p) for p in err["loc"]), _message(err))
                 for err in exc.errors(include_url=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, ValidationInfo
@@ -95,6 +96,12 @@ class Strict(BaseModel):
 def local_date(instant: Any) -> date:
     """The Beijing calendar day of an instant given as datetime or ISO text."""
     if isinstance(instant, str):
-        instant = datetime.fromisoformat(instant)
+        return _local_date_of_text(instant)
     assert isinstance(instant, datetime)
     return instant.astimezone(SHANGHAI).date()
+
+
+@lru_cache(maxsize=4096)
+def _local_date_of_text(text: str) -> date:
+    # Stored incident times are read on every review of their case: parse each once.
+    return datetime.fromisoformat(text).astimezone(SHANGHAI).date()

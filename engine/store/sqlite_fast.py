@@ -234,7 +234,7 @@ class SqliteTx:
                 case_id,
                 seq,
                 self._time(at),
-                dumps(actor.to_json()),
+                _actor_text(actor, dumps),
                 event,
                 from_state,
                 to_state,
@@ -310,6 +310,12 @@ class SqliteTx:
         self._cur.execute(
             _INSERT_KEY, (key, case_id, event, fingerprint, self._dumps(result), self._time(now))
         )
+
+
+@lru_cache(maxsize=1024)
+def _actor_text(actor: Actor, dumps: Callable[[Any], str]) -> str:
+    # The same few desk staff fire most events: encode each actor once.
+    return dumps(actor.to_json())
 
 
 def _case(row: tuple[Any, ...]) -> Case:
