@@ -11,14 +11,15 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
-from .errors import DefinitionError
+from .deadlines import Period, Unit
+from .errors import DefinitionError, Problem
 
 if TYPE_CHECKING:
     from .types import Actor, Case
@@ -88,6 +89,40 @@ class Intake:
 
 
 IntakeHook = Callable[[TransitionContext], Intake]
+Condition = Callable[[Mapping[str, Any]], bool]
+
+#: What an escalation level may do.
+ESCALATION_ACTIONS = ("notify", "reassign", "raise_priority", "fire_event")
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """One level of the chain after a breach: ``after`` the breach, ``to`` a role."""
+
+    level: int
+    after: Period
+    to: str
+    actions: tuple[str, ...]
+    event: str | None = None  # for the fire_event action
+
+
+@dataclass(frozen=True)
+class DeadlineRule:
+    """ "Within ``period`` of entering ``starts_on``, reach ``stops_on``" — with warnings
+    before, escalations after, named pauses that stop the clock, and its article."""
+
+    name: str
+    title: str
+    period: Period
+    starts_on: tuple[str, ...]
+    stops_on: tuple[str, ...]
+    stops_on_events: tuple[str, ...] = ()
+    pauses: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    warnings: tuple[float, ...] = ()
+    escalations: tuple[Escalation, ...] = ()
+    when: str | None = None
+    close_of_business: time | None = None
+    article: str = ""
 
 
 @dataclass(frozen=True)
@@ -98,6 +133,8 @@ class Hooks:
     actions: Mapping[str, Action] = field(default_factory=dict)
     schemas: Mapping[str, type[BaseModel]] = field(default_factory=dict)
     intake: Mapping[str, IntakeHook] = field(default_factory=dict)
+    #: predicates over the case data that decide whether a deadline rule applies
+    conditions: Mapping[str, Condition] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -137,6 +174,7 @@ class WorkflowDefinition:
     hooks: Hooks
     #: search keys copied from the case data into indexed columns: key -> dotted path
     index: Mapping[str, str] = field(default_factory=dict)
+    deadlines: tuple[DeadlineRule, ...] = ()
     source: str = "<mapping>"
 
     @cached_property
@@ -192,8 +230,6 @@ def load_workflow(spec: Mapping[str, Any] | Path | str, hooks: Hooks) -> Workflo
             with path.open("rb") as fh:
                 data: Mapping[str, Any] = tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
-            from .errors import Problem
-
             raise DefinitionError(str(path), [Problem("", f"not valid TOML: {exc}")]) from exc
         source = str(path)
     else:
@@ -209,7 +245,6 @@ def _build(
     data: Mapping[str, Any], hooks: Hooks, source: str
 ) -> tuple[WorkflowDefinition | None, list[Any]]:
     """Turn raw data into a definition, collecting shape problems instead of stopping."""
-    from .errors import Problem
 
     problems: list[Problem] = []
 
@@ -340,7 +375,119 @@ def _build(
             intake=intake,
             hooks=hooks,
             index=index,
+            deadlines=_build_deadlines(data.get("deadlines", []), hooks, problems),
             source=source,
         ),
         problems,
     )
+
+
+def _build_deadlines(raw: Any, hooks: Hooks, problems: list[Problem]) -> tuple[DeadlineRule, ...]:
+    """Shape checks of ``[[deadlines]]``; references to states and events are checked
+    by validation.py once the whole definition exists."""
+    if not isinstance(raw, list):
+        problems.append(Problem("deadlines", "must be an array of [[deadlines]] tables"))
+        return ()
+    rules = []
+    for i, r in enumerate(raw):
+        where = f"deadlines[{i}]"
+        if not isinstance(r, Mapping):
+            problems.append(Problem(where, "must be a table"))
+            continue
+        name = r.get("name")
+        if not isinstance(name, str) or not name:
+            problems.append(Problem(f"{where}.name", "is required"))
+            name = f"deadline_{i}"
+        period = _period(r.get("period"), f"{where}.period", problems, allow_zero=False)
+        warnings = r.get("warnings", [])
+        if not isinstance(warnings, list) or not all(
+            isinstance(w, (int, float)) and 0 < w < 1 for w in warnings
+        ):
+            problems.append(
+                Problem(f"{where}.warnings", "must be fractions between 0 and 1, e.g. [0.5, 0.8]")
+            )
+            warnings = []
+        pauses = r.get("pauses", {})
+        if not isinstance(pauses, Mapping) or not all(isinstance(v, list) for v in pauses.values()):
+            problems.append(
+                Problem(f"{where}.pauses", "must map a pause reason to a list of states")
+            )
+            pauses = {}
+        escalations = []
+        for j, e in enumerate(r.get("escalations", [])):
+            at = f"{where}.escalations[{j}]"
+            if not isinstance(e, Mapping):
+                problems.append(Problem(at, "must be a table"))
+                continue
+            to = e.get("to")
+            if not isinstance(to, str) or not to:
+                problems.append(
+                    Problem(
+                        f"{at}.to", "every escalation level needs a target role, e.g. 'supervisor'"
+                    )
+                )
+            actions = tuple(e.get("actions", ["notify"]))
+            for k, action in enumerate(actions):
+                if action not in ESCALATION_ACTIONS:
+                    problems.append(
+                        Problem(
+                            f"{at}.actions[{k}]",
+                            f"unknown action {action!r}; use {', '.join(ESCALATION_ACTIONS)}",
+                        )
+                    )
+            if "fire_event" in actions and not isinstance(e.get("event"), str):
+                problems.append(Problem(f"{at}.event", "fire_event needs the event to fire"))
+            escalations.append(
+                Escalation(
+                    level=j + 1,
+                    after=_period(e.get("after", "0 hours"), f"{at}.after", problems, True),
+                    to=to if isinstance(to, str) else "",
+                    actions=actions,
+                    event=e.get("event"),
+                )
+            )
+        when = r.get("when")
+        if when is not None and when not in hooks.conditions:
+            problems.append(
+                Problem(
+                    f"{where}.when",
+                    f"no condition named {when!r}; known: {', '.join(hooks.conditions) or '(none)'}",
+                )
+            )
+        cob = r.get("close_of_business")
+        close = None
+        if cob is not None:
+            try:
+                close = time.fromisoformat(cob)
+            except (TypeError, ValueError):
+                problems.append(
+                    Problem(f"{where}.close_of_business", "must be HH:MM, e.g. '17:30'")
+                )
+        rules.append(
+            DeadlineRule(
+                name=name,
+                title=str(r.get("title", "")),
+                period=period,
+                starts_on=tuple(r.get("starts_on", ())),
+                stops_on=tuple(r.get("stops_on", ())),
+                stops_on_events=tuple(r.get("stops_on_events", ())),
+                pauses={k: tuple(v) for k, v in pauses.items()},
+                warnings=tuple(float(w) for w in warnings),
+                escalations=tuple(escalations),
+                when=when,
+                close_of_business=close,
+                article=str(r.get("article", "")),
+            )
+        )
+    return tuple(rules)
+
+
+def _period(raw: Any, where: str, problems: list[Problem], allow_zero: bool) -> Period:
+    try:
+        period = Period.parse(raw)
+    except ValueError as exc:
+        problems.append(Problem(where, str(exc)))
+        return Period(1, Unit.hours)
+    if period.amount == 0 and not allow_zero:
+        problems.append(Problem(where, "a period must be longer than zero"))
+    return period

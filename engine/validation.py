@@ -87,6 +87,45 @@ def validate(d: WorkflowDefinition) -> list[Problem]:
             add(Problem(f"states.{s.name}", "a trap: not final, and no transition leaves it"))
         elif s.name not in can_finish:
             add(Problem(f"states.{s.name}", "no path from here reaches a final state"))
+    problems.extend(_deadline_problems(d, known))
+    return problems
+
+
+def _deadline_problems(d: WorkflowDefinition, known: set[str]) -> list[Problem]:
+    """Every name a deadline rule refers to exists, and the rule can start and stop."""
+    problems: list[Problem] = []
+    add = problems.append
+    events = set(d.events)
+    seen: set[str] = set()
+    for i, rule in enumerate(d.deadlines):
+        where = f"deadlines[{i}]"
+        if not _IDENT.match(rule.name):
+            add(Problem(f"{where}.name", f"{rule.name!r} must be lower_snake_case"))
+        if rule.name in seen:
+            add(Problem(f"{where}.name", f"a deadline named {rule.name!r} is already defined"))
+        seen.add(rule.name)
+        if not rule.starts_on:
+            add(Problem(f"{where}.starts_on", "name the state(s) whose entry starts the clock"))
+        if not rule.stops_on and not rule.stops_on_events:
+            add(Problem(f"{where}.stops_on", "name the state(s) or event(s) that stop the clock"))
+        for field_name, names in (("starts_on", rule.starts_on), ("stops_on", rule.stops_on)):
+            for j, state in enumerate(names):
+                if state not in known:
+                    add(Problem(f"{where}.{field_name}[{j}]", f"unknown state {state!r}"))
+        for state in set(rule.starts_on) & set(rule.stops_on):
+            add(Problem(f"{where}.stops_on", f"{state!r} both starts and stops the clock"))
+        for j, event in enumerate(rule.stops_on_events):
+            if event not in events:
+                add(Problem(f"{where}.stops_on_events[{j}]", f"unknown event {event!r}"))
+        for reason, states in rule.pauses.items():
+            if not _IDENT.match(reason):
+                add(Problem(f"{where}.pauses.{reason}", "a pause reason must be lower_snake_case"))
+            for j, state in enumerate(states):
+                if state not in known:
+                    add(Problem(f"{where}.pauses.{reason}[{j}]", f"unknown state {state!r}"))
+        for j, level in enumerate(rule.escalations):
+            if level.event is not None and level.event not in events:
+                add(Problem(f"{where}.escalations[{j}].event", f"unknown event {level.event!r}"))
     return problems
 
 
