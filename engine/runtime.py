@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from . import timers
 from .calendar import ChineseOfficialCalendar, WorkingCalendar
 from .clock import SHANGHAI, Clock, SystemClock
 from .definitions import Intake, Transition, TransitionContext, WorkflowDefinition
@@ -88,6 +89,9 @@ class Engine:
         self._definitions: dict[tuple[str, int], WorkflowDefinition] = {}
         self._latest: dict[str, int] = {}
         self._machines: dict[tuple[str, int], StateMachine] = {}
+        # Events that may start, stop, pause or resume a deadline in some workflow: they
+        # run on SQLAlchemy Core, where the timer queries live; all others on the hot path.
+        self._deadline_events: set[str] = set()
         for definition in workflows:
             self.register(definition)
 
@@ -97,6 +101,9 @@ class Engine:
         key = (definition.name, definition.version)
         self._definitions[key] = definition
         self._machines[key] = StateMachine(definition)
+        for t in definition.transitions:
+            if timers.touches(definition, t.source, t.target, t.event):
+                self._deadline_events.add(t.event)
         self._latest[definition.name] = max(
             self._latest.get(definition.name, 0), definition.version
         )
@@ -229,6 +236,22 @@ class Engine:
             now=now,
             keys=_search_keys(definition, ctx.new_data),
         )
+        if timers.touches(definition, None, definition.initial, OPEN_EVENT):
+            notes = (
+                *notes,
+                *timers.on_transition(
+                    tx,
+                    definition,
+                    case_id=case_id,
+                    source=None,
+                    target=definition.initial,
+                    event=OPEN_EVENT,
+                    data=ctx.new_data,
+                    seq=1,
+                    now=now,
+                    calendar=self.calendar,
+                ),
+            )
         tx.append_history(
             case_id=case_id,
             seq=1,
@@ -283,7 +306,12 @@ class Engine:
         now = self.clock.now()
         data = data or {}
         try:
-            with self.store.fire_transaction() as tx:
+            transaction = (
+                self.store.write()
+                if event in self._deadline_events
+                else self.store.fire_transaction()
+            )
+            with transaction as tx:
                 current = tx.load_case(case)
                 if idempotency_key is not None:
                     request = _Request(
@@ -349,6 +377,22 @@ class Engine:
         )
         if not ok:
             raise ConflictError(case.number, case.version, tx.current_version(case.id))
+        if event in self._deadline_events and timers.touches(definition, case.state, target, event):
+            assert isinstance(tx, CoreTx), "deadline events run on Core (see fire)"
+            ctx.notes.extend(
+                timers.on_transition(
+                    tx,
+                    definition,
+                    case_id=case.id,
+                    source=case.state,
+                    target=target,
+                    event=event,
+                    data=new_data,
+                    seq=case.version + 1,
+                    now=now,
+                    calendar=self.calendar,
+                )
+            )
         tx.append_history(
             case_id=case.id,
             seq=case.version + 1,

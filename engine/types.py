@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 
@@ -110,3 +110,36 @@ class OpenResult:
     case: Case
     created: bool
     notes: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class DeadlineStatus:
+    """One deadline rule instance on a case, as ``Engine.deadlines`` reports it.
+
+    ``status`` is ``running``, ``paused``, ``met`` (stopped in time), ``breached_met``
+    (stopped after the due time) or ``cancelled``.
+    """
+
+    rule: str
+    title: str
+    article: str
+    started_at: datetime
+    due_at: datetime
+    status: str
+    pause_reason: str | None
+    paused_for: timedelta
+    warned: int
+    breached: bool
+    level: int
+    stopped_at: datetime | None
+    next_timer_at: datetime | None
+
+
+@dataclass(frozen=True)
+class TimerRun:
+    """What one ``Engine.run_due_timers`` call did."""
+
+    fired: int = 0
+    skipped: int = 0
+    retried: int = 0
+    max_late_seconds: float = 0.0

@@ -21,7 +21,11 @@ def _url(tmp_path: Path) -> str:
 def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["db", "upgrade", "--url", _url(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert "schema at revision 0001" in result.output
+    from engine.store import Store
+
+    store = Store(_url(tmp_path))
+    assert f"schema at revision {store.head_revision()}" in result.output
+    store.dispose()
 
 
 def test_policies_import_reads_a_csv(tmp_path: Path) -> None:

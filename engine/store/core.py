@@ -273,6 +273,138 @@ class CoreTx:
             q = q.where(p.insured_id_number == id_number)
         return list(self.conn.execute(q.order_by(p.number)))
 
+    # --- deadlines and timers (issue #4) ----------------------------------------------
+    def active_deadlines(self, case_id: int) -> list[sa.Row[Any]]:
+        """The case's running or paused rule instances."""
+        d = t.case_deadlines.c
+        q = sa.select(t.case_deadlines).where(
+            d.case_id == case_id, d.status.in_(("running", "paused"))
+        )
+        return list(self.conn.execute(q))
+
+    def case_deadlines(self, case_id: int) -> list[sa.Row[Any]]:
+        d = t.case_deadlines.c
+        q = sa.select(t.case_deadlines).where(d.case_id == case_id).order_by(d.armed_seq, d.rule)
+        return list(self.conn.execute(q))
+
+    def deadline(self, case_id: int, rule: str, armed_seq: int) -> sa.Row[Any] | None:
+        d = t.case_deadlines.c
+        q = sa.select(t.case_deadlines).where(
+            d.case_id == case_id, d.rule == rule, d.armed_seq == armed_seq
+        )
+        return self.conn.execute(q).first()
+
+    def insert_deadline(self, row: Mapping[str, Any]) -> None:
+        self.conn.execute(t.case_deadlines.insert(), dict(row))
+
+    def update_deadline(self, case_id: int, rule: str, armed_seq: int, **values: Any) -> None:
+        d = t.case_deadlines.c
+        self.conn.execute(
+            t.case_deadlines.update()
+            .where(d.case_id == case_id, d.rule == rule, d.armed_seq == armed_seq)
+            .values(**values)
+        )
+
+    def insert_timers(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            self.conn.execute(t.timers.insert(), [dict(r) for r in rows])
+
+    def set_timer_status(
+        self, case_id: int, rule: str, armed_seq: int, *, from_: Sequence[str], to: str
+    ) -> int:
+        """Move an instance's timers from one status to another (cancel, pause, resume)."""
+        tm = t.timers.c
+        result = self.conn.execute(
+            t.timers.update()
+            .where(
+                tm.case_id == case_id,
+                tm.rule == rule,
+                tm.armed_seq == armed_seq,
+                tm.status.in_(list(from_)),
+            )
+            .values(status=to, claimed_by=None, claimed_until=None)
+        )
+        return int(result.rowcount)
+
+    def retime_timer(
+        self, case_id: int, rule: str, armed_seq: int, kind: str, level: int, due: datetime
+    ) -> None:
+        tm = t.timers.c
+        self.conn.execute(
+            t.timers.update()
+            .where(
+                tm.case_id == case_id,
+                tm.rule == rule,
+                tm.armed_seq == armed_seq,
+                tm.kind == kind,
+                tm.level == level,
+                tm.status == "paused",
+            )
+            .values(status="pending", due_at=due)
+        )
+
+    def claim_due_timers(
+        self, now: datetime, worker: str, lease_until: datetime, limit: int
+    ) -> list[sa.Row[Any]]:
+        """Lease up to ``limit`` due timers to ``worker``: pending, due, and not leased
+        to a live worker. PostgreSQL skips rows another worker is claiming right now
+        (``FOR UPDATE SKIP LOCKED``); SQLite serialises writers anyway."""
+        tm = t.timers.c
+        due = (
+            sa.select(tm.id)
+            .where(
+                tm.status == "pending",
+                tm.due_at <= now,
+                sa.or_(tm.claimed_until.is_(None), tm.claimed_until < now),
+            )
+            .order_by(tm.due_at)
+            .limit(limit)
+        )
+        if self.conn.dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        ids = [row[0] for row in self.conn.execute(due)]
+        if not ids:
+            return []
+        self.conn.execute(
+            t.timers.update()
+            .where(tm.id.in_(ids))
+            .values(claimed_by=worker, claimed_until=lease_until)
+        )
+        return list(
+            self.conn.execute(sa.select(t.timers).where(tm.id.in_(ids)).order_by(tm.due_at))
+        )
+
+    def finish_timer(
+        self, timer_id: int, worker: str, status: str, now: datetime, outcome: str
+    ) -> bool:
+        """Record a timer's end, only if it is still pending and leased to ``worker``:
+        the check that makes each effect happen once."""
+        tm = t.timers.c
+        result = self.conn.execute(
+            t.timers.update()
+            .where(tm.id == timer_id, tm.status == "pending", tm.claimed_by == worker)
+            .values(status=status, fired_at=now, outcome=outcome[:200])
+        )
+        return result.rowcount == 1
+
+    def release_timers(self, worker: str, ids: Sequence[int] | None = None) -> int:
+        tm = t.timers.c
+        q = t.timers.update().where(tm.claimed_by == worker, tm.status == "pending")
+        if ids is not None:
+            q = q.where(tm.id.in_(list(ids)))
+        return int(self.conn.execute(q.values(claimed_by=None, claimed_until=None)).rowcount)
+
+    def pending_timers(self, case_id: int) -> list[sa.Row[Any]]:
+        tm = t.timers.c
+        q = sa.select(t.timers).where(tm.case_id == case_id, tm.status.in_(("pending", "paused")))
+        return list(self.conn.execute(q.order_by(tm.due_at)))
+
+    def next_due(self) -> datetime | None:
+        tm = t.timers.c
+        return self.conn.execute(
+            sa.select(sa.func.min(tm.due_at)).where(tm.status == "pending")
+        ).scalar()
+
 
 def _case(row: sa.Row[Any]) -> Case:
     return Case(

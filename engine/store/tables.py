@@ -112,3 +112,60 @@ policies = sa.Table(
     sa.Column("sum_insured", sa.Numeric(14, 2), nullable=False),
     sa.Column("beneficiaries", JSONType, nullable=False),
 )
+
+# --- deadlines (issue #4) -------------------------------------------------------------
+#: One running (or finished) instance of a deadline rule on a case. ``armed_seq`` is the
+#: history row that started it: a timer only takes effect while its instance is the
+#: case's current one for that rule (DESIGN.md §3.10, the duplicate-job lesson).
+case_deadlines = sa.Table(
+    "case_deadlines",
+    metadata,
+    sa.Column("case_id", BigId, sa.ForeignKey("cases.id"), primary_key=True),
+    sa.Column("rule", sa.String(64), primary_key=True),
+    sa.Column("armed_seq", sa.Integer, primary_key=True),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    # running | paused | met | breached_met | cancelled
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("pause_reason", sa.String(64)),
+    sa.Column("paused_since", UTCDateTime),
+    sa.Column("paused_seconds", sa.Float, nullable=False),
+    sa.Column("warned", sa.Integer, nullable=False),
+    sa.Column("breached_at", UTCDateTime),
+    sa.Column("level", sa.Integer, nullable=False),
+    sa.Column("stopped_at", UTCDateTime),
+)
+
+timers = sa.Table(
+    "timers",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("case_id", BigId, sa.ForeignKey("cases.id"), nullable=False),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("armed_seq", sa.Integer, nullable=False),
+    # warning (level = which warning), breach (level 0), escalation (level = chain level)
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("level", sa.Integer, nullable=False),
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    # pending | fired | cancelled | skipped
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("claimed_by", sa.String(64)),
+    sa.Column("claimed_until", UTCDateTime),
+    sa.Column("fired_at", UTCDateTime),
+    sa.Column("outcome", sa.String(200)),
+    # The effect's key: one firing per (instance, kind, level), however often it is armed.
+    sa.UniqueConstraint("case_id", "rule", "armed_seq", "kind", "level"),
+    # Only pending timers are claimed or cancelled; fired ones must not slow the scan.
+    sa.Index(
+        "ix_timers_pending_due",
+        "due_at",
+        postgresql_where=sa.text("status = 'pending'"),
+        sqlite_where=sa.text("status = 'pending'"),
+    ),
+    sa.Index(
+        "ix_timers_pending_case",
+        "case_id",
+        postgresql_where=sa.text("status = 'pending'"),
+        sqlite_where=sa.text("status = 'pending'"),
+    ),
+)

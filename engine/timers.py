@@ -1,0 +1,245 @@
+"""Deadline instances and their durable timers (DESIGN.md §3.2, issue #4).
+
+Two halves, both inside the caller's transaction:
+
+- :func:`on_transition` — when a transition enters a state that starts a rule, the rule
+  instance and all its timers (warnings, the breach, every escalation level) are written
+  in the same commit as the transition; entering a stop state (or firing a stop event)
+  ends the instance and cancels its timers; entering a pause state stops the clock and
+  parks the timers; leaving it moves the start on by the paused time and re-times them.
+- :func:`fire_timer` — one leased timer's effect: it takes effect only while its
+  instance is still running (the case is still where the timer was armed), records a
+  history row on the case, and marks the timer fired under the lease, so a retry after a
+  crash, or a second worker, finds it done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from .calendar import WorkingCalendar
+from .clock import SHANGHAI
+from .deadlines import due_at, resumed_start, warning_times
+from .definitions import DeadlineRule, WorkflowDefinition
+
+if TYPE_CHECKING:
+    from .store import CoreTx
+
+WARNING, BREACH, ESCALATION = "warning", "breach", "escalation"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When each timer of an instance falls: (kind, level) -> instant."""
+
+    due: datetime
+    times: Mapping[tuple[str, int], datetime]
+
+
+def schedule(
+    rule: DeadlineRule, start: datetime, paused: timedelta, calendar: WorkingCalendar
+) -> Schedule:
+    """The due time, the warnings before it and the escalation levels after it."""
+    effective = resumed_start(start, paused)
+    due = due_at(effective, rule.period, calendar, rule.close_of_business)
+    times: dict[tuple[str, int], datetime] = {}
+    for i, at in enumerate(warning_times(effective, due, rule.warnings), start=1):
+        times[(WARNING, i)] = at
+    times[(BREACH, 0)] = due
+    for level in rule.escalations:
+        if level.after.amount == 0:
+            times[(ESCALATION, level.level)] = due
+        else:
+            times[(ESCALATION, level.level)] = due_at(due, level.after, calendar)
+    return Schedule(due, times)
+
+
+def touches(definition: WorkflowDefinition, source: str | None, target: str, event: str) -> bool:
+    """Whether this transition starts, stops, pauses or resumes any deadline rule."""
+    for rule in definition.deadlines:
+        pause_states = {s for states in rule.pauses.values() for s in states}
+        if (
+            (target in rule.starts_on and source not in rule.starts_on)
+            or target in rule.stops_on
+            or event in rule.stops_on_events
+            or (target in pause_states) != (source in pause_states)
+        ):
+            return True
+    return False
+
+
+def on_transition(
+    tx: CoreTx,
+    definition: WorkflowDefinition,
+    *,
+    case_id: int,
+    source: str | None,
+    target: str,
+    event: str,
+    data: Mapping[str, Any],
+    seq: int,
+    now: datetime,
+    calendar: WorkingCalendar,
+) -> list[str]:
+    """Start, stop, pause and resume the case's rule instances; return history notes."""
+    notes: list[str] = []
+    active = {row.rule: row for row in tx.active_deadlines(case_id)}
+    for rule in definition.deadlines:
+        instance = active.get(rule.name)
+        pause_states = {s: reason for reason, states in rule.pauses.items() for s in states}
+        if instance is not None:
+            if target in rule.stops_on or event in rule.stops_on_events:
+                met = "breached_met" if instance.breached_at is not None else "met"
+                tx.update_deadline(
+                    case_id, rule.name, instance.armed_seq, status=met, stopped_at=now
+                )
+                tx.set_timer_status(
+                    case_id,
+                    rule.name,
+                    instance.armed_seq,
+                    from_=("pending", "paused"),
+                    to="cancelled",
+                )
+                notes.append(f"期限「{rule.title or rule.name}」已完成 ({met})")
+                continue
+            if instance.status == "running" and target in pause_states:
+                reason = pause_states[target]
+                tx.update_deadline(
+                    case_id,
+                    rule.name,
+                    instance.armed_seq,
+                    status="paused",
+                    pause_reason=reason,
+                    paused_since=now,
+                )
+                tx.set_timer_status(
+                    case_id, rule.name, instance.armed_seq, from_=("pending",), to="paused"
+                )
+                notes.append(f"期限「{rule.title or rule.name}」暂停计时：{reason}")
+            elif instance.status == "paused" and target not in pause_states:
+                paused = timedelta(seconds=instance.paused_seconds) + (now - instance.paused_since)
+                plan = schedule(rule, instance.started_at, paused, calendar)
+                tx.update_deadline(
+                    case_id,
+                    rule.name,
+                    instance.armed_seq,
+                    status="running",
+                    pause_reason=None,
+                    paused_since=None,
+                    paused_seconds=paused.total_seconds(),
+                    due_at=plan.due,
+                )
+                for (kind, level), at in plan.times.items():
+                    tx.retime_timer(case_id, rule.name, instance.armed_seq, kind, level, at)
+                notes.append(
+                    f"期限「{rule.title or rule.name}」恢复计时，新的期限 {_local(plan.due)}"
+                )
+            continue
+        entering = target in rule.starts_on and source not in rule.starts_on
+        if not entering:
+            continue
+        if rule.when is not None and not definition.hooks.conditions[rule.when](data):
+            continue
+        plan = schedule(rule, now, timedelta(0), calendar)
+        tx.insert_deadline(
+            {
+                "case_id": case_id,
+                "rule": rule.name,
+                "armed_seq": seq,
+                "started_at": now,
+                "due_at": plan.due,
+                "status": "running",
+                "pause_reason": None,
+                "paused_since": None,
+                "paused_seconds": 0.0,
+                "warned": 0,
+                "breached_at": None,
+                "level": 0,
+                "stopped_at": None,
+            }
+        )
+        tx.insert_timers(
+            [
+                {
+                    "case_id": case_id,
+                    "rule": rule.name,
+                    "armed_seq": seq,
+                    "kind": kind,
+                    "level": level,
+                    "due_at": at,
+                    "status": "pending",
+                }
+                for (kind, level), at in plan.times.items()
+            ]
+        )
+        notes.append(
+            f"期限「{rule.title or rule.name}」开始计时：{rule.period}，"
+            f"截止 {_local(plan.due)} ({rule.article})"
+        )
+    return notes
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What a timer does to its case, as the runtime should record it."""
+
+    event: str
+    notes: tuple[str, ...]
+    data: Mapping[str, Any]
+    changes: Mapping[str, Any]  # top-level case data to set
+    fire: str | None = None  # an event to fire afterwards (escalation fire_event)
+
+
+def effect(
+    rule: DeadlineRule, timer: Any, instance: Any, case_data: Mapping[str, Any], now: datetime
+) -> tuple[Effect, dict[str, Any]]:
+    """The effect of ``timer`` and the instance columns it changes."""
+    late = max(0.0, (now - timer.due_at).total_seconds())
+    title = rule.title or rule.name
+    base = {
+        "rule": rule.name,
+        "level": timer.level,
+        "due_at": instance.due_at.isoformat(),
+        "timer_due_at": timer.due_at.isoformat(),
+        "late_seconds": round(late, 3),
+        "article": rule.article,
+    }
+    lateness = f"（迟 {late:.0f} 秒触发）" if late >= 1 else ""
+    if timer.kind == WARNING:
+        share = rule.warnings[timer.level - 1]
+        note = f"预警：「{title}」已过 {share:.0%} 时限，截止 {_local(instance.due_at)}{lateness}"
+        return Effect("deadline_warning", (note,), base, {}), {
+            "warned": max(instance.warned, timer.level)
+        }
+    if timer.kind == BREACH:
+        note = f"超时：「{title}」已于 {_local(instance.due_at)} 到期未完成{lateness}"
+        return Effect("deadline_breach", (note,), base, {}), {"breached_at": now}
+    level = rule.escalations[timer.level - 1]
+    changes: dict[str, Any] = {}
+    notes = [f"升级第 {level.level} 级：「{title}」→ {level.to}{lateness}"]
+    if "reassign" in level.actions:
+        changes["assignee"] = {"role": level.to, "since": now.isoformat()}
+        notes.append(f"改派给 {level.to}")
+    if "raise_priority" in level.actions:
+        changes["priority"] = int(case_data.get("priority", 0)) + 1
+        notes.append(f"优先级提升至 {changes['priority']}")
+    if "notify" in level.actions:
+        notes.append(f"通知 {level.to}")
+    fire = level.event if "fire_event" in level.actions else None
+    return Effect("deadline_escalation", tuple(notes), {**base, "to": level.to}, changes, fire), {
+        "level": max(instance.level, level.level)
+    }
+
+
+def rule_named(definition: WorkflowDefinition, name: str) -> DeadlineRule | None:
+    for rule in definition.deadlines:
+        if rule.name == name:
+            return rule
+    return None
+
+
+def _local(instant: datetime) -> str:
+    return instant.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
