@@ -43,7 +43,15 @@ from .errors import (
 from .policies import Policy, PolicyDirectory, SqlPolicyDirectory
 from .runtime import Engine, Services
 from .store import Store
-from .types import Actor, AvailableEvent, Case, HistoryEntry, OpenResult
+from .types import (
+    Actor,
+    AvailableEvent,
+    Case,
+    DeadlineStatus,
+    HistoryEntry,
+    OpenResult,
+    TimerRun,
+)
 
 __all__ = [
     "SHANGHAI",
@@ -56,6 +64,7 @@ __all__ = [
     "ChineseOfficialCalendar",
     "Clock",
     "ConflictError",
+    "DeadlineStatus",
     "DefinitionError",
     "Engine",
     "EventNotAllowed",
@@ -75,6 +84,7 @@ __all__ = [
     "State",
     "StorageError",
     "SystemClock",
+    "TimerRun",
     "Transition",
     "TransitionContext",
     "UnknownEvent",

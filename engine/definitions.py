@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 #: ``source = "*"`` in a transition means every state that is not final.
 ANY_STATE = "*"
+#: ``target = "."`` means the case stays where it is (an event recorded in any state).
+SAME_STATE = "."
 
 #: The case-data fields a workflow may expose for ``find_cases`` (``[workflow.index]``).
 SEARCH_KEYS = ("policy_number", "insured_name", "id_number")
@@ -346,7 +348,7 @@ def _build(
                 Transition(
                     event=event or "",
                     source=src,
-                    target=target or "",
+                    target=src if target == SAME_STATE else target or "",
                     title=want(tdata, "title", str, where, ""),
                     guards=guards,
                     actions=actions,

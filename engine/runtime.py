@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -22,6 +23,8 @@ from .calendar import ChineseOfficialCalendar, WorkingCalendar
 from .clock import SHANGHAI, Clock, SystemClock
 from .definitions import Intake, Transition, TransitionContext, WorkflowDefinition
 from .errors import (
+    BaoflowError,
+    CaseNotFound,
     ConflictError,
     GuardRefused,
     IdempotencyKeyReused,
@@ -32,7 +35,15 @@ from .errors import (
 from .machine import StateMachine
 from .policies import PolicyDirectory
 from .store import CoreTx, IntegrityViolation, Store, Tx
-from .types import Actor, AvailableEvent, Case, HistoryEntry, OpenResult
+from .types import (
+    Actor,
+    AvailableEvent,
+    Case,
+    DeadlineStatus,
+    HistoryEntry,
+    OpenResult,
+    TimerRun,
+)
 
 log = logging.getLogger("baoflow.engine")
 
@@ -501,6 +512,165 @@ class Engine:
                         title=transition.title,
                         target=transition.target,
                         refusals=tuple(_run_guards(definition, transition, ctx)),
+                    )
+                )
+        return result
+
+    # --- deadlines and timers -------------------------------------------------------
+    def run_due_timers(
+        self,
+        *,
+        worker: str | None = None,
+        batch: int = 100,
+        lease: timedelta = timedelta(seconds=60),
+        limit: int | None = None,
+    ) -> TimerRun:
+        """Fire every timer due at the clock's now, each exactly once.
+
+        Timers are leased in batches (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so
+        several workers can drain one table; each effect commits on its own with the
+        check that the timer is still pending and leased to this worker. A timer whose
+        instance has ended (the case moved on) is skipped and the reason recorded on the
+        timer; a case that changed meanwhile is released and retried on the next run.
+        Nothing here raises for one bad timer: it is logged and released.
+        """
+        now = self.clock.now()
+        me = worker or f"worker-{os.getpid()}-{id(self):x}"
+        fired = skipped = retried = 0
+        worst = 0.0
+        while limit is None or fired + skipped < limit:
+            with self.store.write() as tx:
+                claimed = tx.claim_due_timers(now, me, now + lease, batch)
+            if not claimed:
+                break
+            for timer in claimed:
+                try:
+                    with self.store.write() as tx:
+                        outcome = self._fire_timer(tx, timer, me, now)
+                except Exception:  # one bad timer must never stop the worker
+                    log.exception(
+                        "timer %s (%s on case %s) failed; released for a retry",
+                        timer.id,
+                        timer.rule,
+                        timer.case_id,
+                    )
+                    outcome = "retry"
+                if outcome == "retry":
+                    with self.store.write() as tx:
+                        tx.release_timers(me, [timer.id])
+                    retried += 1
+                elif outcome == "fired":
+                    fired += 1
+                    worst = max(worst, (now - timer.due_at).total_seconds())
+                elif outcome == "skipped":
+                    skipped += 1
+            if retried and retried >= len(claimed):
+                break  # everything left is contended: next run
+        if fired or skipped:
+            log.info(
+                "timers: %d fired, %d skipped, %d retried (worst lateness %.1fs)",
+                fired,
+                skipped,
+                retried,
+                worst,
+            )
+        return TimerRun(fired=fired, skipped=skipped, retried=retried, max_late_seconds=worst)
+
+    def _fire_timer(self, tx: CoreTx, timer: Any, me: str, now: datetime) -> str:
+        """One timer's effect, in ``tx``: "fired", "skipped", "retry" or "taken"."""
+        try:
+            case = tx.load_case(int(timer.case_id))
+        except CaseNotFound:
+            tx.finish_timer(timer.id, me, "skipped", now, "the case no longer exists")
+            return "skipped"
+        definition = self.workflow(case.workflow, case.workflow_version)
+        rule = timers.rule_named(definition, timer.rule)
+        instance = tx.deadline(case.id, timer.rule, timer.armed_seq)
+        if rule is None or instance is None or instance.status != "running":
+            why = (
+                f"the rule {timer.rule!r} is not in {definition.name} v{definition.version}"
+                if rule is None or instance is None
+                else f"the deadline is {instance.status}: the case moved on (now {case.state})"
+            )
+            tx.finish_timer(timer.id, me, "skipped", now, why)
+            return "skipped"
+        eff, changes = timers.effect(rule, timer, instance, case.data, now)
+        if not tx.finish_timer(timer.id, me, "fired", now, eff.event):
+            return "taken"  # another worker re-leased it after our lease ran out
+        new_data = {**case.data, **eff.changes}
+        if not tx.update_case(
+            case_id=case.id,
+            expected_version=case.version,
+            state=None,
+            data=new_data,
+            now=now,
+            keys=None,
+        ):
+            raise ConflictError(case.number, case.version, tx.current_version(case.id))
+        tx.append_history(
+            case_id=case.id,
+            seq=case.version + 1,
+            at=now,
+            actor=Actor.system("timer"),
+            event=eff.event,
+            from_state=case.state,
+            to_state=case.state,
+            data=eff.data,
+            notes=eff.notes,
+        )
+        tx.update_deadline(case.id, rule.name, timer.armed_seq, **changes)
+        if eff.fire is not None:
+            after = Case(
+                id=case.id,
+                number=case.number,
+                workflow=case.workflow,
+                workflow_version=case.workflow_version,
+                state=case.state,
+                data=new_data,
+                version=case.version + 1,
+                created_at=case.created_at,
+                updated_at=now,
+            )
+            try:
+                with tx.conn.begin_nested():
+                    self._apply(tx, after, eff.fire, Actor.system("escalation"), {}, now)
+            except BaoflowError as exc:
+                log.warning("escalation of %s could not fire %r: %s", case.number, eff.fire, exc)
+        return "fired"
+
+    def deadlines(self, case: int | str) -> list[DeadlineStatus]:
+        """Every deadline rule instance of the case, oldest first: due, warned, breached,
+        paused time, escalation level."""
+        now = self.clock.now()
+        with self.store.read() as tx:
+            found = tx.load_case(case)
+            definition = self.workflow(found.workflow, found.workflow_version)
+            pending: dict[tuple[str, int], datetime] = {}
+            for t in tx.pending_timers(found.id):
+                key = (t.rule, t.armed_seq)
+                if t.status == "pending" and key not in pending:
+                    pending[key] = t.due_at
+            result = []
+            for row in tx.case_deadlines(found.id):
+                rule = timers.rule_named(definition, row.rule)
+                paused = timedelta(seconds=row.paused_seconds)
+                if row.paused_since is not None:
+                    paused += now - row.paused_since
+                result.append(
+                    DeadlineStatus(
+                        rule=row.rule,
+                        title=rule.title if rule else row.rule,
+                        article=rule.article if rule else "",
+                        started_at=row.started_at,
+                        due_at=row.due_at,
+                        status=row.status,
+                        pause_reason=row.pause_reason,
+                        paused_for=paused,
+                        warned=row.warned,
+                        breached=row.breached_at is not None,
+                        level=row.level,
+                        stopped_at=row.stopped_at,
+                        next_timer_at=pending.get((row.rule, row.armed_seq)),
                     )
                 )
         return result

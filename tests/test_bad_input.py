@@ -140,9 +140,12 @@ def test_an_event_the_state_does_not_allow_names_the_state_and_the_allowed_event
     with pytest.raises(EventNotAllowed) as err:
         eng.fire(case.id, "hand_over", HANDLER, {"insurer": "平安人寿"})
     assert err.value.state == "reported"
-    assert err.value.allowed == ("verify", "reject", "withdraw")
+    assert err.value.allowed == ("verify", "reject", "report_to_headquarters", "withdraw")
     assert err.value.case_number == case.number
-    assert "it is in 'reported'. Allowed now: verify, reject, withdraw" in str(err.value)
+    assert (
+        "it is in 'reported'. Allowed now: verify, reject, report_to_headquarters, withdraw"
+        in str(err.value)
+    )
     assert stored(eng, case.id) == before
 
 

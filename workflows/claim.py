@@ -277,6 +277,18 @@ class Closing(Strict):
         return self
 
 
+class MaterialsRequested(Strict):
+    """What the insurer asks for after hand-over (it pauses the insurer's clock)."""
+
+    items: tuple[Material, ...] = Field(min_length=1)
+
+
+class HeadquartersReport(Strict):
+    """重大案件呈报: what headquarters is told."""
+
+    summary: Text
+
+
 class Withdrawal(Strict):
     reason: Text
 
@@ -421,6 +433,18 @@ def review(
             )
         )
     return failures
+
+
+#: Product lines under the stricter life service standards (DOMAIN.md §5.4).
+LIFE_LINES = frozenset({"life", "health"})
+
+
+def is_major(data: Mapping[str, Any]) -> bool:
+    return bool((data.get("major") or {}).get("is_major"))
+
+
+def life_product(data: Mapping[str, Any]) -> bool:
+    return (data.get("policy") or {}).get("product_line") in LIFE_LINES
 
 
 # --- hooks -------------------------------------------------------------------------
@@ -638,6 +662,11 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
             return []
         return ["the applicant has no right to claim (保险金请求权) and no power of attorney"]
 
+    def is_major_case(ctx: TransitionContext) -> list[str]:
+        if is_major(ctx.new_data):
+            return []
+        return ["the case is not major (细则第四条 重大案件): there is nothing to report"]
+
     def materials_complete(ctx: TransitionContext) -> list[str]:
         missing = missing_materials(ctx.new_data)
         if not missing:
@@ -722,6 +751,7 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
             "identity_matches": identity_matches,
             "right_to_claim": right_to_claim,
             "materials_complete": materials_complete,
+            "is_major_case": is_major_case,
         },
         actions={
             "assess": assess,
@@ -743,8 +773,15 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
             "HandOver": HandOver,
             "Closing": Closing,
             "Withdrawal": Withdrawal,
+            "MaterialsRequested": MaterialsRequested,
+            "HeadquartersReport": HeadquartersReport,
             "NotOurs": NotOurs,
         },
         intake={"claim_intake": _intake},
+        conditions={
+            "is_major": is_major,
+            "life_product": life_product,
+            "not_life_product": lambda data: not life_product(data),
+        },
     )
     return load_workflow(DEFINITION, hooks)
