@@ -165,6 +165,13 @@ def cases_show(url: str, case: str) -> None:
                 "\n".join(h.notes),
             )
         out.print(table)
+        for d in eng.deadlines(c.id):
+            pause = f", paused {d.pause_reason}" if d.pause_reason else ""
+            out.print(
+                f"  deadline [bold]{d.rule}[/] {d.status}{pause}: due "
+                f"{d.due_at.astimezone(SHANGHAI):%Y-%m-%d %H:%M}, warned {d.warned}, "
+                f"{'breached, ' if d.breached else ''}level {d.level}  ({d.article})"
+            )
         for ev in eng.available_events(c.id):
             why = (
                 ""
@@ -216,6 +223,88 @@ def fire(
             expected_version=expected_version,
         )
         _c.out.print(f"{c.number}: {event} → [bold]{c.state}[/] (version {c.version})")
+
+
+@main.command()
+@url_option
+@click.option("--tick", default=0.5, show_default=True, help="Seconds between checks.")
+@click.option("--batch", default=100, show_default=True, help="Timers leased per claim.")
+@click.option("--lease", default=60.0, show_default=True, help="Seconds a claim holds.")
+@click.option("--name", help="This worker's name in leases and logs.")
+@click.option(
+    "--digest",
+    default="0 8 * * *",
+    show_default=True,
+    help="Cron (Beijing) of the daily SLA digest; '' for none.",
+)
+def worker(url: str, tick: float, batch: int, lease: float, name: str | None, digest: str) -> None:
+    """Fire due timers until SIGTERM: warnings, breaches, escalations, exactly once."""
+    import logging
+    from datetime import timedelta
+
+    from .scheduler import Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    with _engine(url) as eng:
+        Worker(
+            eng,
+            tick=tick,
+            batch=batch,
+            lease=timedelta(seconds=lease),
+            name=name,
+            digest=digest or None,
+        ).run_forever()
+
+
+@main.group()
+def sla() -> None:
+    """Service-level figures."""
+
+
+@sla.command("report")
+@url_option
+@click.option("--workflow")
+@click.option(
+    "--since", type=click.DateTime(["%Y-%m-%d"]), help="Deadlines started from (Beijing day)."
+)
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="...and before (Beijing day).")
+def sla_report(url: str, workflow: str | None, since: Any, until: Any) -> None:
+    """On-time rate and breaches per rule; the cases overdue now; median time in state."""
+    with _engine(url) as eng:
+        report = eng.sla_report(
+            since=since.replace(tzinfo=SHANGHAI) if since else None,
+            until=until.replace(tzinfo=SHANGHAI) if until else None,
+            workflow=workflow,
+        )
+        out = _c.out
+        table = Table(
+            "workflow", "rule", "started", "on time", "late", "overdue now", "on-time rate"
+        )
+        for r in report.rules:
+            table.add_row(
+                r.workflow,
+                r.rule,
+                str(r.started),
+                str(r.met_on_time),
+                str(r.met_late),
+                str(r.breached_open),
+                f"{r.on_time_rate:.0%}",
+            )
+        out.print(table)
+        breaches = Table("case", "rule", "due (Beijing)", "level", "state", title="Overdue now")
+        for b in eng.breaches(workflow=workflow):
+            breaches.add_row(
+                b.case_number,
+                b.rule,
+                b.due_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M"),
+                str(b.level),
+                b.state,
+            )
+        out.print(breaches)
+        states = Table("workflow", "state", "median time in state", title="Time in state")
+        for (wf, state), median in report.median_time_in_state.items():
+            states.add_row(wf, state, str(median).split(".")[0])
+        out.print(states)
 
 
 @main.group()

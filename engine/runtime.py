@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import cache
@@ -38,10 +39,13 @@ from .store import CoreTx, IntegrityViolation, Store, Tx
 from .types import (
     Actor,
     AvailableEvent,
+    Breach,
     Case,
     DeadlineStatus,
     HistoryEntry,
     OpenResult,
+    RuleSla,
+    SlaReport,
     TimerRun,
 )
 
@@ -534,15 +538,19 @@ class Engine:
         timer; a case that changed meanwhile is released and retried on the next run.
         Nothing here raises for one bad timer: it is logged and released.
         """
-        now = self.clock.now()
         me = worker or f"worker-{os.getpid()}-{id(self):x}"
         fired = skipped = retried = 0
         worst = 0.0
         while limit is None or fired + skipped < limit:
+            # Each claim reads the clock: its lease runs from when it was taken, and each
+            # effect is stamped with the time it happened.
+            now = self.clock.now()
+            take = batch if limit is None else min(batch, limit - fired - skipped)
             with self.store.write() as tx:
-                claimed = tx.claim_due_timers(now, me, now + lease, batch)
+                claimed = tx.claim_due_timers(now, me, now + lease, take)
             if not claimed:
                 break
+            batch_retried = 0
             for timer in claimed:
                 try:
                     with self.store.write() as tx:
@@ -559,13 +567,14 @@ class Engine:
                     with self.store.write() as tx:
                         tx.release_timers(me, [timer.id])
                     retried += 1
+                    batch_retried += 1
                 elif outcome == "fired":
                     fired += 1
                     worst = max(worst, (now - timer.due_at).total_seconds())
                 elif outcome == "skipped":
                     skipped += 1
-            if retried and retried >= len(claimed):
-                break  # everything left is contended: next run
+            if batch_retried == len(claimed):
+                break  # everything this batch held is contended: leave it to the next run
         if fired or skipped:
             log.info(
                 "timers: %d fired, %d skipped, %d retried (worst lateness %.1fs)",
@@ -674,6 +683,79 @@ class Engine:
                     )
                 )
         return result
+
+    def next_timer_due(self) -> datetime | None:
+        """When the earliest pending timer falls due (None when there is none)."""
+        with self.store.read() as tx:
+            return tx.next_due()
+
+    def breaches(
+        self,
+        *,
+        workflow: str | None = None,
+        rule: str | None = None,
+        min_level: int | None = None,
+    ) -> list[Breach]:
+        """Cases with a running deadline past its due time, oldest due first."""
+        if workflow is not None:
+            self.workflow(workflow)
+        with self.store.read() as tx:
+            rows = tx.breached(workflow, rule, min_level)
+        return [
+            Breach(r.number, r.workflow, r.state, r.rule, r.due_at, r.breached_at, r.level)
+            for r in rows
+        ]
+
+    def sla_report(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        workflow: str | None = None,
+    ) -> SlaReport:
+        """On-time rate and breaches per rule for deadlines started in [since, until),
+        and the median time cases spend in each state (from the history)."""
+        now = self.clock.now()
+        if workflow is not None:
+            self.workflow(workflow)
+        with self.store.read() as tx:
+            rows = tx.deadline_rows(since, until, workflow)
+            entries = tx.state_entries(workflow)
+        tally: dict[tuple[str, str], list[int]] = {}
+        running = breached_now = 0
+        for r in rows:
+            counts = tally.setdefault((r.workflow, r.rule), [0, 0, 0, 0])
+            counts[0] += 1
+            if r.status == "met":
+                counts[1] += 1
+            elif r.status == "breached_met":
+                counts[2] += 1
+            elif r.status in ("running", "paused"):
+                running += 1
+                if r.breached_at is not None or r.due_at <= now:
+                    counts[3] += 1
+                    breached_now += 1
+        # A stay in a state runs from the row that entered it to the row that left it;
+        # rows in between that keep the state (timer effects, self-loops) do not split it.
+        durations: dict[tuple[str, str], list[float]] = {}
+        entered: Any = None
+        for e in entries:
+            if entered is not None and entered.case_id == e.case_id:
+                if e.to_state == entered.to_state:
+                    continue
+                key = (entered.workflow, entered.to_state)
+                durations.setdefault(key, []).append((e.at - entered.at).total_seconds())
+            entered = e
+        return SlaReport(
+            rules=[
+                RuleSla(w, rule, c[0], c[1], c[2], c[3]) for (w, rule), c in sorted(tally.items())
+            ],
+            running=running,
+            breached_now=breached_now,
+            median_time_in_state={
+                k: timedelta(seconds=statistics.median(v)) for k, v in sorted(durations.items())
+            },
+        )
 
     def count_by_state(self, workflow: str | None = None) -> dict[tuple[str, str], int]:
         """How many cases sit in each (workflow, state)."""

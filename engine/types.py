@@ -143,3 +143,45 @@ class TimerRun:
     skipped: int = 0
     retried: int = 0
     max_late_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Breach:
+    """A running deadline past its due time (``Engine.breaches``)."""
+
+    case_number: str
+    workflow: str
+    state: str
+    rule: str
+    due_at: datetime
+    breached_at: datetime
+    level: int
+
+
+@dataclass(frozen=True)
+class RuleSla:
+    """One rule's record over a period: met on time, met late, still open past due."""
+
+    workflow: str
+    rule: str
+    started: int
+    met_on_time: int
+    met_late: int
+    breached_open: int
+
+    @property
+    def on_time_rate(self) -> float:
+        """Met on time among those that ended or are already late (1.0 with none)."""
+        decided = self.met_on_time + self.met_late + self.breached_open
+        return self.met_on_time / decided if decided else 1.0
+
+
+@dataclass(frozen=True)
+class SlaReport:
+    """``Engine.sla_report``: derived from the deadline rows and the append-only history,
+    so it can always be recomputed and explained."""
+
+    rules: list[RuleSla]
+    running: int
+    breached_now: int
+    median_time_in_state: dict[tuple[str, str], timedelta]

@@ -399,6 +399,47 @@ class CoreTx:
         q = sa.select(t.timers).where(tm.case_id == case_id, tm.status.in_(("pending", "paused")))
         return list(self.conn.execute(q.order_by(tm.due_at)))
 
+    def breached(
+        self, workflow: str | None, rule: str | None, min_level: int | None
+    ) -> list[sa.Row[Any]]:
+        """Running deadlines past their due time, with their case, oldest due first."""
+        d, c = t.case_deadlines.c, t.cases.c
+        q = (
+            sa.select(c.number, c.workflow, c.state, d.rule, d.due_at, d.breached_at, d.level)
+            .join(t.cases, c.id == d.case_id)
+            .where(d.status == "running", d.breached_at.is_not(None))
+        )
+        if workflow is not None:
+            q = q.where(c.workflow == workflow)
+        if rule is not None:
+            q = q.where(d.rule == rule)
+        if min_level is not None:
+            q = q.where(d.level >= min_level)
+        return list(self.conn.execute(q.order_by(d.due_at)))
+
+    def deadline_rows(
+        self, since: datetime | None, until: datetime | None, workflow: str | None
+    ) -> list[sa.Row[Any]]:
+        d, c = t.case_deadlines.c, t.cases.c
+        q = sa.select(c.workflow, d.rule, d.status, d.due_at, d.breached_at, d.stopped_at).join(
+            t.cases, c.id == d.case_id
+        )
+        if since is not None:
+            q = q.where(d.started_at >= since)
+        if until is not None:
+            q = q.where(d.started_at < until)
+        if workflow is not None:
+            q = q.where(c.workflow == workflow)
+        return list(self.conn.execute(q))
+
+    def state_entries(self, workflow: str | None) -> list[sa.Row[Any]]:
+        """(workflow, case_id, at, to_state) of every history row, in order per case."""
+        h, c = t.history.c, t.cases.c
+        q = sa.select(c.workflow, h.case_id, h.at, h.to_state).join(t.cases, c.id == h.case_id)
+        if workflow is not None:
+            q = q.where(c.workflow == workflow)
+        return list(self.conn.execute(q.order_by(h.case_id, h.seq)))
+
     def next_due(self) -> datetime | None:
         tm = t.timers.c
         return self.conn.execute(

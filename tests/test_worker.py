@@ -1,0 +1,123 @@
+"""The worker fires due timers on its own, catches up after downtime, and stops
+gracefully on SIGTERM; breaches and the SLA report read what happened (issue #4)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from engine import SHANGHAI, ChineseOfficialCalendar, Engine, FakeClock, open_engine
+from engine.cli import main
+from engine.scheduler import Worker
+from engine.store import tables as t
+from tests.conftest import HANDLER, POLICIES
+from tests.test_timers import to_materials_complete
+
+
+def bj(*args: int) -> datetime:
+    return datetime(*args, tzinfo=SHANGHAI)  # type: ignore[misc]
+
+
+def deadline_events(eng: Engine, case_id: int) -> list[str]:
+    return [h.event for h in eng.history(case_id) if h.event.startswith("deadline_")]
+
+
+def wait_for(predicate, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_the_worker_fires_what_is_due_and_releases_its_leases_when_stopped(
+    eng: Engine, clock: FakeClock
+) -> None:
+    case = to_materials_complete(eng)
+    clock.set(bj(2026, 5, 12, 1, 0))  # past the breach and levels 1 and 2
+    worker = Worker(eng, tick=0.05, name="w-test", digest=None)
+    worker.start()
+    try:
+        assert wait_for(lambda: worker.fired >= 5)
+    finally:
+        worker.stop()
+    assert deadline_events(eng, case.id) == [
+        "deadline_warning",
+        "deadline_warning",
+        "deadline_breach",
+        "deadline_escalation",
+        "deadline_escalation",
+    ]
+    with eng.store.read() as tx:
+        leased = tx.conn.execute(
+            sa.select(sa.func.count()).where(
+                t.timers.c.claimed_by.is_not(None), t.timers.c.status == "pending"
+            )
+        ).scalar_one()
+    assert leased == 0
+
+
+def test_breaches_and_the_sla_report_explain_what_happened(eng: Engine, clock: FakeClock) -> None:
+    late = to_materials_complete(eng)
+    clock.set(bj(2026, 5, 10, 8, 0))
+    eng.run_due_timers()
+    (breach,) = eng.breaches()
+    assert (breach.case_number, breach.rule, breach.level) == (late.number, "hand_over", 1)
+    assert eng.breaches(rule="major_report") == [] and eng.breaches(min_level=2) == []
+
+    report = eng.sla_report()
+    (hand_over,) = [r for r in report.rules if r.rule == "hand_over"]
+    assert (hand_over.started, hand_over.breached_open, hand_over.on_time_rate) == (1, 1, 0.0)
+
+    eng.fire(late.id, "hand_over", HANDLER, {"insurer": "太平洋财险"})
+    assert eng.breaches() == []
+    (hand_over,) = [r for r in eng.sla_report().rules if r.rule == "hand_over"]
+    assert (hand_over.met_late, hand_over.breached_open) == (1, 0)
+    times = eng.sla_report().median_time_in_state
+    assert times[("claim", "materials_complete")] == bj(2026, 5, 10, 8, 0) - bj(2026, 5, 6, 9, 0)
+
+    result = CliRunner().invoke(
+        main, ["sla", "report", "--url", eng.store.url], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "hand_over" in result.output and "0%" in result.output
+
+
+def test_baoflow_worker_catches_up_after_downtime_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """Timers that came due while no worker ran fire at start, marked late; SIGTERM ends
+    the worker cleanly once its batch is done."""
+    url = f"sqlite:///{tmp_path / 'worker.db'}"
+    clock = FakeClock(bj(2026, 5, 6, 9, 0))  # months before the real clock
+    eng = open_engine(url, clock=clock, calendar=ChineseOfficialCalendar(unknown_years="weekends"))
+    eng.policies.add(POLICIES)  # type: ignore[attr-defined]
+    case = to_materials_complete(eng)
+    eng.close()
+
+    cli = [sys.executable, "-m", "engine.cli", "worker", "--url", url, "--tick", "0.2"]
+    proc = subprocess.Popen(cli, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        reader = open_engine(url, migrate=False)
+        assert wait_for(lambda: len(deadline_events(reader, case.id)) == 6, timeout=60)
+        late = [
+            h.data["late_seconds"]
+            for h in reader.history(case.id)
+            if h.event.startswith("deadline_")
+        ]
+        reader.close()
+        assert all(s > timedelta(days=30).total_seconds() for s in late)
+        os.kill(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "SIGTERM received" in err and "stopped after firing 6 timer(s)" in err
