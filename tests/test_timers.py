@@ -216,3 +216,23 @@ def test_timers_survive_a_restart_and_fire_once_marked_late(db_url: str) -> None
         assert len(late) == 6 and all(s > 0 for s in late)
     finally:
         second.close()
+
+
+def test_the_companys_own_periods_are_configuration() -> None:
+    """细则第四条: 3 working days and 24 hours are the company's choice."""
+    from workflows import claim
+
+    settings = claim.ClaimSettings(hand_over_working_days=2, major_report_hours=12)
+    rules = {r.name: r for r in claim.build(settings).deadlines}
+    assert str(rules["hand_over"].period) == "2 working_days"
+    assert str(rules["major_report"].period) == "12 hours"
+    assert str(rules["insurer_decision"].period) == "30 natural_days"  # the law's: fixed
+
+
+def test_a_company_period_below_one_is_refused() -> None:
+    import pytest
+
+    from workflows import claim
+
+    with pytest.raises(ValueError, match="hand_over_working_days must be 1 or more"):
+        claim.ClaimSettings(hand_over_working_days=0)

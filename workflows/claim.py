@@ -8,7 +8,7 @@ definition; an app tunes the company's own figures through :class:`ClaimSettings
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -28,6 +28,7 @@ from engine import (
     first_working_day_from,
     load_workflow,
 )
+from engine.deadlines import Period, Unit
 
 from .common import Channel, IdNumber, Phone, Strict, Text, local_date, not_in_future
 
@@ -56,6 +57,17 @@ class ClaimSettings:
     major_deaths: int = 2
     prompt_report: timedelta = timedelta(hours=24)
     late_notice: timedelta = timedelta(days=10)
+    #: The company's own deadlines (细则第四条): configuration, with the rules' values as
+    #: defaults. The law's periods (保险法第二十三、二十五条; the life standards) are not.
+    hand_over_working_days: int = 3
+    major_report_hours: int = 24
+
+    def __post_init__(self) -> None:
+        for name in ("hand_over_working_days", "major_report_hours"):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"ClaimSettings.{name} must be 1 or more, not {getattr(self, name)}"
+                )
 
     def filing_limit(self, product_line: str) -> int:
         return self.filing_limit_years.get(product_line, self.filing_limit_years["default"])
@@ -784,4 +796,17 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
             "not_life_product": lambda data: not life_product(data),
         },
     )
-    return load_workflow(DEFINITION, hooks)
+    definition = load_workflow(DEFINITION, hooks)
+    company_periods = {
+        "hand_over": Period(s.hand_over_working_days, Unit.working_days),
+        "major_report": Period(s.major_report_hours, Unit.hours),
+    }
+    return replace(
+        definition,
+        deadlines=tuple(
+            replace(rule, period=company_periods[rule.name])
+            if rule.name in company_periods
+            else rule
+            for rule in definition.deadlines
+        ),
+    )
