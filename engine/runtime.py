@@ -551,7 +551,22 @@ class Engine:
             if not claimed:
                 break
             batch_retried = 0
-            for timer in claimed:
+            individually = list(claimed)
+            try:
+                with self.store.write() as tx:
+                    done = self._fire_batch(tx, claimed, me, now)
+            except ConflictError:
+                done = None  # a case changed under the batch: take them one by one
+            except Exception:
+                log.exception("batch of %d timers failed; taking them one by one", len(claimed))
+                done = None
+            if done is not None:
+                batch_fired, batch_skipped, individually = done
+                fired += len(batch_fired)
+                skipped += batch_skipped
+                for timer in batch_fired:
+                    worst = max(worst, (now - timer.due_at).total_seconds())
+            for timer in individually:
                 try:
                     with self.store.write() as tx:
                         outcome = self._fire_timer(tx, timer, me, now)
@@ -584,6 +599,113 @@ class Engine:
                 worst,
             )
         return TimerRun(fired=fired, skipped=skipped, retried=retried, max_late_seconds=worst)
+
+    def _fire_batch(
+        self, tx: CoreTx, claimed: list[Any], me: str, now: datetime
+    ) -> tuple[list[Any], int, list[Any]]:
+        """A whole claimed batch in one transaction, with set-based statements.
+
+        Returns (timers fired, how many skipped, timers left for one-by-one handling:
+        those whose escalation fires an event). Raises ConflictError, rolling the batch
+        back, if any case changed under it; the caller then goes one by one.
+        """
+        cases = tx.cases_by_ids(sorted({int(t.case_id) for t in claimed}))
+        instances = tx.deadlines_by_keys(
+            sorted({(int(t.case_id), t.rule, t.armed_seq) for t in claimed})
+        )
+        later: list[Any] = []
+        skips: list[tuple[int, str]] = []
+        plans: list[tuple[Any, Any, Any, timers.Effect, dict[str, Any]]] = []
+        current: dict[tuple[int, str, int], dict[str, Any]] = {}
+        for timer in claimed:
+            case = cases.get(int(timer.case_id))
+            key = (int(timer.case_id), timer.rule, timer.armed_seq)
+            instance = instances.get(key)
+            if case is None:
+                skips.append((timer.id, "the case no longer exists"))
+                continue
+            definition = self.workflow(case.workflow, case.workflow_version)
+            rule = timers.rule_named(definition, timer.rule)
+            if rule is None or instance is None or instance.status != "running":
+                skips.append(
+                    (
+                        timer.id,
+                        f"the rule {timer.rule!r} is not in {definition.name} v{definition.version}"
+                        if rule is None or instance is None
+                        else f"the deadline is {instance.status}: the case moved on "
+                        f"(now {case.state})",
+                    )
+                )
+                continue
+            eff, changes = timers.effect(rule, timer, instance, case.data, now)
+            if eff.fire is not None:
+                later.append(timer)
+                continue
+            plans.append((timer, case, instance, eff, changes))
+        owned = tx.take_timers([p[0].id for p in plans], me, now) if plans else set()
+        skip_ids = tx.take_timers([i for i, _ in skips], me, now) if skips else set()
+        tx.skip_timers([(i, why) for i, why in skips if i in skip_ids])
+        case_rows: dict[int, dict[str, Any]] = {}
+        history_rows: list[dict[str, Any]] = []
+        fired: list[Any] = []
+        version: dict[int, int] = {}
+        for timer, case, instance, eff, changes in plans:
+            if timer.id not in owned:
+                continue  # re-leased by another worker after our lease ran out
+            key = (case.id, timer.rule, timer.armed_seq)
+            state = current.setdefault(
+                key,
+                {
+                    "warned": instance.warned,
+                    "breached_at": instance.breached_at,
+                    "level": instance.level,
+                },
+            )
+            state["warned"] = max(state["warned"], changes.get("warned", 0))
+            state["level"] = max(state["level"], changes.get("level", 0))
+            if state["breached_at"] is None and "breached_at" in changes:
+                state["breached_at"] = changes["breached_at"]
+            v = version.get(case.id, case.version)
+            row = case_rows.setdefault(
+                case.id,
+                {"b_id": case.id, "b_expected": case.version, "b_data": dict(case.data)},
+            )
+            row["b_data"].update(eff.changes)
+            row["b_version"] = v + 1
+            row["b_now"] = now
+            version[case.id] = v + 1
+            history_rows.append(
+                {
+                    "case_id": case.id,
+                    "seq": v + 1,
+                    "at": now,
+                    "actor": Actor.system("timer").to_json(),
+                    "event": eff.event,
+                    "from_state": case.state,
+                    "to_state": case.state,
+                    "data": eff.data,
+                    "notes": list(eff.notes),
+                }
+            )
+            fired.append(timer)
+        rows = list(case_rows.values())
+        if tx.bump_cases(rows) != len(rows):
+            raise ConflictError("(a batch of timers)", 0, None)
+        tx.append_history_many(history_rows)
+        tx.update_deadlines_many(
+            [
+                {
+                    "b_case": k[0],
+                    "b_rule": k[1],
+                    "b_seq": k[2],
+                    "b_warned": s["warned"],
+                    "b_breached": s["breached_at"],
+                    "b_level": s["level"],
+                }
+                for k, s in current.items()
+            ]
+        )
+        return fired, len(skip_ids), later
 
     def _fire_timer(self, tx: CoreTx, timer: Any, me: str, now: datetime) -> str:
         """One timer's effect, in ``tx``: "fired", "skipped", "retry" or "taken"."""

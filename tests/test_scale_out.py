@@ -392,7 +392,7 @@ def test_a_worker_killed_mid_batch_has_its_leased_timers_fired_by_the_others_aft
         assert len(ids) == 500
         leased = _leased_to(sql, "doomed")
         assert set(leased) == set(ids)
-        assert set(leased.values()) == {LATER + LEASE}
+        assert set(leased.values()) <= {LATER + LEASE}
 
         survivors.ready()
         before = survivors.drain(LATER + LEASE - timedelta(seconds=1))
@@ -417,41 +417,44 @@ def test_a_worker_killed_mid_batch_has_its_leased_timers_fired_by_the_others_aft
 def test_a_worker_killed_while_firing_its_batch_loses_only_the_unfired_rest_after_the_lease(
     pg_only_url: str, sql: sa.Engine
 ) -> None:
-    """The doomed worker runs run_due_timers with batches of 500 and is SIGKILLed once it
-    has fired 100 of them: what it fired stays fired (once), the rest of its batch waits
-    for the lease, then the others fire it."""
+    """The doomed worker runs run_due_timers with batches of 100 (each batch fires in one
+    transaction) and is SIGKILLed once it has fired at least one batch and holds another:
+    what it committed stays fired (once); the batch it held — rolled back with its dead
+    connection if it was mid-way — waits for the lease, then the others fire it."""
     source_id, version = _clone_claims(pg_only_url, sql, N_SMALL)
     survivors = Workers(pg_only_url, ["s0", "s1"])
     out = CTX.Queue()
     doomed = CTX.Process(
-        target=_fire_until_killed, args=(pg_only_url, LATER, 500, out), daemon=True
+        target=_fire_until_killed, args=(pg_only_url, LATER, 100, out), daemon=True
     )
     doomed.start()
     try:
         what, detail = out.get(timeout=WAIT)
         assert what == "ready", detail
         deadline = time.monotonic() + 60
-        while _fired_by(sql).get("doomed", 0) < 100:
-            assert time.monotonic() < deadline, "the doomed worker fired nothing"
-            time.sleep(0.002)
+        while _fired_by(sql).get("doomed", 0) < 100 or not _leased_to(sql, "doomed"):
+            assert time.monotonic() < deadline, "the doomed worker never held a second batch"
+            time.sleep(0.001)
         _kill(doomed)
         assert out.empty(), out.get()  # it did not finish before the kill
         fired_by_doomed = _fired_by(sql).get("doomed", 0)
         leased = _leased_to(sql, "doomed")
         print(f"\nkilled after firing {fired_by_doomed}; {len(leased)} leased, not fired")
-        assert fired_by_doomed >= 100 and len(leased) > 0  # killed mid-batch
-        assert set(leased.values()) == {LATER + LEASE}
+        # Usually it dies holding a batch; rarely that batch commits between the check
+        # and the kill, and then nothing is left to take over (the other test covers it).
+        assert fired_by_doomed >= 100
+        assert set(leased.values()) <= {LATER + LEASE}
         unfired = sorted(leased)
 
         survivors.ready()
         before = survivors.drain(LATER + LEASE - timedelta(seconds=1))
         fired_before = sum(t["fired"] for t in before.values())
         assert fired_before == N_SMALL - fired_by_doomed - len(leased), before
-        assert set(_statuses(sql, unfired).values()) == {("pending", "doomed")}
+        assert set(_statuses(sql, unfired).values()) <= {("pending", "doomed")}
 
         after = survivors.drain(LATER + LEASE + timedelta(seconds=1))
         assert sum(t["fired"] for t in after.values()) == len(leased), after
-        assert {s for s, _ in _statuses(sql, unfired).values()} == {"fired"}
+        assert {s for s, _ in _statuses(sql, unfired).values()} <= {"fired"}
         assert _fired_by(sql)["doomed"] == fired_by_doomed  # nobody re-fired those
         again = survivors.drain(LATER + timedelta(days=30))
         assert sum(t["fired"] + t["skipped"] for t in again.values()) == 0, again

@@ -440,6 +440,69 @@ class CoreTx:
             q = q.where(c.workflow == workflow)
         return list(self.conn.execute(q.order_by(h.case_id, h.seq)))
 
+    # --- a claimed batch of timers in one transaction ----------------------------------
+    def cases_by_ids(self, ids: Sequence[int]) -> dict[int, Case]:
+        rows = self.conn.execute(sa.select(t.cases).where(t.cases.c.id.in_(list(ids))))
+        return {row.id: _case(row) for row in rows}
+
+    def deadlines_by_keys(
+        self, keys: Sequence[tuple[int, str, int]]
+    ) -> dict[tuple[int, str, int], sa.Row[Any]]:
+        d = t.case_deadlines.c
+        q = sa.select(t.case_deadlines).where(
+            sa.tuple_(d.case_id, d.rule, d.armed_seq).in_(list(keys))
+        )
+        return {(r.case_id, r.rule, r.armed_seq): r for r in self.conn.execute(q)}
+
+    def take_timers(self, ids: Sequence[int], worker: str, now: datetime) -> set[int]:
+        """Mark fired those of ``ids`` still pending and leased to ``worker``; return them."""
+        tm = t.timers.c
+        result = self.conn.execute(
+            t.timers.update()
+            .where(tm.id.in_(list(ids)), tm.status == "pending", tm.claimed_by == worker)
+            .values(status="fired", fired_at=now)
+            .returning(tm.id)
+        )
+        return {row[0] for row in result}
+
+    def skip_timers(self, outcomes: Sequence[tuple[int, str]]) -> None:
+        if outcomes:
+            self.conn.execute(
+                t.timers.update()
+                .where(t.timers.c.id == sa.bindparam("b_id"))
+                .values(status="skipped", outcome=sa.bindparam("b_outcome")),
+                [{"b_id": i, "b_outcome": o[:200]} for i, o in outcomes],
+            )
+
+    def bump_cases(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Version-checked data updates, many at once; returns how many rows matched."""
+        if not rows:
+            return 0
+        result = self.conn.execute(_UPDATE_CASE[False, False], list(rows))
+        return int(result.rowcount)
+
+    def append_history_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            self.conn.execute(_INSERT_HISTORY, list(rows))
+
+    def update_deadlines_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            d = t.case_deadlines.c
+            self.conn.execute(
+                t.case_deadlines.update()
+                .where(
+                    d.case_id == sa.bindparam("b_case"),
+                    d.rule == sa.bindparam("b_rule"),
+                    d.armed_seq == sa.bindparam("b_seq"),
+                )
+                .values(
+                    warned=sa.bindparam("b_warned"),
+                    breached_at=sa.bindparam("b_breached", type_=t.UTCDateTime),
+                    level=sa.bindparam("b_level"),
+                ),
+                list(rows),
+            )
+
     def next_due(self) -> datetime | None:
         tm = t.timers.c
         return self.conn.execute(
