@@ -626,16 +626,9 @@ class Engine:
                 continue
             definition = self.workflow(case.workflow, case.workflow_version)
             rule = timers.rule_named(definition, timer.rule)
-            if rule is None or instance is None or instance.status != "running":
-                skips.append(
-                    (
-                        timer.id,
-                        f"the rule {timer.rule!r} is not in {definition.name} v{definition.version}"
-                        if rule is None or instance is None
-                        else f"the deadline is {instance.status}: the case moved on "
-                        f"(now {case.state})",
-                    )
-                )
+            why = _why_skip(definition, rule, instance, case)
+            if why is not None or rule is None or instance is None:
+                skips.append((timer.id, why or "no rule"))
                 continue
             eff, changes = timers.effect(rule, timer, instance, case.data, now)
             if eff.fire is not None:
@@ -717,13 +710,9 @@ class Engine:
         definition = self.workflow(case.workflow, case.workflow_version)
         rule = timers.rule_named(definition, timer.rule)
         instance = tx.deadline(case.id, timer.rule, timer.armed_seq)
-        if rule is None or instance is None or instance.status != "running":
-            why = (
-                f"the rule {timer.rule!r} is not in {definition.name} v{definition.version}"
-                if rule is None or instance is None
-                else f"the deadline is {instance.status}: the case moved on (now {case.state})"
-            )
-            tx.finish_timer(timer.id, me, "skipped", now, why)
+        why = _why_skip(definition, rule, instance, case)
+        if why is not None or rule is None or instance is None:
+            tx.finish_timer(timer.id, me, "skipped", now, why or "no rule")
             return "skipped"
         eff, changes = timers.effect(rule, timer, instance, case.data, now)
         if not tx.finish_timer(timer.id, me, "fired", now, eff.event):
@@ -886,6 +875,16 @@ class Engine:
 
     def close(self) -> None:
         self.store.dispose()
+
+
+def _why_skip(definition: WorkflowDefinition, rule: Any, instance: Any, case: Case) -> str | None:
+    """Why a timer must not take effect: its rule or instance is gone, or the instance
+    is no longer running (the case moved on since the timer was armed)."""
+    if rule is None or instance is None:
+        return f"the rule is not in {definition.name} v{definition.version}"
+    if instance.status != "running":
+        return f"the deadline is {instance.status}: the case moved on (now {case.state})"
+    return None
 
 
 def _run_guards(
