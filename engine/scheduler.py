@@ -69,17 +69,27 @@ class Worker:
         if not self._drain_lock.acquire(blocking=False):
             return  # the previous check is still running: it will see the same timers
         try:
-            run = self.engine.run_due_timers(worker=self.name, batch=self.batch, lease=self.lease)
-            self.fired += run.fired
-            if run.fired or run.skipped:
-                log.info(
-                    "%s: fired %d, skipped %d, retried %d, worst lateness %.3fs",
-                    self.name,
-                    run.fired,
-                    run.skipped,
-                    run.retried,
-                    run.max_late_seconds,
+            # Timers that fell due while this check was firing do not wait for the next
+            # tick: check again at once while something is already due (bounded).
+            for _ in range(100):
+                run = self.engine.run_due_timers(
+                    worker=self.name, batch=self.batch, lease=self.lease
                 )
+                self.fired += run.fired
+                if run.fired or run.skipped:
+                    log.info(
+                        "%s: fired %d, skipped %d, retried %d, worst lateness %.3fs",
+                        self.name,
+                        run.fired,
+                        run.skipped,
+                        run.retried,
+                        run.max_late_seconds,
+                    )
+                if not run.fired or self._stop.is_set():
+                    break
+                nxt = self.engine.next_timer_due()
+                if nxt is None or nxt > self.engine.clock.now():
+                    break
             self._wake_for_next()
         except Exception:  # a database hiccup must not kill the worker: log, retry next tick
             log.exception("%s: timer check failed; retrying on the next tick", self.name)
@@ -94,12 +104,13 @@ class Worker:
         # time (the same clock in production, not in tests).
         wait = (nxt - self.engine.clock.now()).total_seconds()
         if 0 < wait < self.tick:
+            # No fixed job id: a one-off job replaced while it runs is removed with it
+            # when it finishes, and the wake-up would be lost.
             self._scheduler.add_job(
                 self.drain,
                 "date",
-                id="wake",
-                replace_existing=True,
                 run_date=self._real.now() + timedelta(seconds=wait),
+                misfire_grace_time=30,
             )
 
     def log_digest(self) -> None:
