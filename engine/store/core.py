@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from ..errors import CaseNotFound
@@ -441,25 +442,40 @@ class CoreTx:
         return list(self.conn.execute(q.order_by(h.case_id, h.seq)))
 
     # --- a claimed batch of timers in one transaction ----------------------------------
+    # On PostgreSQL a batch is a handful of set-based statements: ids as one array
+    # parameter (``= ANY``), rows as one JSON document unpacked by jsonb_to_recordset.
+    # An IN list or an executemany is one parameter or one execution per row, and that
+    # was most of a timer effect's cost (docs/benchmarks.md, "Timers on PostgreSQL").
+    @property
+    def _pg(self) -> bool:
+        return self.conn.dialect.name == "postgresql"
+
+    def _ids_match(self, column: Any, ids: Sequence[int]) -> Any:
+        if self._pg:
+            return column == sa.func.any(sa.bindparam("ids", list(ids), type_=_BIGINT_ARRAY))
+        return column.in_(list(ids))
+
     def cases_by_ids(self, ids: Sequence[int]) -> dict[int, Case]:
-        rows = self.conn.execute(sa.select(t.cases).where(t.cases.c.id.in_(list(ids))))
+        rows = self.conn.execute(sa.select(t.cases).where(self._ids_match(t.cases.c.id, ids)))
         return {row.id: _case(row) for row in rows}
 
     def deadlines_by_keys(
         self, keys: Sequence[tuple[int, str, int]]
     ) -> dict[tuple[int, str, int], sa.Row[Any]]:
         d = t.case_deadlines.c
+        wanted = set(keys)
         q = sa.select(t.case_deadlines).where(
-            sa.tuple_(d.case_id, d.rule, d.armed_seq).in_(list(keys))
+            self._ids_match(d.case_id, sorted({k[0] for k in keys}))
         )
-        return {(r.case_id, r.rule, r.armed_seq): r for r in self.conn.execute(q)}
+        rows = {(r.case_id, r.rule, r.armed_seq): r for r in self.conn.execute(q)}
+        return {k: v for k, v in rows.items() if k in wanted}
 
     def take_timers(self, ids: Sequence[int], worker: str, now: datetime) -> set[int]:
         """Mark fired those of ``ids`` still pending and leased to ``worker``; return them."""
         tm = t.timers.c
         result = self.conn.execute(
             t.timers.update()
-            .where(tm.id.in_(list(ids)), tm.status == "pending", tm.claimed_by == worker)
+            .where(self._ids_match(tm.id, ids), tm.status == "pending", tm.claimed_by == worker)
             .values(status="fired", fired_at=now)
             .returning(tm.id)
         )
@@ -478,15 +494,42 @@ class CoreTx:
         """Version-checked data updates, many at once; returns how many rows matched."""
         if not rows:
             return 0
+        if self._pg:
+            doc = [
+                {
+                    "id": r["b_id"],
+                    "expected": r["b_expected"],
+                    "version": r["b_version"],
+                    "data": r["b_data"],
+                    "at": r["b_now"],
+                }
+                for r in rows
+            ]
+            return int(self.conn.execute(_PG_BUMP_CASES, {"doc": _doc(doc)}).rowcount)
         result = self.conn.execute(_UPDATE_CASE[False, False], list(rows))
         return int(result.rowcount)
 
     def append_history_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        if rows:
+        if rows and self._pg:
+            self.conn.execute(_PG_INSERT_HISTORY, {"doc": _doc(rows)})
+        elif rows:
             self.conn.execute(_INSERT_HISTORY, list(rows))
 
     def update_deadlines_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        if rows:
+        if rows and self._pg:
+            doc = [
+                {
+                    "case_id": r["b_case"],
+                    "rule": r["b_rule"],
+                    "armed_seq": r["b_seq"],
+                    "warned": r["b_warned"],
+                    "breached_at": r["b_breached"],
+                    "level": r["b_level"],
+                }
+                for r in rows
+            ]
+            self.conn.execute(_PG_UPDATE_DEADLINES, {"doc": _doc(doc)})
+        elif rows:
             d = t.case_deadlines.c
             self.conn.execute(
                 t.case_deadlines.update()
@@ -508,6 +551,34 @@ class CoreTx:
         return self.conn.execute(
             sa.select(sa.func.min(tm.due_at)).where(tm.status == "pending")
         ).scalar()
+
+
+_BIGINT_ARRAY: Any = postgresql.ARRAY(sa.BigInteger())
+_PG_BUMP_CASES = sa.text(
+    "UPDATE cases AS c SET data = r.data, version = r.version, updated_at = r.at "
+    "FROM jsonb_to_recordset(CAST(:doc AS jsonb)) AS r("
+    "id bigint, expected integer, version integer, data jsonb, at timestamptz) "
+    "WHERE c.id = r.id AND c.version = r.expected"
+)
+_PG_INSERT_HISTORY = sa.text(
+    "INSERT INTO history (case_id, seq, at, actor, event, from_state, to_state, data, notes) "
+    "SELECT case_id, seq, at, actor, event, from_state, to_state, data, notes "
+    "FROM jsonb_to_recordset(CAST(:doc AS jsonb)) AS r(case_id bigint, seq integer, "
+    "at timestamptz, actor jsonb, event text, from_state text, to_state text, data jsonb, "
+    "notes jsonb)"
+)
+_PG_UPDATE_DEADLINES = sa.text(
+    "UPDATE case_deadlines AS d SET warned = r.warned, breached_at = r.breached_at, "
+    "level = r.level FROM jsonb_to_recordset(CAST(:doc AS jsonb)) AS r(case_id bigint, "
+    "rule text, armed_seq integer, warned integer, breached_at timestamptz, level integer) "
+    "WHERE d.case_id = r.case_id AND d.rule = r.rule AND d.armed_seq = r.armed_seq"
+)
+
+
+def _doc(rows: Sequence[Mapping[str, Any]]) -> str:
+    from . import json_dumps  # the store's one JSON encoding
+
+    return json_dumps(list(rows))
 
 
 def _case(row: sa.Row[Any]) -> Case:
