@@ -546,20 +546,32 @@ class Engine:
             # effect is stamped with the time it happened.
             now = self.clock.now()
             take = batch if limit is None else min(batch, limit - fired - skipped)
-            with self.store.write() as tx:
-                claimed = tx.claim_due_timers(now, me, now + lease, take)
-            if not claimed:
-                break
+            locked = (
+                self._fire_locked_batch(now, me, take, lease)
+                if self.store.dialect_name == "postgresql"
+                else None
+            )
+            if locked is not None:
+                claimed, done = locked
+                if not claimed:
+                    break
+            else:
+                # SQLite, or a PostgreSQL batch that met a concurrent change: lease first,
+                # then fire the batch (and, if that conflicts too, one by one).
+                with self.store.write() as tx:
+                    claimed = tx.claim_due_timers(now, me, now + lease, take)
+                if not claimed:
+                    break
+                try:
+                    with self.store.write() as tx:
+                        done = self._fire_batch(tx, claimed, me, now)
+                except ConflictError:
+                    done = None  # a case changed under the batch: take them one by one
+                except Exception:
+                    log.exception("batch of %d timers failed; taking them one by one", len(claimed))
+                    done = None
             batch_retried = 0
             individually = list(claimed)
-            try:
-                with self.store.write() as tx:
-                    done = self._fire_batch(tx, claimed, me, now)
-            except ConflictError:
-                done = None  # a case changed under the batch: take them one by one
-            except Exception:
-                log.exception("batch of %d timers failed; taking them one by one", len(claimed))
-                done = None
             if done is not None:
                 batch_fired, batch_skipped, individually = done
                 fired += len(batch_fired)
@@ -600,8 +612,32 @@ class Engine:
             )
         return TimerRun(fired=fired, skipped=skipped, retried=retried, max_late_seconds=worst)
 
+    def _fire_locked_batch(
+        self, now: datetime, me: str, take: int, lease: timedelta
+    ) -> tuple[list[Any], tuple[list[Any], int, list[Any]]] | None:
+        """PostgreSQL: claim and fire a batch in one transaction, holding row locks instead
+        of a lease. Returns (claimed, batch result), or None when a case changed under the
+        batch (everything rolled back; the caller takes the leased path). Escalations that
+        fire an event are leased to ``me`` in the same commit, for one-by-one firing."""
+        try:
+            with self.store.write() as tx:
+                claimed = tx.lock_due_timers(now, take)
+                if not claimed:
+                    return [], ([], 0, [])
+                done = self._fire_batch(tx, claimed, None, now, by=me)
+                if done[2]:
+                    tx.lease_timers([t.id for t in done[2]], me, now + lease)
+        except ConflictError:
+            return None
+        return claimed, done
+
     def _fire_batch(
-        self, tx: CoreTx, claimed: list[Any], me: str, now: datetime
+        self,
+        tx: CoreTx,
+        claimed: list[Any],
+        me: str | None,
+        now: datetime,
+        by: str | None = None,
     ) -> tuple[list[Any], int, list[Any]]:
         """A whole claimed batch in one transaction, with set-based statements.
 
@@ -635,8 +671,8 @@ class Engine:
                 later.append(timer)
                 continue
             plans.append((timer, case, instance, eff, changes))
-        owned = tx.take_timers([p[0].id for p in plans], me, now) if plans else set()
-        skip_ids = tx.take_timers([i for i, _ in skips], me, now) if skips else set()
+        owned = tx.take_timers([p[0].id for p in plans], me, now, by) if plans else set()
+        skip_ids = tx.take_timers([i for i, _ in skips], me, now, by) if skips else set()
         tx.skip_timers([(i, why) for i, why in skips if i in skip_ids])
         case_rows: dict[int, dict[str, Any]] = {}
         history_rows: list[dict[str, Any]] = []

@@ -414,13 +414,14 @@ def test_a_worker_killed_mid_batch_has_its_leased_timers_fired_by_the_others_aft
 
 
 @pytest.mark.timeout(180)
-def test_a_worker_killed_while_firing_its_batch_loses_only_the_unfired_rest_after_the_lease(
+def test_a_worker_killed_while_firing_leaves_nothing_half_done_and_nothing_twice(
     pg_only_url: str, sql: sa.Engine
 ) -> None:
-    """The doomed worker runs run_due_timers with batches of 100 (each batch fires in one
-    transaction) and is SIGKILLed once it has fired at least one batch and holds another:
-    what it committed stays fired (once); the batch it held — rolled back with its dead
-    connection if it was mid-way — waits for the lease, then the others fire it."""
+    """On PostgreSQL a batch is claimed and fired in one transaction, holding row locks
+    instead of a lease: the doomed worker is SIGKILLed once it has committed at least one
+    batch. What it committed stays fired (once); the batch it was firing dies with its
+    connection — effects and locks together — and the others fire the rest at once,
+    without waiting for any lease."""
     source_id, version = _clone_claims(pg_only_url, sql, N_SMALL)
     survivors = Workers(pg_only_url, ["s0", "s1"])
     out = CTX.Queue()
@@ -432,29 +433,23 @@ def test_a_worker_killed_while_firing_its_batch_loses_only_the_unfired_rest_afte
         what, detail = out.get(timeout=WAIT)
         assert what == "ready", detail
         deadline = time.monotonic() + 60
-        while _fired_by(sql).get("doomed", 0) < 100 or not _leased_to(sql, "doomed"):
-            assert time.monotonic() < deadline, "the doomed worker never held a second batch"
+        while _fired_by(sql).get("doomed", 0) < 100:
+            assert time.monotonic() < deadline, "the doomed worker fired nothing"
             time.sleep(0.001)
         _kill(doomed)
         assert out.empty(), out.get()  # it did not finish before the kill
         fired_by_doomed = _fired_by(sql).get("doomed", 0)
-        leased = _leased_to(sql, "doomed")
-        print(f"\nkilled after firing {fired_by_doomed}; {len(leased)} leased, not fired")
-        # Usually it dies holding a batch; rarely that batch commits between the check
-        # and the kill, and then nothing is left to take over (the other test covers it).
+        print(f"\nkilled after firing {fired_by_doomed}")
         assert fired_by_doomed >= 100
-        assert set(leased.values()) <= {LATER + LEASE}
-        unfired = sorted(leased)
 
         survivors.ready()
-        before = survivors.drain(LATER + LEASE - timedelta(seconds=1))
-        fired_before = sum(t["fired"] for t in before.values())
-        assert fired_before == N_SMALL - fired_by_doomed - len(leased), before
-        assert set(_statuses(sql, unfired).values()) <= {("pending", "doomed")}
-
-        after = survivors.drain(LATER + LEASE + timedelta(seconds=1))
-        assert sum(t["fired"] for t in after.values()) == len(leased), after
-        assert {s for s, _ in _statuses(sql, unfired).values()} <= {"fired"}
+        total = 0
+        deadline = time.monotonic() + 60
+        while total < N_SMALL - fired_by_doomed:  # a dead backend may hold locks a moment
+            assert time.monotonic() < deadline, f"only {total} fired by the survivors"
+            drained = survivors.drain(LATER)
+            total += sum(t["fired"] for t in drained.values())
+        assert total == N_SMALL - fired_by_doomed
         assert _fired_by(sql)["doomed"] == fired_by_doomed  # nobody re-fired those
         again = survivors.drain(LATER + timedelta(days=30))
         assert sum(t["fired"] + t["skipped"] for t in again.values()) == 0, again
@@ -485,10 +480,14 @@ def test_run_due_timers_limit_caps_what_one_call_fires(pg_only_url: str, sql: sa
 def test_every_batch_is_leased_for_the_full_lease_from_when_it_is_claimed(
     pg_only_url: str, sql: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A run drains 30 timers in batches of 10 while the clock moves 61 s per batch (as
-    it does when each batch takes a minute to fire): with a 60 s lease the second batch
-    would be free for another worker to take the moment it is claimed."""
+    """The leased path (SQLite; PostgreSQL after a batch met a concurrent change): a run
+    drains 30 timers in batches of 10 while the clock moves 61 s per batch (as it does
+    when each batch takes a minute to fire): with a 60 s lease the second batch would be
+    free for another worker to take the moment it is claimed."""
+    from engine import Engine
     from engine.store import CoreTx
+
+    monkeypatch.setattr(Engine, "_fire_locked_batch", lambda *_a, **_k: None)
 
     _clone_claims(pg_only_url, sql, 30)
     eng, clock = _engine_at(pg_only_url, LATER)

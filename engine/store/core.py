@@ -470,16 +470,47 @@ class CoreTx:
         rows = {(r.case_id, r.rule, r.armed_seq): r for r in self.conn.execute(q)}
         return {k: v for k, v in rows.items() if k in wanted}
 
-    def take_timers(self, ids: Sequence[int], worker: str, now: datetime) -> set[int]:
-        """Mark fired those of ``ids`` still pending and leased to ``worker``; return them."""
+    def take_timers(
+        self, ids: Sequence[int], worker: str | None, now: datetime, by: str | None = None
+    ) -> set[int]:
+        """Mark fired those of ``ids`` still pending and leased to ``worker`` (or, with
+        ``worker=None``, row-locked by this transaction, recording ``by`` as the worker
+        that took them); return them."""
         tm = t.timers.c
-        result = self.conn.execute(
-            t.timers.update()
-            .where(self._ids_match(tm.id, ids), tm.status == "pending", tm.claimed_by == worker)
-            .values(status="fired", fired_at=now)
-            .returning(tm.id)
-        )
+        q = t.timers.update().where(self._ids_match(tm.id, ids), tm.status == "pending")
+        values: dict[str, Any] = {"status": "fired", "fired_at": now}
+        if worker is not None:
+            q = q.where(tm.claimed_by == worker)
+        elif by is not None:
+            values["claimed_by"] = by
+        result = self.conn.execute(q.values(**values).returning(tm.id))
         return {row[0] for row in result}
+
+    def lock_due_timers(self, now: datetime, limit: int) -> list[sa.Row[Any]]:
+        """Due timers not leased to a live worker, row-locked until this transaction ends
+        (PostgreSQL, ``FOR UPDATE SKIP LOCKED``): a claim that needs no lease, because a
+        worker that dies rolls back its effects and its locks together."""
+        tm = t.timers.c
+        q = (
+            sa.select(t.timers)
+            .where(
+                tm.status == "pending",
+                tm.due_at <= now,
+                sa.or_(tm.claimed_until.is_(None), tm.claimed_until < now),
+            )
+            .order_by(tm.due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list(self.conn.execute(q))
+
+    def lease_timers(self, ids: Sequence[int], worker: str, until: datetime) -> None:
+        tm = t.timers.c
+        self.conn.execute(
+            t.timers.update()
+            .where(self._ids_match(tm.id, ids))
+            .values(claimed_by=worker, claimed_until=until)
+        )
 
     def skip_timers(self, outcomes: Sequence[tuple[int, str]]) -> None:
         if outcomes:
