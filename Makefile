@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-timers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ lint: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.fire
+
+# Needs PostgreSQL (BAOFLOW_BENCH_PG_URL, default postgresql://postgres@127.0.0.1:5432/test).
+bench-timers: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.timers
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis baoflow-demo.db*
