@@ -628,6 +628,9 @@ class Engine:
                 if done[2]:
                     tx.lease_timers([t.id for t in done[2]], me, now + lease)
         except ConflictError:
+            return None  # rolled back: the leased path takes it from here
+        except Exception:  # one bad timer must not stop the worker: the leased path
+            log.exception("a locked batch failed; taking the leased path")  # isolates it
             return None
         return claimed, done
 

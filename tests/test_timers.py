@@ -236,3 +236,30 @@ def test_a_company_period_below_one_is_refused() -> None:
 
     with pytest.raises(ValueError, match="hand_over_working_days must be 1 or more"):
         claim.ClaimSettings(hand_over_working_days=0)
+
+
+def test_one_timer_that_cannot_take_effect_does_not_stop_the_others(
+    eng: Engine, clock: FakeClock, monkeypatch: Any
+) -> None:
+    """A bug in one effect is logged and its timer released for a retry; the rest fire."""
+    from engine import timers as timer_module
+
+    first, second = to_materials_complete(eng), None
+    clock.advance(days=1)
+    second = to_materials_complete(eng, reporter={"phone": "13900000002"})
+    real_effect = timer_module.effect
+
+    def broken_for_the_first_case(rule: Any, timer: Any, *args: Any) -> Any:
+        if timer.case_id == first.id:
+            raise RuntimeError("boom")
+        return real_effect(rule, timer, *args)
+
+    monkeypatch.setattr(timer_module, "effect", broken_for_the_first_case)
+    clock.set(bj(2026, 5, 30))
+    run = eng.run_due_timers()
+    assert run.fired == 6 and run.retried >= 6  # released; tried again before the run ends
+    assert timer_events(eng, first.id) == []
+    assert len(timer_events(eng, second.id)) == 6
+    monkeypatch.setattr(timer_module, "effect", real_effect)
+    assert eng.run_due_timers().fired == 6  # released, so the next run fires them
+    assert len(timer_events(eng, first.id)) == 6
