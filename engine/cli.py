@@ -268,21 +268,33 @@ def sla() -> None:
     "--since", type=click.DateTime(["%Y-%m-%d"]), help="Deadlines started from (Beijing day)."
 )
 @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="...and before (Beijing day).")
-def sla_report(url: str, workflow: str | None, since: Any, until: Any) -> None:
+@click.option("--org-unit", help="Only cases opened in this org unit.")
+def sla_report(
+    url: str, workflow: str | None, since: Any, until: Any, org_unit: str | None
+) -> None:
     """On-time rate and breaches per rule; the cases overdue now; median time in state."""
     with _engine(url) as eng:
         report = eng.sla_report(
             since=since.replace(tzinfo=SHANGHAI) if since else None,
             until=until.replace(tzinfo=SHANGHAI) if until else None,
             workflow=workflow,
+            org_unit=org_unit,
         )
         out = _c.out
         table = Table(
-            "workflow", "rule", "started", "on time", "late", "overdue now", "on-time rate"
+            "workflow",
+            "org unit",
+            "rule",
+            "started",
+            "on time",
+            "late",
+            "overdue now",
+            "on-time rate",
         )
         for r in report.rules:
             table.add_row(
                 r.workflow,
+                r.org_unit or "—",
                 r.rule,
                 str(r.started),
                 str(r.met_on_time),
@@ -292,7 +304,7 @@ def sla_report(url: str, workflow: str | None, since: Any, until: Any) -> None:
             )
         out.print(table)
         breaches = Table("case", "rule", "due (Beijing)", "level", "state", title="Overdue now")
-        for b in eng.breaches(workflow=workflow):
+        for b in eng.breaches(workflow=workflow, org_unit=org_unit):
             breaches.add_row(
                 b.case_number,
                 b.rule,

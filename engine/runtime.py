@@ -250,6 +250,7 @@ class Engine:
             data=ctx.new_data,
             now=now,
             keys=_search_keys(definition, ctx.new_data),
+            org_unit=actor.org_unit,
         )
         if timers.touches(definition, None, definition.initial, OPEN_EVENT):
             notes = (
@@ -845,14 +846,25 @@ class Engine:
         workflow: str | None = None,
         rule: str | None = None,
         min_level: int | None = None,
+        org_unit: str | None = None,
     ) -> list[Breach]:
-        """Cases with a running deadline past its due time, oldest due first."""
+        """Cases with a running deadline past its due time, oldest due first; ``org_unit``
+        is the unit of whoever opened the case."""
         if workflow is not None:
             self.workflow(workflow)
         with self.store.read() as tx:
-            rows = tx.breached(workflow, rule, min_level)
+            rows = tx.breached(workflow, rule, min_level, org_unit)
         return [
-            Breach(r.number, r.workflow, r.state, r.rule, r.due_at, r.breached_at, r.level)
+            Breach(
+                r.number,
+                r.workflow,
+                r.state,
+                r.rule,
+                r.due_at,
+                r.breached_at,
+                r.level,
+                r.org_unit,
+            )
             for r in rows
         ]
 
@@ -862,6 +874,7 @@ class Engine:
         since: datetime | None = None,
         until: datetime | None = None,
         workflow: str | None = None,
+        org_unit: str | None = None,
     ) -> SlaReport:
         """On-time rate and breaches per rule for deadlines started in [since, until),
         and the median time cases spend in each state (from the history)."""
@@ -869,12 +882,12 @@ class Engine:
         if workflow is not None:
             self.workflow(workflow)
         with self.store.read() as tx:
-            rows = tx.deadline_rows(since, until, workflow)
+            rows = tx.deadline_rows(since, until, workflow, org_unit)
             entries = tx.state_entries(workflow)
-        tally: dict[tuple[str, str], list[int]] = {}
+        tally: dict[tuple[str, str, str | None], list[int]] = {}
         running = breached_now = 0
         for r in rows:
-            counts = tally.setdefault((r.workflow, r.rule), [0, 0, 0, 0])
+            counts = tally.setdefault((r.workflow, r.rule, r.org_unit), [0, 0, 0, 0])
             counts[0] += 1
             if r.status == "met":
                 counts[1] += 1
@@ -898,7 +911,8 @@ class Engine:
             entered = e
         return SlaReport(
             rules=[
-                RuleSla(w, rule, c[0], c[1], c[2], c[3]) for (w, rule), c in sorted(tally.items())
+                RuleSla(w, rule, c[0], c[1], c[2], c[3], unit)
+                for (w, rule, unit), c in sorted(tally.items(), key=lambda kv: str(kv[0]))
             ],
             running=running,
             breached_now=breached_now,

@@ -156,6 +156,7 @@ class Breach:
     due_at: datetime
     breached_at: datetime
     level: int
+    org_unit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,7 @@ class RuleSla:
     met_on_time: int
     met_late: int
     breached_open: int
+    org_unit: str | None = None
 
     @property
     def on_time_rate(self) -> float:

@@ -18,7 +18,7 @@ from engine import SHANGHAI, ChineseOfficialCalendar, Engine, FakeClock, open_en
 from engine.cli import main
 from engine.scheduler import Worker
 from engine.store import tables as t
-from tests.conftest import HANDLER, POLICIES
+from tests.conftest import HANDLER, POLICIES, report
 from tests.test_timers import to_materials_complete
 
 
@@ -121,3 +121,43 @@ def test_baoflow_worker_catches_up_after_downtime_and_stops_on_sigterm(tmp_path:
             proc.kill()
     assert proc.returncode == 0, err
     assert "SIGTERM received" in err and "stopped after firing 6 timer(s)" in err
+
+
+def test_breaches_and_the_sla_report_by_org_unit(eng: Engine, clock: FakeClock) -> None:
+    """The org unit of whoever opened the case (the branch) filters both."""
+    from engine import Actor
+
+    shanghai = to_materials_complete(eng)  # opened by an agent of SH
+    clock.advance(days=1)
+    beijing_agent = Actor("a09", "赵敏", roles=("service_agent",), org_unit="BJ")
+    data = report(
+        policy={"number": "P-ACC-001", "insured_name": "张伟"},
+        incident={"time": eng.clock.now().isoformat(), "cause": "accident"},
+        reporter={"phone": "13900000003"},
+    )
+    beijing = eng.open_case("claim", data, beijing_agent).case
+    beijing = eng.fire(beijing.id, "verify", HANDLER)
+    beijing = eng.fire(
+        beijing.id,
+        "apply",
+        HANDLER,
+        {
+            "applicant_name": "张伟",
+            "applicant_id_number": "110101199003074514",
+            "relationship": "self",
+        },
+    )
+    beijing = eng.fire(
+        beijing.id, "receive_materials", HANDLER, {"items": beijing.data["materials"]["required"]}
+    )
+    eng.fire(beijing.id, "complete_materials", HANDLER)
+    clock.set(bj(2026, 5, 20))
+    eng.run_due_timers()
+    assert [b.case_number for b in eng.breaches(org_unit="SH")] == [shanghai.number]
+    assert [(b.case_number, b.org_unit) for b in eng.breaches(org_unit="BJ")] == [
+        (beijing.number, "BJ")
+    ]
+    by_unit = {(r.org_unit, r.rule): r for r in eng.sla_report().rules}
+    assert by_unit[("SH", "hand_over")].breached_open == 1
+    assert by_unit[("BJ", "hand_over")].breached_open == 1
+    assert {r.org_unit for r in eng.sla_report(org_unit="BJ").rules} == {"BJ"}

@@ -77,6 +77,7 @@ class CoreTx:
         data: Mapping[str, Any],
         now: datetime,
         keys: Mapping[str, str | None],
+        org_unit: str | None = None,
     ) -> int:
         result = self.conn.execute(
             t.cases.insert().returning(t.cases.c.id),
@@ -89,6 +90,7 @@ class CoreTx:
                 "version": 1,
                 "created_at": now,
                 "updated_at": now,
+                "org_unit": org_unit,
                 **keys,
             },
         )
@@ -401,12 +403,25 @@ class CoreTx:
         return list(self.conn.execute(q.order_by(tm.due_at)))
 
     def breached(
-        self, workflow: str | None, rule: str | None, min_level: int | None
+        self,
+        workflow: str | None,
+        rule: str | None,
+        min_level: int | None,
+        org_unit: str | None = None,
     ) -> list[sa.Row[Any]]:
         """Running deadlines past their due time, with their case, oldest due first."""
         d, c = t.case_deadlines.c, t.cases.c
         q = (
-            sa.select(c.number, c.workflow, c.state, d.rule, d.due_at, d.breached_at, d.level)
+            sa.select(
+                c.number,
+                c.workflow,
+                c.state,
+                c.org_unit,
+                d.rule,
+                d.due_at,
+                d.breached_at,
+                d.level,
+            )
             .join(t.cases, c.id == d.case_id)
             .where(d.status == "running", d.breached_at.is_not(None))
         )
@@ -416,15 +431,23 @@ class CoreTx:
             q = q.where(d.rule == rule)
         if min_level is not None:
             q = q.where(d.level >= min_level)
+        if org_unit is not None:
+            q = q.where(c.org_unit == org_unit)
         return list(self.conn.execute(q.order_by(d.due_at)))
 
     def deadline_rows(
-        self, since: datetime | None, until: datetime | None, workflow: str | None
+        self,
+        since: datetime | None,
+        until: datetime | None,
+        workflow: str | None,
+        org_unit: str | None = None,
     ) -> list[sa.Row[Any]]:
         d, c = t.case_deadlines.c, t.cases.c
-        q = sa.select(c.workflow, d.rule, d.status, d.due_at, d.breached_at, d.stopped_at).join(
-            t.cases, c.id == d.case_id
-        )
+        q = sa.select(
+            c.workflow, c.org_unit, d.rule, d.status, d.due_at, d.breached_at, d.stopped_at
+        ).join(t.cases, c.id == d.case_id)
+        if org_unit is not None:
+            q = q.where(c.org_unit == org_unit)
         if since is not None:
             q = q.where(d.started_at >= since)
         if until is not None:

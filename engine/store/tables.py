@@ -58,6 +58,8 @@ cases = sa.Table(
     sa.Column("policy_number", sa.String(64), index=True),
     sa.Column("insured_name", sa.String(128), index=True),
     sa.Column("id_number", sa.String(32), index=True),
+    # The org unit of whoever opened the case: breaches and SLA figures per branch.
+    sa.Column("org_unit", sa.String(64), index=True),
     sa.Index("ix_cases_workflow_state", "workflow", "state"),
 )
 
