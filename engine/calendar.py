@@ -18,7 +18,7 @@ import chinese_calendar
 
 from .errors import CalendarYearUnknown
 
-__all__ = ["ChineseOfficialCalendar", "WorkingCalendar", "first_working_day_from"]
+__all__ = ["ChineseOfficialCalendar", "WorkingCalendar", "describe", "first_working_day_from"]
 
 log = logging.getLogger("baoflow.calendar")
 
@@ -55,6 +55,14 @@ class ChineseOfficialCalendar:
         self.unknown_years = unknown_years
         self._warned: set[int] = set()
 
+    def knows_year(self, year: int) -> bool:
+        """Whether the data has the official arrangement for ``year``."""
+        try:
+            chinese_calendar.is_workday(date(year, 6, 1))
+        except NotImplementedError:
+            return False
+        return True
+
     def is_working_day(self, day: date) -> bool:
         try:
             return bool(chinese_calendar.is_workday(day))
@@ -70,6 +78,20 @@ class ChineseOfficialCalendar:
                 self.source,
             )
         return day.weekday() < 5
+
+
+def describe(calendar: WorkingCalendar, first: date, last: date) -> str:
+    """Which data a deadline from ``first`` to ``last`` was computed on, for the record:
+    the calendar's source, and any year in between it only guessed (the weekday
+    fallback), so the guess is visible on the deadline."""
+    source = str(getattr(calendar, "source", type(calendar).__name__))
+    knows = getattr(calendar, "knows_year", None)
+    if knows is None:
+        return source
+    guessed = [y for y in range(first.year, last.year + 1) if not knows(y)]
+    if not guessed:
+        return source
+    return f"{source}; weekday fallback for {', '.join(map(str, guessed))}"
 
 
 def first_working_day_from(day: date, calendar: WorkingCalendar) -> date:

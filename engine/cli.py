@@ -257,6 +257,19 @@ def worker(url: str, tick: float, batch: int, lease: float, name: str | None, di
 
 
 @main.group()
+def deadlines() -> None:
+    """Deadline maintenance."""
+
+
+@deadlines.command("recompute")
+@url_option
+def deadlines_recompute(url: str) -> None:
+    """Recompute running deadlines after the calendar data changed (each winter)."""
+    with _engine(url) as eng:
+        _c.out.print(f"{eng.recompute_deadlines()} deadline(s) moved")
+
+
+@main.group()
 def sla() -> None:
     """Service-level figures."""
 

@@ -25,6 +25,7 @@ from .clock import SHANGHAI, Clock, SystemClock
 from .definitions import Intake, Transition, TransitionContext, WorkflowDefinition
 from .errors import (
     BaoflowError,
+    CalendarYearUnknown,
     CaseNotFound,
     ConflictError,
     GuardRefused,
@@ -831,9 +832,78 @@ class Engine:
                         level=row.level,
                         stopped_at=row.stopped_at,
                         next_timer_at=pending.get((row.rule, row.armed_seq)),
+                        calendar=row.calendar,
                     )
                 )
         return result
+
+    def recompute_deadlines(self) -> int:
+        """Recompute every running deadline on the calendar as it is now.
+
+        Run it after the calendar data changed (next year's arrangement published and
+        ``chinesecalendar`` upgraded): due times that move are rewritten with their
+        pending timers, and each change is a history row on its case
+        (``deadline_recomputed``) with the old and new due time. Returns how many moved.
+        """
+        now = self.clock.now()
+        moved = 0
+        with self.store.write() as tx:
+            for row in tx.running_deadlines():
+                case = tx.load_case(row.case_id)
+                definition = self.workflow(case.workflow, case.workflow_version)
+                rule = timers.rule_named(definition, row.rule)
+                if rule is None:
+                    continue
+                paused = timedelta(seconds=row.paused_seconds)
+                try:
+                    plan = timers.schedule(rule, row.started_at, paused, self.calendar)
+                except CalendarYearUnknown as exc:  # still unpublished: keep it, say so
+                    log.warning("%s %s kept as it is: %s", case.number, rule.name, exc)
+                    continue
+                if plan.due == row.due_at and plan.calendar == row.calendar:
+                    continue
+                tx.update_deadline(
+                    case.id, rule.name, row.armed_seq, due_at=plan.due, calendar=plan.calendar
+                )
+                for (kind, level), at in plan.times.items():
+                    tx.retime_timer(
+                        case.id, rule.name, row.armed_seq, kind, level, at, status="pending"
+                    )
+                if not tx.update_case(
+                    case_id=case.id,
+                    expected_version=case.version,
+                    state=None,
+                    data=case.data,
+                    now=now,
+                    keys=None,
+                ):
+                    raise ConflictError(case.number, case.version, tx.current_version(case.id))
+                old, new = row.due_at.astimezone(SHANGHAI), plan.due.astimezone(SHANGHAI)
+                tx.append_history(
+                    case_id=case.id,
+                    seq=case.version + 1,
+                    at=now,
+                    actor=Actor.system("calendar"),
+                    event="deadline_recomputed",
+                    from_state=case.state,
+                    to_state=case.state,
+                    data={
+                        "rule": rule.name,
+                        "old_due_at": old.isoformat(),
+                        "new_due_at": new.isoformat(),
+                        "calendar": plan.calendar,
+                    },
+                    notes=[
+                        f"日历数据更新，期限「{rule.title or rule.name}」重算："
+                        f"{old:%Y-%m-%d %H:%M} → {new:%Y-%m-%d %H:%M}（{plan.calendar}）"
+                    ],
+                )
+                moved += 1
+        if moved:
+            log.info(
+                "recomputed %d deadline(s) on %s", moved, getattr(self.calendar, "source", "?")
+            )
+        return moved
 
     def next_timer_due(self) -> datetime | None:
         """When the earliest pending timer falls due (None when there is none)."""

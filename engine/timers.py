@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .calendar import WorkingCalendar
+from .calendar import WorkingCalendar, describe
 from .clock import SHANGHAI
 from .deadlines import due_at, resumed_start, warning_times
 from .definitions import DeadlineRule, WorkflowDefinition
@@ -37,6 +37,7 @@ class Schedule:
 
     due: datetime
     times: Mapping[tuple[str, int], datetime]
+    calendar: str = ""
 
 
 def schedule(
@@ -54,7 +55,9 @@ def schedule(
             times[(ESCALATION, level.level)] = due
         else:
             times[(ESCALATION, level.level)] = due_at(due, level.after, calendar)
-    return Schedule(due, times)
+    last = max(times.values()).astimezone(SHANGHAI).date()
+    label = describe(calendar, effective.astimezone(SHANGHAI).date(), last)
+    return Schedule(due, times, label)
 
 
 def touches(definition: WorkflowDefinition, source: str | None, target: str, event: str) -> bool:
@@ -131,6 +134,7 @@ def on_transition(
                     paused_since=None,
                     paused_seconds=paused.total_seconds(),
                     due_at=plan.due,
+                    calendar=plan.calendar,
                 )
                 for (kind, level), at in plan.times.items():
                     tx.retime_timer(case_id, rule.name, instance.armed_seq, kind, level, at)
@@ -159,6 +163,7 @@ def on_transition(
                 "breached_at": None,
                 "level": 0,
                 "stopped_at": None,
+                "calendar": plan.calendar,
             }
         )
         tx.insert_timers(

@@ -133,6 +133,8 @@ class DeadlineStatus:
     level: int
     stopped_at: datetime | None
     next_timer_at: datetime | None
+    #: the calendar data the due time was computed on, and any year only guessed
+    calendar: str | None = None
 
 
 @dataclass(frozen=True)

@@ -329,9 +329,22 @@ class CoreTx:
         )
         return int(result.rowcount)
 
+    def running_deadlines(self) -> list[sa.Row[Any]]:
+        d = t.case_deadlines.c
+        q = sa.select(t.case_deadlines).where(d.status == "running")
+        return list(self.conn.execute(q.order_by(d.case_id, d.armed_seq)))
+
     def retime_timer(
-        self, case_id: int, rule: str, armed_seq: int, kind: str, level: int, due: datetime
+        self,
+        case_id: int,
+        rule: str,
+        armed_seq: int,
+        kind: str,
+        level: int,
+        due: datetime,
+        status: str = "paused",
     ) -> None:
+        """Give a timer a new due time; a ``paused`` one (the default) becomes pending."""
         tm = t.timers.c
         self.conn.execute(
             t.timers.update()
@@ -341,7 +354,7 @@ class CoreTx:
                 tm.armed_seq == armed_seq,
                 tm.kind == kind,
                 tm.level == level,
-                tm.status == "paused",
+                tm.status == status,
             )
             .values(status="pending", due_at=due)
         )

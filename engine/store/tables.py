@@ -136,6 +136,8 @@ case_deadlines = sa.Table(
     sa.Column("breached_at", UTCDateTime),
     sa.Column("level", sa.Integer, nullable=False),
     sa.Column("stopped_at", UTCDateTime),
+    # The calendar data the due time was computed on (and any year only guessed).
+    sa.Column("calendar", sa.String(200)),
 )
 
 timers = sa.Table(
