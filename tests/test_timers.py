@@ -244,7 +244,7 @@ def test_one_timer_that_cannot_take_effect_does_not_stop_the_others(
     """A bug in one effect is logged and its timer released for a retry; the rest fire."""
     from engine import timers as timer_module
 
-    first, second = to_materials_complete(eng), None
+    first = to_materials_complete(eng)
     clock.advance(days=1)
     second = to_materials_complete(eng, reporter={"phone": "13900000002"})
     real_effect = timer_module.effect
