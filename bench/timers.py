@@ -87,6 +87,7 @@ from sqlalchemy.pool import NullPool
 
 from engine import SHANGHAI, Actor, ChineseOfficialCalendar, Engine, FakeClock, open_engine
 from engine import timers as engine_timers
+from engine.notices import outbox_rows
 from engine.store import CoreTx, normalise_url
 from workflows.examples import POLICIES, report
 
@@ -295,7 +296,7 @@ def check_effects(sql: sa.Engine, source: Source, n: int) -> None:
     """Every clone's timer fired once, with one warning row, one version more and its
     instance warned — the engine's effects, and the what-if's."""
     with sql.connect() as conn:
-        fired, warnings, bumped, warned = conn.execute(
+        fired, warnings, bumped, warned, told = conn.execute(
             sa.text(
                 """
                 SELECT (SELECT count(*) FROM timers WHERE status = 'fired' AND case_id <> :src),
@@ -303,15 +304,18 @@ def check_effects(sql: sa.Engine, source: Source, n: int) -> None:
                          WHERE event = 'deadline_warning' AND case_id <> :src),
                        (SELECT count(*) FROM cases WHERE version = :v AND id <> :src),
                        (SELECT count(*) FROM case_deadlines
-                         WHERE warned = 1 AND rule = 'hand_over' AND case_id <> :src)
+                         WHERE warned = 1 AND rule = 'hand_over' AND case_id <> :src),
+                       (SELECT count(DISTINCT case_id) FROM outbox
+                         WHERE template = 'deadline_warning' AND recipient = 'handler'
+                           AND case_id <> :src)
                 """
             ),
             {"src": source.id, "v": source.version + 1},
         ).one()
-    if (fired, warnings, bumped, warned) != (n, n, n, n):
+    if (fired, warnings, bumped, warned, told) != (n, n, n, n, n):
         raise RuntimeError(
             f"effects wrong: {fired} fired, {warnings} warning rows, {bumped} cases bumped, "
-            f"{warned} instances warned; wanted {n} each"
+            f"{warned} instances warned, {told} cases with an outbox row; wanted {n} each"
         )
 
 
@@ -419,7 +423,9 @@ WHERE t.id = due.id
 RETURNING t.id, t.case_id, t.rule, t.armed_seq, t.kind, t.level, t.due_at
 """
 BATCH_CASES = """
-SELECT id, workflow, workflow_version, state, data, version FROM cases WHERE id = ANY(%s)
+SELECT id, number, workflow, workflow_version, state, version, org_unit,
+       data -> 'priority' AS priority
+FROM cases WHERE id = ANY(%s)
 """
 # Each batch's rows travel as one JSON document (orjson-encoded once), unpacked by
 # jsonb_to_recordset: no per-row parameters, no text-array quoting in the driver.
@@ -430,9 +436,20 @@ JOIN jsonb_to_recordset(%s::jsonb) AS k(case_id bigint, rule text, armed_seq int
   USING (case_id, rule, armed_seq)
 """
 BATCH_UPDATE_CASES = """
-UPDATE cases c SET data = v.data, version = v.new_version, updated_at = %s
-FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, expected int, new_version int, data jsonb)
+UPDATE cases c
+SET data = CASE WHEN v.changes = '{}'::jsonb THEN c.data ELSE c.data || v.changes END,
+    version = v.new_version, updated_at = %s
+FROM jsonb_to_recordset(%s::jsonb)
+     AS v(id bigint, expected int, new_version int, changes jsonb)
 WHERE c.id = v.id AND c.version = v.expected
+"""
+BATCH_OUTBOX = """
+INSERT INTO outbox (key, case_id, seq, template, recipient, org_unit, context, status,
+                    attempts, next_attempt_at, created_at)
+SELECT key, case_id, seq, template, recipient, org_unit, context, 'pending', 0, %s, %s
+FROM jsonb_to_recordset(%s::jsonb)
+     AS v(key text, case_id bigint, seq int, template text, recipient text, org_unit text,
+          context jsonb)
 """
 BATCH_HISTORY = """
 INSERT INTO history (case_id, seq, at, actor, event, from_state, to_state, data, notes)
@@ -501,8 +518,9 @@ class BatchFirer:
                 (d.case_id, d.rule, d.armed_seq): d
                 for d in conn.execute(BATCH_DEADLINES, (_json(keys),)).fetchall()
             }
-            state: dict[int, tuple[int, dict[str, Any]]] = {}  # case id -> (version, data)
+            state: dict[int, tuple[int, dict[str, Any]]] = {}  # case id -> (version, changes)
             history: list[dict[str, Any]] = []
+            outbox: list[dict[str, Any]] = []
             dl: dict[tuple[int, str, int], list[Any]] = {}
             skipped: list[int] = []
             for timer in claimed:
@@ -517,12 +535,19 @@ class BatchFirer:
                 if rule is None or instance is None or instance.status != "running":
                     skipped.append(timer.id)
                     continue
-                version, data = state.get(case.id, (case.version, case.data))
-                eff, changes = engine_timers.effect(rule, timer, instance, data, now)
+                version, changed = state.get(case.id, (case.version, {}))
+                eff, changes = engine_timers.effect(
+                    rule,
+                    timer,
+                    instance,
+                    case_number=case.number,
+                    workflow=case.workflow,
+                    priority=int(changed.get("priority", case.priority or 0)),
+                    now=now,
+                )
                 if eff.fire is not None:
                     self.not_fired += 1
-                data = {**data, **eff.changes}
-                state[case.id] = (version + 1, data)
+                state[case.id] = (version + 1, {**changed, **eff.changes})
                 history.append(
                     {
                         "case_id": case.id,
@@ -533,6 +558,28 @@ class BatchFirer:
                         "notes": list(eff.notes),
                     }
                 )
+                for told in outbox_rows(
+                    eff.notices,
+                    cause=f"timer:{timer.id}",
+                    case_id=case.id,
+                    seq=version + 1,
+                    org_unit=case.org_unit,
+                    now=now,
+                ):
+                    outbox.append(
+                        {
+                            k: told[k]
+                            for k in (
+                                "key",
+                                "case_id",
+                                "seq",
+                                "template",
+                                "recipient",
+                                "org_unit",
+                                "context",
+                            )
+                        }
+                    )
                 row = dl.setdefault(key, [instance.warned, instance.level, None])
                 row[0] = max(row[0], changes.get("warned", 0))
                 row[1] = max(row[1], changes.get("level", 0))
@@ -545,9 +592,9 @@ class BatchFirer:
                         "id": i,
                         "expected": cases[i].version,
                         "new_version": version,
-                        "data": data,
+                        "changes": changed,
                     }
-                    for i, (version, data) in state.items()
+                    for i, (version, changed) in state.items()
                 ]
                 updated = conn.execute(BATCH_UPDATE_CASES, (now, _json(bumps))).rowcount
                 if updated != len(bumps):
@@ -565,6 +612,8 @@ class BatchFirer:
                     for k, v in dl.items()
                 ]
                 conn.execute(BATCH_DEADLINE_UPDATE, (_json(instances_json),))
+                if outbox:
+                    conn.execute(BATCH_OUTBOX, (now, now, _json(outbox)))
         return len(claimed)
 
     def close(self) -> None:
@@ -1068,17 +1117,22 @@ PHASES = [
     ),
     ("  of which COMMIT (waits for the WAL flush)", "psycopg/connection.py", "commit"),
     ("_fire_batch(): a claimed batch in one transaction", "engine/runtime.py", "_fire_batch"),
-    ("  cases_by_ids(): SELECT the cases", "engine/store/core.py", "cases_by_ids"),
-    ("  deadlines_by_keys(): SELECT the instances", "engine/store/core.py", "deadlines_by_keys"),
+    (
+        "lock_due_timer_batch(): lock and read timers, cases, instances (one SELECT)",
+        "engine/store/core.py",
+        "lock_due_timer_batch",
+    ),
+    ("timer_batch(): read leased timers, cases, instances", "engine/store/core.py", "timer_batch"),
     ("  take_timers(): UPDATE … RETURNING the timers", "engine/store/core.py", "take_timers"),
-    ("  bump_cases(): UPDATE the cases (executemany)", "engine/store/core.py", "bump_cases"),
+    ("  bump_cases(): UPDATE the cases", "engine/store/core.py", "bump_cases"),
+    ("  insert_outbox(): INSERT the outbox rows", "engine/store/core.py", "insert_outbox"),
     (
         "  append_history_many(): INSERT the history rows",
         "engine/store/core.py",
         "append_history_many",
     ),
     (
-        "  update_deadlines_many(): UPDATE the instances (executemany)",
+        "  update_deadlines_many(): UPDATE the instances",
         "engine/store/core.py",
         "update_deadlines_many",
     ),

@@ -125,6 +125,8 @@ class DeadlineRule:
     when: str | None = None
     close_of_business: time | None = None
     article: str = ""
+    #: who is told of the warnings and the breach (roles; escalation levels name their own)
+    notify: tuple[str, ...] = ("handler",)
 
 
 @dataclass(frozen=True)
@@ -456,6 +458,16 @@ def _build_deadlines(raw: Any, hooks: Hooks, problems: list[Problem]) -> tuple[D
                     f"no condition named {when!r}; known: {', '.join(hooks.conditions) or '(none)'}",
                 )
             )
+        notify = r.get("notify", ["handler"])
+        if not isinstance(notify, list) or not all(isinstance(n, str) and n for n in notify):
+            problems.append(
+                Problem(
+                    f"{where}.notify",
+                    "must be a list of roles told of the warnings and the breach, "
+                    "e.g. ['handler'] ([] for nobody)",
+                )
+            )
+            notify = ["handler"]
         cob = r.get("close_of_business")
         close = None
         if cob is not None:
@@ -479,6 +491,7 @@ def _build_deadlines(raw: Any, hooks: Hooks, problems: list[Problem]) -> tuple[D
                 when=when,
                 close_of_business=close,
                 article=str(r.get("article", "")),
+                notify=tuple(notify),
             )
         )
     return tuple(rules)

@@ -26,7 +26,6 @@ from .definitions import Intake, Transition, TransitionContext, WorkflowDefiniti
 from .errors import (
     BaoflowError,
     CalendarYearUnknown,
-    CaseNotFound,
     ConflictError,
     GuardRefused,
     IdempotencyKeyReused,
@@ -35,6 +34,7 @@ from .errors import (
     UnknownWorkflow,
 )
 from .machine import StateMachine
+from .notices import outbox_rows
 from .policies import PolicyDirectory
 from .store import CoreTx, IntegrityViolation, Store, Tx
 from .types import (
@@ -566,7 +566,8 @@ class Engine:
                     break
                 try:
                     with self.store.write() as tx:
-                        done = self._fire_batch(tx, claimed, me, now)
+                        rows = tx.timer_batch([timer.id for timer in claimed])
+                        done = self._fire_batch(tx, rows, me, now)
                 except ConflictError:
                     done = None  # a case changed under the batch: take them one by one
                 except Exception:
@@ -623,7 +624,7 @@ class Engine:
         fire an event are leased to ``me`` in the same commit, for one-by-one firing."""
         try:
             with self.store.write() as tx:
-                claimed = tx.lock_due_timers(now, take)
+                claimed = tx.lock_due_timer_batch(now, take)
                 if not claimed:
                     return [], ([], 0, [])
                 done = self._fire_batch(tx, claimed, None, now, by=me)
@@ -646,157 +647,169 @@ class Engine:
     ) -> tuple[list[Any], int, list[Any]]:
         """A whole claimed batch in one transaction, with set-based statements.
 
-        Returns (timers fired, how many skipped, timers left for one-by-one handling:
-        those whose escalation fires an event). Raises ConflictError, rolling the batch
-        back, if any case changed under it; the caller then goes one by one.
+        ``claimed`` are rows of ``CoreTx.timer_batch`` (timer, case and instance in one
+        read; the case data is not read). Returns (timers fired, how many skipped, timers
+        left for one-by-one handling: those whose escalation fires an event). Raises
+        ConflictError, rolling the batch back, if any case changed under it; the caller
+        then goes one by one.
         """
-        cases = tx.cases_by_ids(sorted({int(t.case_id) for t in claimed}))
-        instances = tx.deadlines_by_keys(
-            sorted({(int(t.case_id), t.rule, t.armed_seq) for t in claimed})
-        )
         later: list[Any] = []
         skips: list[tuple[int, str]] = []
-        plans: list[tuple[Any, Any, Any, timers.Effect, dict[str, Any]]] = []
-        current: dict[tuple[int, str, int], dict[str, Any]] = {}
-        for timer in claimed:
-            case = cases.get(int(timer.case_id))
-            key = (int(timer.case_id), timer.rule, timer.armed_seq)
-            instance = instances.get(key)
-            if case is None:
-                skips.append((timer.id, "the case no longer exists"))
+        plans: list[tuple[Any, timers.Effect, dict[str, Any]]] = []
+        for row in claimed:
+            why, rule = self._timer_check(row)
+            if why is not None or rule is None:
+                skips.append((row.id, why or "no rule"))
                 continue
-            definition = self.workflow(case.workflow, case.workflow_version)
-            rule = timers.rule_named(definition, timer.rule)
-            why = _why_skip(definition, rule, instance, case)
-            if why is not None or rule is None or instance is None:
-                skips.append((timer.id, why or "no rule"))
-                continue
-            eff, changes = timers.effect(rule, timer, instance, case.data, now)
+            eff, changes = timers.effect(
+                rule,
+                row,
+                _instance(row),
+                case_number=row.number,
+                workflow=row.workflow,
+                priority=_priority(row.priority),
+                now=now,
+            )
             if eff.fire is not None:
-                later.append(timer)
+                later.append(row)
                 continue
-            plans.append((timer, case, instance, eff, changes))
+            plans.append((row, eff, changes))
         owned = tx.take_timers([p[0].id for p in plans], me, now, by) if plans else set()
         skip_ids = tx.take_timers([i for i, _ in skips], me, now, by) if skips else set()
         tx.skip_timers([(i, why) for i, why in skips if i in skip_ids])
-        case_rows: dict[int, dict[str, Any]] = {}
-        history_rows: list[dict[str, Any]] = []
+        bumps: dict[int, dict[str, Any]] = {}
+        instances: dict[tuple[int, str, int], dict[str, Any]] = {}
+        history: list[dict[str, Any]] = []
+        outbox: list[dict[str, Any]] = []
         fired: list[Any] = []
-        version: dict[int, int] = {}
-        for timer, case, instance, eff, changes in plans:
-            if timer.id not in owned:
+        actor = _TIMER_ACTOR
+        for row, eff, changes in plans:
+            if row.id not in owned:
                 continue  # re-leased by another worker after our lease ran out
-            key = (case.id, timer.rule, timer.armed_seq)
-            state = current.setdefault(
-                key,
-                {
-                    "warned": instance.warned,
-                    "breached_at": instance.breached_at,
-                    "level": instance.level,
-                },
-            )
-            state["warned"] = max(state["warned"], changes.get("warned", 0))
-            state["level"] = max(state["level"], changes.get("level", 0))
-            if state["breached_at"] is None and "breached_at" in changes:
-                state["breached_at"] = changes["breached_at"]
-            v = version.get(case.id, case.version)
-            row = case_rows.setdefault(
-                case.id,
-                {"b_id": case.id, "b_expected": case.version, "b_data": dict(case.data)},
-            )
-            row["b_data"].update(eff.changes)
-            row["b_version"] = v + 1
-            row["b_now"] = now
-            version[case.id] = v + 1
-            history_rows.append(
-                {
-                    "case_id": case.id,
-                    "seq": v + 1,
+            bump = bumps.get(row.case_id)
+            if bump is None:
+                bump = bumps[row.case_id] = {
+                    "id": row.case_id,
+                    "expected": row.version,
+                    "version": row.version,
+                    "changes": {},
                     "at": now,
-                    "actor": Actor.system("timer").to_json(),
+                }
+            bump["version"] += 1
+            bump["changes"].update(eff.changes)
+            seq = bump["version"]
+            key = (row.case_id, row.rule, row.armed_seq)
+            state = instances.get(key)
+            if state is None:
+                state = instances[key] = {
+                    "case_id": row.case_id,
+                    "rule": row.rule,
+                    "armed_seq": row.armed_seq,
+                    "warned": row.d_warned,
+                    "breached_at": row.d_breached_at,
+                    "level": row.d_level,
+                }
+            _progress(state, changes)
+            history.append(
+                {
+                    "case_id": row.case_id,
+                    "seq": seq,
+                    "at": now,
+                    "actor": actor,
                     "event": eff.event,
-                    "from_state": case.state,
-                    "to_state": case.state,
+                    "from_state": row.state,
+                    "to_state": row.state,
                     "data": eff.data,
                     "notes": list(eff.notes),
                 }
             )
-            fired.append(timer)
-        rows = list(case_rows.values())
+            if eff.notices:
+                outbox += outbox_rows(
+                    eff.notices,
+                    cause=f"timer:{row.id}",
+                    case_id=row.case_id,
+                    seq=seq,
+                    org_unit=row.org_unit,
+                    now=now,
+                )
+            fired.append(row)
+        rows = list(bumps.values())
         if tx.bump_cases(rows) != len(rows):
             raise ConflictError("(a batch of timers)", 0, None)
-        tx.append_history_many(history_rows)
-        tx.update_deadlines_many(
-            [
-                {
-                    "b_case": k[0],
-                    "b_rule": k[1],
-                    "b_seq": k[2],
-                    "b_warned": s["warned"],
-                    "b_breached": s["breached_at"],
-                    "b_level": s["level"],
-                }
-                for k, s in current.items()
-            ]
-        )
+        tx.append_history_many(history)
+        tx.update_deadlines_many(list(instances.values()))
+        tx.insert_outbox(outbox)
         return fired, len(skip_ids), later
+
+    def _timer_check(self, row: Any) -> tuple[str | None, Any]:
+        """(why the timer must not take effect or None, its rule) for a batch row."""
+        if row.number is None:
+            return "the case no longer exists", None
+        definition = self.workflow(row.workflow, row.workflow_version)
+        rule = timers.rule_named(definition, row.rule)
+        if rule is None or row.d_status is None:
+            return f"the rule is not in {definition.name} v{definition.version}", None
+        if row.d_status != "running":
+            return (
+                f"the deadline is {row.d_status}: the case moved on (now {row.state})",
+                None,
+            )
+        return None, rule
 
     def _fire_timer(self, tx: CoreTx, timer: Any, me: str, now: datetime) -> str:
         """One timer's effect, in ``tx``: "fired", "skipped", "retry" or "taken"."""
-        try:
-            case = tx.load_case(int(timer.case_id))
-        except CaseNotFound:
-            tx.finish_timer(timer.id, me, "skipped", now, "the case no longer exists")
-            return "skipped"
-        definition = self.workflow(case.workflow, case.workflow_version)
-        rule = timers.rule_named(definition, timer.rule)
-        instance = tx.deadline(case.id, timer.rule, timer.armed_seq)
-        why = _why_skip(definition, rule, instance, case)
-        if why is not None or rule is None or instance is None:
+        found = tx.timer_batch([timer.id])
+        if not found:
+            return "taken"  # the timer row itself is gone
+        row = found[0]
+        why, rule = self._timer_check(row)
+        if why is not None or rule is None:
             tx.finish_timer(timer.id, me, "skipped", now, why or "no rule")
             return "skipped"
-        eff, changes = timers.effect(rule, timer, instance, case.data, now)
+        eff, changes = timers.effect(
+            rule,
+            row,
+            _instance(row),
+            case_number=row.number,
+            workflow=row.workflow,
+            priority=_priority(row.priority),
+            now=now,
+        )
         if not tx.finish_timer(timer.id, me, "fired", now, eff.event):
             return "taken"  # another worker re-leased it after our lease ran out
-        new_data = {**case.data, **eff.changes}
-        if not tx.update_case(
-            case_id=case.id,
-            expected_version=case.version,
-            state=None,
-            data=new_data,
-            now=now,
-            keys=None,
-        ):
-            raise ConflictError(case.number, case.version, tx.current_version(case.id))
+        seq = row.version + 1
+        bump = {"id": row.case_id, "expected": row.version, "version": seq}
+        if tx.bump_cases([{**bump, "changes": dict(eff.changes), "at": now}]) != 1:
+            raise ConflictError(row.number, row.version, tx.current_version(row.case_id))
         tx.append_history(
-            case_id=case.id,
-            seq=case.version + 1,
+            case_id=row.case_id,
+            seq=seq,
             at=now,
             actor=Actor.system("timer"),
             event=eff.event,
-            from_state=case.state,
-            to_state=case.state,
+            from_state=row.state,
+            to_state=row.state,
             data=eff.data,
             notes=eff.notes,
         )
-        tx.update_deadline(case.id, rule.name, timer.armed_seq, **changes)
-        if eff.fire is not None:
-            after = Case(
-                id=case.id,
-                number=case.number,
-                workflow=case.workflow,
-                workflow_version=case.workflow_version,
-                state=case.state,
-                data=new_data,
-                version=case.version + 1,
-                created_at=case.created_at,
-                updated_at=now,
+        tx.update_deadline(row.case_id, rule.name, timer.armed_seq, **changes)
+        tx.insert_outbox(
+            outbox_rows(
+                eff.notices,
+                cause=f"timer:{row.id}",
+                case_id=row.case_id,
+                seq=seq,
+                org_unit=row.org_unit,
+                now=now,
             )
+        )
+        if eff.fire is not None:
+            after = tx.load_case(row.case_id)
             try:
                 with tx.conn.begin_nested():
                     self._apply(tx, after, eff.fire, Actor.system("escalation"), {}, now)
             except BaoflowError as exc:
-                log.warning("escalation of %s could not fire %r: %s", case.number, eff.fire, exc)
+                log.warning("escalation of %s could not fire %r: %s", row.number, eff.fire, exc)
         return "fired"
 
     def deadlines(self, case: int | str) -> list[DeadlineStatus]:
@@ -1000,14 +1013,39 @@ class Engine:
         self.store.dispose()
 
 
-def _why_skip(definition: WorkflowDefinition, rule: Any, instance: Any, case: Case) -> str | None:
-    """Why a timer must not take effect: its rule or instance is gone, or the instance
-    is no longer running (the case moved on since the timer was armed)."""
-    if rule is None or instance is None:
-        return f"the rule is not in {definition.name} v{definition.version}"
-    if instance.status != "running":
-        return f"the deadline is {instance.status}: the case moved on (now {case.state})"
-    return None
+_TIMER_ACTOR = Actor.system("timer").to_json()
+
+
+class _Instance:
+    """A rule instance's columns as ``timers.effect`` reads them, from a batch row."""
+
+    __slots__ = ("breached_at", "due_at", "level", "status", "warned")
+
+    def __init__(self, row: Any) -> None:
+        self.status = row.d_status
+        self.due_at = row.d_due_at
+        self.warned = row.d_warned
+        self.breached_at = row.d_breached_at
+        self.level = row.d_level
+
+
+_instance = _Instance
+
+
+def _priority(raw: Any) -> int:
+    """The case's ``priority`` as ``raise_priority`` counts it (absent or not a number: 0)."""
+    try:
+        return int(raw or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _progress(state: dict[str, Any], changes: Mapping[str, Any]) -> None:
+    """Fold one effect's instance changes into the batch's running view of it."""
+    state["warned"] = max(state["warned"], changes.get("warned", 0))
+    state["level"] = max(state["level"], changes.get("level", 0))
+    if state["breached_at"] is None and "breached_at" in changes:
+        state["breached_at"] = changes["breached_at"]
 
 
 def _run_guards(

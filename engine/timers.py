@@ -24,6 +24,7 @@ from .calendar import WorkingCalendar, describe
 from .clock import SHANGHAI
 from .deadlines import due_at, resumed_start, warning_times
 from .definitions import DeadlineRule, WorkflowDefinition
+from .notices import Notice
 
 if TYPE_CHECKING:
     from .store import CoreTx
@@ -196,14 +197,26 @@ class Effect:
     data: Mapping[str, Any]
     changes: Mapping[str, Any]  # top-level case data to set
     fire: str | None = None  # an event to fire afterwards (escalation fire_event)
+    notices: tuple[Notice, ...] = ()  # who is told, through the outbox
 
 
 def effect(
-    rule: DeadlineRule, timer: Any, instance: Any, case_data: Mapping[str, Any], now: datetime
+    rule: DeadlineRule,
+    timer: Any,
+    instance: Any,
+    *,
+    case_number: str,
+    workflow: str,
+    priority: int,
+    now: datetime,
 ) -> tuple[Effect, dict[str, Any]]:
-    """The effect of ``timer`` and the instance columns it changes."""
+    """The effect of ``timer`` and the instance columns it changes.
+
+    ``priority`` is the case's current priority (for ``raise_priority``); the effect
+    needs nothing else of the case data, so a batch need not read it."""
     late = max(0.0, (now - timer.due_at).total_seconds())
     title = rule.title or rule.name
+    due_local = _local(instance.due_at)
     base = {
         "rule": rule.name,
         "level": timer.level,
@@ -212,16 +225,29 @@ def effect(
         "late_seconds": round(late, 3),
         "article": rule.article,
     }
+    told = {
+        "case_number": case_number,
+        "workflow": workflow,
+        "rule": rule.name,
+        "title": title,
+        "article": rule.article,
+        "due_at": due_local,
+        "late_seconds": base["late_seconds"],
+        "level": timer.level,
+    }
     lateness = f"（迟 {late:.0f} 秒触发）" if late >= 1 else ""
     if timer.kind == WARNING:
         share = rule.warnings[timer.level - 1]
-        note = f"预警：「{title}」已过 {share:.0%} 时限，截止 {_local(instance.due_at)}{lateness}"
-        return Effect("deadline_warning", (note,), base, {}), {
+        note = f"预警：「{title}」已过 {share:.0%} 时限，截止 {due_local}{lateness}"
+        context = {**told, "share": share}
+        notices = tuple(Notice("deadline_warning", to, context) for to in rule.notify)
+        return Effect("deadline_warning", (note,), base, {}, notices=notices), {
             "warned": max(instance.warned, timer.level)
         }
     if timer.kind == BREACH:
-        note = f"超时：「{title}」已于 {_local(instance.due_at)} 到期未完成{lateness}"
-        return Effect("deadline_breach", (note,), base, {}), {"breached_at": now}
+        note = f"超时：「{title}」已于 {due_local} 到期未完成{lateness}"
+        notices = tuple(Notice("deadline_breach", to, told) for to in rule.notify)
+        return Effect("deadline_breach", (note,), base, {}, notices=notices), {"breached_at": now}
     level = rule.escalations[timer.level - 1]
     changes: dict[str, Any] = {}
     notes = [f"升级第 {level.level} 级：「{title}」→ {level.to}{lateness}"]
@@ -229,14 +255,25 @@ def effect(
         changes["assignee"] = {"role": level.to, "since": now.isoformat()}
         notes.append(f"改派给 {level.to}")
     if "raise_priority" in level.actions:
-        changes["priority"] = int(case_data.get("priority", 0)) + 1
+        changes["priority"] = priority + 1
         notes.append(f"优先级提升至 {changes['priority']}")
+    notices = ()
     if "notify" in level.actions:
         notes.append(f"通知 {level.to}")
+        context = {**told, "to": level.to, "actions": list(level.actions)}
+        notices = (Notice("deadline_escalation", level.to, context),)
     fire = level.event if "fire_event" in level.actions else None
-    return Effect("deadline_escalation", tuple(notes), {**base, "to": level.to}, changes, fire), {
-        "level": max(instance.level, level.level)
-    }
+    return (
+        Effect(
+            "deadline_escalation",
+            tuple(notes),
+            {**base, "to": level.to},
+            changes,
+            fire,
+            notices,
+        ),
+        {"level": max(instance.level, level.level)},
+    )
 
 
 def rule_named(definition: WorkflowDefinition, name: str) -> DeadlineRule | None:

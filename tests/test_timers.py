@@ -249,10 +249,10 @@ def test_one_timer_that_cannot_take_effect_does_not_stop_the_others(
     second = to_materials_complete(eng, reporter={"phone": "13900000002"})
     real_effect = timer_module.effect
 
-    def broken_for_the_first_case(rule: Any, timer: Any, *args: Any) -> Any:
+    def broken_for_the_first_case(rule: Any, timer: Any, *args: Any, **kwargs: Any) -> Any:
         if timer.case_id == first.id:
             raise RuntimeError("boom")
-        return real_effect(rule, timer, *args)
+        return real_effect(rule, timer, *args, **kwargs)
 
     monkeypatch.setattr(timer_module, "effect", broken_for_the_first_case)
     clock.set(bj(2026, 5, 30))

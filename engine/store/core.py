@@ -491,20 +491,76 @@ class CoreTx:
             return column == sa.func.any(sa.bindparam("ids", list(ids), type_=_BIGINT_ARRAY))
         return column.in_(list(ids))
 
-    def cases_by_ids(self, ids: Sequence[int]) -> dict[int, Case]:
-        rows = self.conn.execute(sa.select(t.cases).where(self._ids_match(t.cases.c.id, ids)))
-        return {row.id: _case(row) for row in rows}
-
-    def deadlines_by_keys(
-        self, keys: Sequence[tuple[int, str, int]]
-    ) -> dict[tuple[int, str, int], sa.Row[Any]]:
-        d = t.case_deadlines.c
-        wanted = set(keys)
-        q = sa.select(t.case_deadlines).where(
-            self._ids_match(d.case_id, sorted({k[0] for k in keys}))
+    def _timer_batch(self) -> sa.Select[Any]:
+        """Timers with what their effect needs of the case and the rule instance, in one
+        read: the case's identity, state, version, org unit and priority (not its data),
+        and the instance's status, due time and progress. Outer joins: a timer whose
+        case or instance is gone comes back with NULLs and is skipped with a reason."""
+        tm, c, d = t.timers.c, t.cases.c, t.case_deadlines.c
+        return sa.select(
+            tm.id,
+            tm.case_id,
+            tm.rule,
+            tm.armed_seq,
+            tm.kind,
+            tm.level,
+            tm.due_at,
+            c.number,
+            c.workflow,
+            c.workflow_version,
+            c.state,
+            c.version,
+            c.org_unit,
+            c.data["priority"].label("priority"),
+            d.status.label("d_status"),
+            d.due_at.label("d_due_at"),
+            d.warned.label("d_warned"),
+            d.breached_at.label("d_breached_at"),
+            d.level.label("d_level"),
         )
-        rows = {(r.case_id, r.rule, r.armed_seq): r for r in self.conn.execute(q)}
-        return {k: v for k, v in rows.items() if k in wanted}
+
+    def _batch_joins(self, timers: Any) -> Any:
+        tm, c, d = t.timers.c, t.cases.c, t.case_deadlines.c
+        return timers.outerjoin(t.cases, c.id == tm.case_id).outerjoin(
+            t.case_deadlines,
+            sa.and_(d.case_id == tm.case_id, d.rule == tm.rule, d.armed_seq == tm.armed_seq),
+        )
+
+    def timer_batch(self, ids: Sequence[int]) -> list[sa.Row[Any]]:
+        """:meth:`_timer_batch` of the timers ``ids`` (already leased), in due order."""
+        tm = t.timers.c
+        q = (
+            self._timer_batch()
+            .select_from(self._batch_joins(t.timers))
+            .where(self._ids_match(tm.id, ids))
+            .order_by(tm.due_at, tm.id)
+        )
+        return list(self.conn.execute(q))
+
+    def lock_due_timer_batch(self, now: datetime, limit: int) -> list[sa.Row[Any]]:
+        """PostgreSQL: lock up to ``limit`` due timers not leased to a live worker
+        (``FOR UPDATE SKIP LOCKED``, held until this transaction ends) and read them as
+        :meth:`timer_batch` does, in one statement. A claim that needs no lease: a
+        worker that dies rolls back its effects and its locks together."""
+        tm = t.timers.c
+        due = (
+            sa.select(tm.id)
+            .where(
+                tm.status == "pending",
+                tm.due_at <= now,
+                sa.or_(tm.claimed_until.is_(None), tm.claimed_until < now),
+            )
+            .order_by(tm.due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .cte("due")
+        )
+        q = (
+            self._timer_batch()
+            .select_from(self._batch_joins(t.timers.join(due, due.c.id == tm.id)))
+            .order_by(tm.due_at, tm.id)
+        )
+        return list(self.conn.execute(q))
 
     def take_timers(
         self, ids: Sequence[int], worker: str | None, now: datetime, by: str | None = None
@@ -521,24 +577,6 @@ class CoreTx:
             values["claimed_by"] = by
         result = self.conn.execute(q.values(**values).returning(tm.id))
         return {row[0] for row in result}
-
-    def lock_due_timers(self, now: datetime, limit: int) -> list[sa.Row[Any]]:
-        """Due timers not leased to a live worker, row-locked until this transaction ends
-        (PostgreSQL, ``FOR UPDATE SKIP LOCKED``): a claim that needs no lease, because a
-        worker that dies rolls back its effects and its locks together."""
-        tm = t.timers.c
-        q = (
-            sa.select(t.timers)
-            .where(
-                tm.status == "pending",
-                tm.due_at <= now,
-                sa.or_(tm.claimed_until.is_(None), tm.claimed_until < now),
-            )
-            .order_by(tm.due_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        return list(self.conn.execute(q))
 
     def lease_timers(self, ids: Sequence[int], worker: str, until: datetime) -> None:
         tm = t.timers.c
@@ -558,23 +596,61 @@ class CoreTx:
             )
 
     def bump_cases(self, rows: Sequence[Mapping[str, Any]]) -> int:
-        """Version-checked data updates, many at once; returns how many rows matched."""
+        """Version-checked bumps, many at once: each row's ``id`` from ``expected`` to
+        ``version`` at ``at``, its ``changes`` (top-level data keys) set. Returns how
+        many rows matched; fewer than given means a case changed meanwhile."""
         if not rows:
             return 0
         if self._pg:
-            doc = [
+            return int(self.conn.execute(_PG_BUMP_CASES, {"doc": _doc(rows)}).rowcount)
+        matched = 0
+        changing = [r for r in rows if r["changes"]]
+        if changing:
+            current = {
+                row.id: row.data
+                for row in self.conn.execute(
+                    sa.select(_c.id, _c.data).where(_c.id.in_([r["id"] for r in changing]))
+                )
+            }
+            params = [
                 {
-                    "id": r["b_id"],
-                    "expected": r["b_expected"],
-                    "version": r["b_version"],
-                    "data": r["b_data"],
-                    "at": r["b_now"],
+                    "b_id": r["id"],
+                    "b_expected": r["expected"],
+                    "b_version": r["version"],
+                    "b_now": r["at"],
+                    "b_data": {**current.get(r["id"], {}), **r["changes"]},
                 }
-                for r in rows
+                for r in changing
             ]
-            return int(self.conn.execute(_PG_BUMP_CASES, {"doc": _doc(doc)}).rowcount)
-        result = self.conn.execute(_UPDATE_CASE[False, False], list(rows))
-        return int(result.rowcount)
+            matched += int(self.conn.execute(_UPDATE_CASE[False, False], params).rowcount)
+        plain = [
+            {
+                "b_id": r["id"],
+                "b_expected": r["expected"],
+                "b_version": r["version"],
+                "b_now": r["at"],
+            }
+            for r in rows
+            if not r["changes"]
+        ]
+        if plain:
+            matched += int(self.conn.execute(_BUMP_VERSION, plain).rowcount)
+        return matched
+
+    def insert_outbox(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Outbox rows (engine/notices.py), in the caller's transaction."""
+        if rows and self._pg:
+            self.conn.execute(_PG_INSERT_OUTBOX, {"doc": _doc(rows)})
+        elif rows:
+            self.conn.execute(t.outbox.insert(), list(rows))
+
+    def outbox(self, case_id: int | None = None) -> list[sa.Row[Any]]:
+        """Outbox rows, oldest first (of one case, or all)."""
+        o = t.outbox.c
+        q = sa.select(t.outbox).order_by(o.id)
+        if case_id is not None:
+            q = q.where(o.case_id == case_id)
+        return list(self.conn.execute(q))
 
     def append_history_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
         if rows and self._pg:
@@ -583,19 +659,10 @@ class CoreTx:
             self.conn.execute(_INSERT_HISTORY, list(rows))
 
     def update_deadlines_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Rule instances' progress, many at once: each row's ``case_id``, ``rule`` and
+        ``armed_seq`` name it; ``warned``, ``breached_at`` and ``level`` are set."""
         if rows and self._pg:
-            doc = [
-                {
-                    "case_id": r["b_case"],
-                    "rule": r["b_rule"],
-                    "armed_seq": r["b_seq"],
-                    "warned": r["b_warned"],
-                    "breached_at": r["b_breached"],
-                    "level": r["b_level"],
-                }
-                for r in rows
-            ]
-            self.conn.execute(_PG_UPDATE_DEADLINES, {"doc": _doc(doc)})
+            self.conn.execute(_PG_UPDATE_DEADLINES, {"doc": _doc(rows)})
         elif rows:
             d = t.case_deadlines.c
             self.conn.execute(
@@ -610,7 +677,17 @@ class CoreTx:
                     breached_at=sa.bindparam("b_breached", type_=t.UTCDateTime),
                     level=sa.bindparam("b_level"),
                 ),
-                list(rows),
+                [
+                    {
+                        "b_case": r["case_id"],
+                        "b_rule": r["rule"],
+                        "b_seq": r["armed_seq"],
+                        "b_warned": r["warned"],
+                        "b_breached": r["breached_at"],
+                        "b_level": r["level"],
+                    }
+                    for r in rows
+                ],
             )
 
     def next_due(self) -> datetime | None:
@@ -621,11 +698,30 @@ class CoreTx:
 
 
 _BIGINT_ARRAY: Any = postgresql.ARRAY(sa.BigInteger())
+_BUMP_VERSION = (
+    t.cases.update()
+    .where(_c.id == sa.bindparam("b_id"), _c.version == sa.bindparam("b_expected"))
+    .values(
+        version=sa.bindparam("b_version"), updated_at=sa.bindparam("b_now", type_=t.UTCDateTime)
+    )
+)
+# An unchanged ``data`` is left as it is (no rewrite of the JSON); changes set top-level
+# keys, as ``{**data, **changes}`` does in Python.
 _PG_BUMP_CASES = sa.text(
-    "UPDATE cases AS c SET data = r.data, version = r.version, updated_at = r.at "
+    "UPDATE cases AS c SET data = CASE WHEN r.changes = '{}'::jsonb THEN c.data "
+    "ELSE c.data || r.changes END, version = r.version, updated_at = r.at "
     "FROM jsonb_to_recordset(CAST(:doc AS jsonb)) AS r("
-    "id bigint, expected integer, version integer, data jsonb, at timestamptz) "
+    "id bigint, expected integer, version integer, changes jsonb, at timestamptz) "
     "WHERE c.id = r.id AND c.version = r.expected"
+)
+_PG_INSERT_OUTBOX = sa.text(
+    "INSERT INTO outbox (key, case_id, seq, template, recipient, org_unit, context, status, "
+    "attempts, next_attempt_at, created_at) "
+    "SELECT key, case_id, seq, template, recipient, org_unit, context, status, attempts, "
+    "next_attempt_at, created_at FROM jsonb_to_recordset(CAST(:doc AS jsonb)) AS r("
+    "key text, case_id bigint, seq integer, template text, recipient text, org_unit text, "
+    "context jsonb, status text, attempts integer, next_attempt_at timestamptz, "
+    "created_at timestamptz)"
 )
 _PG_INSERT_HISTORY = sa.text(
     "INSERT INTO history (case_id, seq, at, actor, event, from_state, to_state, data, notes) "

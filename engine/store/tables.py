@@ -173,3 +173,34 @@ timers = sa.Table(
         sqlite_where=sa.text("status = 'pending'"),
     ),
 )
+
+# --- the outbox (DESIGN.md §3.7; written by issue #4's timer effects, delivered by #5) --
+#: One notice to one recipient, written in the transaction of the change that caused it.
+#: ``context`` is the template's context frozen at commit; delivery renders and sends.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    # The message's idempotency key: its cause and its recipient (engine/notices.py).
+    sa.Column("key", sa.String(200), nullable=False, unique=True),
+    sa.Column("case_id", BigId, sa.ForeignKey("cases.id")),
+    sa.Column("seq", sa.Integer),  # the history row that caused it
+    sa.Column("template", sa.String(64), nullable=False),
+    sa.Column("recipient", sa.String(128), nullable=False),
+    sa.Column("org_unit", sa.String(64)),
+    sa.Column("context", JSONType, nullable=False),
+    # pending | delivered | dead
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("delivered_at", UTCDateTime),
+    sa.Index(
+        "ix_outbox_pending_next",
+        "next_attempt_at",
+        postgresql_where=sa.text("status = 'pending'"),
+        sqlite_where=sa.text("status = 'pending'"),
+    ),
+    sa.Index("ix_outbox_case", "case_id"),
+)
