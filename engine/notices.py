@@ -15,9 +15,7 @@ channel that honours idempotency keys never sends a retried delivery twice.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 #: The context each notice template receives (issue #5 checks its templates against
 #: these at load: a template that uses anything else is a load error).
@@ -55,8 +53,7 @@ TEMPLATE_FIELDS: Mapping[str, frozenset[str]] = {
 }
 
 
-@dataclass(frozen=True)
-class Notice:
+class Notice(NamedTuple):
     """Tell ``to`` (a role such as ``handler`` or ``supervisor``) about something, with
     the template ``template`` and its ``context``."""
 
@@ -72,10 +69,10 @@ def outbox_rows(
     case_id: int,
     seq: int,
     org_unit: str | None,
-    now: datetime,
 ) -> list[dict[str, Any]]:
-    """The outbox rows of ``notices`` caused by ``cause`` (e.g. ``timer:42``): pending,
-    due for delivery at once, one per notice and recipient."""
+    """The outbox rows of ``notices`` caused by ``cause`` (e.g. ``timer:42``), one per
+    notice and recipient; ``CoreTx.insert_outbox`` adds their delivery state (pending,
+    due at once)."""
     return [
         {
             "key": f"{cause}:{n.template}:{n.to}",
@@ -85,10 +82,6 @@ def outbox_rows(
             "recipient": n.to,
             "org_unit": org_unit,
             "context": n.context,
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
         }
         for n in notices
     ]

@@ -624,13 +624,13 @@ class Engine:
         fire an event are leased to ``me`` in the same commit, for one-by-one firing."""
         try:
             with self.store.write() as tx:
-                claimed = tx.lock_due_timer_batch(now, take)
+                claimed = tx.take_due_timer_batch(now, take, me)
                 if not claimed:
                     return [], ([], 0, [])
-                done = self._fire_batch(tx, claimed, None, now, by=me)
+                done = self._fire_batch(tx, claimed, None, now)
                 if done[2]:
-                    tx.lease_timers([t.id for t in done[2]], me, now + lease)
-        except ConflictError:
+                    tx.reopen_timers([t.id for t in done[2]], me, now + lease)
+        except (ConflictError, *IntegrityViolation):  # a case changed under the batch
             return None  # rolled back: the leased path takes it from here
         except Exception:  # one bad timer must not stop the worker: the leased path
             log.exception("a locked batch failed; taking the leased path")  # isolates it
@@ -643,12 +643,12 @@ class Engine:
         claimed: list[Any],
         me: str | None,
         now: datetime,
-        by: str | None = None,
     ) -> tuple[list[Any], int, list[Any]]:
         """A whole claimed batch in one transaction, with set-based statements.
 
         ``claimed`` are rows of ``CoreTx.timer_batch`` (timer, case and instance in one
-        read; the case data is not read). Returns (timers fired, how many skipped, timers
+        read; the case data is not read), leased to ``me``; or, with ``me=None``, rows of
+        ``CoreTx.take_due_timer_batch``, already marked fired in this transaction. Returns (timers fired, how many skipped, timers
         left for one-by-one handling: those whose escalation fires an event). Raises
         ConflictError, rolling the batch back, if any case changed under it; the caller
         then goes one by one.
@@ -656,15 +656,27 @@ class Engine:
         later: list[Any] = []
         skips: list[tuple[int, str]] = []
         plans: list[tuple[Any, timers.Effect, dict[str, Any]]] = []
+        rules: dict[tuple[str, int, str], tuple[str | None, Any]] = {}
+        effect = timers.effect
         for row in claimed:
-            why, rule = self._timer_check(row)
+            if row.number is None or row.d_status != "running":
+                why, rule = self._timer_check(row)
+            else:  # the common case: one lookup per rule and batch
+                found = rules.get((row.workflow, row.workflow_version, row.rule))
+                if found is None:
+                    found = rules[row.workflow, row.workflow_version, row.rule] = self._timer_check(
+                        row
+                    )
+                why, rule = found
             if why is not None or rule is None:
                 skips.append((row.id, why or "no rule"))
                 continue
-            eff, changes = timers.effect(
+            eff, changes = effect(
                 rule,
                 row,
-                _instance(row),
+                due_at=row.d_due_at,
+                warned=row.d_warned,
+                level=row.d_level,
                 case_number=row.number,
                 workflow=row.workflow,
                 priority=_priority(row.priority),
@@ -674,8 +686,12 @@ class Engine:
                 later.append(row)
                 continue
             plans.append((row, eff, changes))
-        owned = tx.take_timers([p[0].id for p in plans], me, now, by) if plans else set()
-        skip_ids = tx.take_timers([i for i, _ in skips], me, now, by) if skips else set()
+        if me is None:  # taken in this transaction already
+            owned = {p[0].id for p in plans}
+            skip_ids = {i for i, _ in skips}
+        else:
+            owned = tx.take_timers([p[0].id for p in plans], me, now) if plans else set()
+            skip_ids = tx.take_timers([i for i, _ in skips], me, now) if skips else set()
         tx.skip_timers([(i, why) for i, why in skips if i in skip_ids])
         bumps: dict[int, dict[str, Any]] = {}
         instances: dict[tuple[int, str, int], dict[str, Any]] = {}
@@ -730,15 +746,11 @@ class Engine:
                     case_id=row.case_id,
                     seq=seq,
                     org_unit=row.org_unit,
-                    now=now,
                 )
             fired.append(row)
         rows = list(bumps.values())
-        if tx.bump_cases(rows) != len(rows):
+        if tx.record_effects(rows, history, list(instances.values()), outbox, now) != len(rows):
             raise ConflictError("(a batch of timers)", 0, None)
-        tx.append_history_many(history)
-        tx.update_deadlines_many(list(instances.values()))
-        tx.insert_outbox(outbox)
         return fired, len(skip_ids), later
 
     def _timer_check(self, row: Any) -> tuple[str | None, Any]:
@@ -769,8 +781,10 @@ class Engine:
         eff, changes = timers.effect(
             rule,
             row,
-            _instance(row),
-            case_number=row.number,
+            due_at=row.d_due_at,
+            warned=row.d_warned,
+            level=row.d_level,
+            case_number=str(row.number),
             workflow=row.workflow,
             priority=_priority(row.priority),
             now=now,
@@ -780,7 +794,7 @@ class Engine:
         seq = row.version + 1
         bump = {"id": row.case_id, "expected": row.version, "version": seq}
         if tx.bump_cases([{**bump, "changes": dict(eff.changes), "at": now}]) != 1:
-            raise ConflictError(row.number, row.version, tx.current_version(row.case_id))
+            raise ConflictError(str(row.number), row.version, tx.current_version(row.case_id))
         tx.append_history(
             case_id=row.case_id,
             seq=seq,
@@ -800,8 +814,8 @@ class Engine:
                 case_id=row.case_id,
                 seq=seq,
                 org_unit=row.org_unit,
-                now=now,
-            )
+            ),
+            now,
         )
         if eff.fire is not None:
             after = tx.load_case(row.case_id)
@@ -1014,22 +1028,6 @@ class Engine:
 
 
 _TIMER_ACTOR = Actor.system("timer").to_json()
-
-
-class _Instance:
-    """A rule instance's columns as ``timers.effect`` reads them, from a batch row."""
-
-    __slots__ = ("breached_at", "due_at", "level", "status", "warned")
-
-    def __init__(self, row: Any) -> None:
-        self.status = row.d_status
-        self.due_at = row.d_due_at
-        self.warned = row.d_warned
-        self.breached_at = row.d_breached_at
-        self.level = row.d_level
-
-
-_instance = _Instance
 
 
 def _priority(raw: Any) -> int:

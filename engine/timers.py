@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .calendar import WorkingCalendar, describe
 from .clock import SHANGHAI
@@ -188,13 +188,13 @@ def on_transition(
     return notes
 
 
-@dataclass(frozen=True)
-class Effect:
-    """What a timer does to its case, as the runtime should record it."""
+class Effect(NamedTuple):
+    """What a timer does to its case, as the runtime should record it. (A named tuple:
+    a batch makes one per timer, and a tuple is the cheapest thing to make.)"""
 
     event: str
     notes: tuple[str, ...]
-    data: Mapping[str, Any]
+    data: Mapping[str, Any]  # instants as datetimes: the store's JSON encoder formats them
     changes: Mapping[str, Any]  # top-level case data to set
     fire: str | None = None  # an event to fire afterwards (escalation fire_event)
     notices: tuple[Notice, ...] = ()  # who is told, through the outbox
@@ -203,26 +203,31 @@ class Effect:
 def effect(
     rule: DeadlineRule,
     timer: Any,
-    instance: Any,
     *,
+    due_at: datetime,
+    warned: int,
+    level: int,
     case_number: str,
     workflow: str,
     priority: int,
     now: datetime,
 ) -> tuple[Effect, dict[str, Any]]:
-    """The effect of ``timer`` and the instance columns it changes.
+    """The effect of ``timer`` (kind, level, due_at) on an instance of ``rule`` due at
+    ``due_at`` with ``warned`` warnings and escalation ``level`` so far, and the
+    instance columns it changes.
 
     ``priority`` is the case's current priority (for ``raise_priority``); the effect
     needs nothing else of the case data, so a batch need not read it."""
     late = max(0.0, (now - timer.due_at).total_seconds())
     title = rule.title or rule.name
-    due_local = _local(instance.due_at)
+    due_local = _local(due_at)
+    late_seconds = round(late, 3)
     base = {
         "rule": rule.name,
         "level": timer.level,
-        "due_at": instance.due_at.isoformat(),
-        "timer_due_at": timer.due_at.isoformat(),
-        "late_seconds": round(late, 3),
+        "due_at": due_at,
+        "timer_due_at": timer.due_at,
+        "late_seconds": late_seconds,
         "article": rule.article,
     }
     told = {
@@ -232,47 +237,41 @@ def effect(
         "title": title,
         "article": rule.article,
         "due_at": due_local,
-        "late_seconds": base["late_seconds"],
+        "late_seconds": late_seconds,
         "level": timer.level,
     }
     lateness = f"（迟 {late:.0f} 秒触发）" if late >= 1 else ""
     if timer.kind == WARNING:
         share = rule.warnings[timer.level - 1]
         note = f"预警：「{title}」已过 {share:.0%} 时限，截止 {due_local}{lateness}"
-        context = {**told, "share": share}
-        notices = tuple(Notice("deadline_warning", to, context) for to in rule.notify)
-        return Effect("deadline_warning", (note,), base, {}, notices=notices), {
-            "warned": max(instance.warned, timer.level)
+        told["share"] = share
+        notices = tuple([Notice("deadline_warning", to, told) for to in rule.notify])
+        return Effect("deadline_warning", (note,), base, {}, None, notices), {
+            "warned": max(warned, timer.level)
         }
     if timer.kind == BREACH:
         note = f"超时：「{title}」已于 {due_local} 到期未完成{lateness}"
-        notices = tuple(Notice("deadline_breach", to, told) for to in rule.notify)
-        return Effect("deadline_breach", (note,), base, {}, notices=notices), {"breached_at": now}
-    level = rule.escalations[timer.level - 1]
+        notices = tuple([Notice("deadline_breach", to, told) for to in rule.notify])
+        return Effect("deadline_breach", (note,), base, {}, None, notices), {"breached_at": now}
+    step = rule.escalations[timer.level - 1]
     changes: dict[str, Any] = {}
-    notes = [f"升级第 {level.level} 级：「{title}」→ {level.to}{lateness}"]
-    if "reassign" in level.actions:
-        changes["assignee"] = {"role": level.to, "since": now.isoformat()}
-        notes.append(f"改派给 {level.to}")
-    if "raise_priority" in level.actions:
+    notes = [f"升级第 {step.level} 级：「{title}」→ {step.to}{lateness}"]
+    if "reassign" in step.actions:
+        changes["assignee"] = {"role": step.to, "since": now.isoformat()}
+        notes.append(f"改派给 {step.to}")
+    if "raise_priority" in step.actions:
         changes["priority"] = priority + 1
         notes.append(f"优先级提升至 {changes['priority']}")
     notices = ()
-    if "notify" in level.actions:
-        notes.append(f"通知 {level.to}")
-        context = {**told, "to": level.to, "actions": list(level.actions)}
-        notices = (Notice("deadline_escalation", level.to, context),)
-    fire = level.event if "fire_event" in level.actions else None
+    if "notify" in step.actions:
+        notes.append(f"通知 {step.to}")
+        told.update(to=step.to, actions=list(step.actions))
+        notices = (Notice("deadline_escalation", step.to, told),)
+    base["to"] = step.to
+    fire = step.event if "fire_event" in step.actions else None
     return (
-        Effect(
-            "deadline_escalation",
-            tuple(notes),
-            {**base, "to": level.to},
-            changes,
-            fire,
-            notices,
-        ),
-        {"level": max(instance.level, level.level)},
+        Effect("deadline_escalation", tuple(notes), base, changes, fire, notices),
+        {"level": max(level, step.level)},
     )
 
 
@@ -284,4 +283,7 @@ def rule_named(definition: WorkflowDefinition, name: str) -> DeadlineRule | None
 
 
 def _local(instant: datetime) -> str:
-    return instant.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+    """``YYYY-MM-DD HH:MM`` in Beijing time (formatted by hand: strftime is slow, and
+    every timer effect formats its due time)."""
+    d = instant.astimezone(SHANGHAI)
+    return f"{d.year:04d}-{d.month:02d}-{d.day:02d} {d.hour:02d}:{d.minute:02d}"

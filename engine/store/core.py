@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -42,6 +42,33 @@ def _update_case(with_state: bool, with_keys: bool) -> sa.Update:
 _UPDATE_CASE = {(s, k): _update_case(s, k) for s in (False, True) for k in (False, True)}
 _INSERT_HISTORY = t.history.insert()
 _SELECT_VERSION = sa.select(_c.version).where(_c.id == sa.bindparam("ref"))
+
+
+class TimerRow(NamedTuple):
+    """A timer with what its effect needs of its case and rule instance (one read; see
+    ``CoreTx.timer_batch``). A plain named tuple: a batch reads each field of each row
+    several times, and a SQLAlchemy ``Row``'s attribute access costs ~1 µs, more than the
+    rest of the effect's Python together (docs/benchmarks.md)."""
+
+    id: int
+    case_id: int
+    rule: str
+    armed_seq: int
+    kind: str
+    level: int
+    due_at: datetime
+    number: str | None  # None: the case is gone
+    workflow: str
+    workflow_version: int
+    state: str
+    version: int
+    org_unit: str | None
+    priority: Any
+    d_status: str | None  # None: the rule instance is gone
+    d_due_at: datetime
+    d_warned: int
+    d_breached_at: datetime | None
+    d_level: int
 
 
 class CoreTx:
@@ -526,7 +553,7 @@ class CoreTx:
             sa.and_(d.case_id == tm.case_id, d.rule == tm.rule, d.armed_seq == tm.armed_seq),
         )
 
-    def timer_batch(self, ids: Sequence[int]) -> list[sa.Row[Any]]:
+    def timer_batch(self, ids: Sequence[int]) -> list[TimerRow]:
         """:meth:`_timer_batch` of the timers ``ids`` (already leased), in due order."""
         tm = t.timers.c
         q = (
@@ -535,55 +562,44 @@ class CoreTx:
             .where(self._ids_match(tm.id, ids))
             .order_by(tm.due_at, tm.id)
         )
-        return list(self.conn.execute(q))
+        return [TimerRow._make(row) for row in self.conn.execute(q).all()]
 
-    def lock_due_timer_batch(self, now: datetime, limit: int) -> list[sa.Row[Any]]:
-        """PostgreSQL: lock up to ``limit`` due timers not leased to a live worker
-        (``FOR UPDATE SKIP LOCKED``, held until this transaction ends) and read them as
-        :meth:`timer_batch` does, in one statement. A claim that needs no lease: a
-        worker that dies rolls back its effects and its locks together."""
+    def take_due_timer_batch(self, now: datetime, limit: int, by: str) -> list[TimerRow]:
+        """PostgreSQL: take up to ``limit`` due timers not leased to a live worker —
+        locked with ``FOR UPDATE SKIP LOCKED`` and marked fired by ``by`` — and read them
+        as :meth:`timer_batch` does, all in one statement. A claim that needs no lease:
+        a worker that dies rolls back the marks, its effects and its locks together. The
+        caller corrects the few that must not fire (:meth:`skip_timers`, :meth:`reopen_timers`)
+        in the same transaction."""
+        result = self.conn.execute(_PG_TAKE_DUE_BATCH, {"now": now, "n": limit, "by": by})
+        return [TimerRow._make(row) for row in result.all()]
+
+    def take_timers(self, ids: Sequence[int], worker: str, now: datetime) -> set[int]:
+        """Mark fired those of ``ids`` still pending and leased to ``worker``; return them.
+        (The outcome is the effect's event, ``deadline_<kind>``.)"""
         tm = t.timers.c
-        due = (
-            sa.select(tm.id)
-            .where(
-                tm.status == "pending",
-                tm.due_at <= now,
-                sa.or_(tm.claimed_until.is_(None), tm.claimed_until < now),
-            )
-            .order_by(tm.due_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .cte("due")
-        )
         q = (
-            self._timer_batch()
-            .select_from(self._batch_joins(t.timers.join(due, due.c.id == tm.id)))
-            .order_by(tm.due_at, tm.id)
+            t.timers.update()
+            .where(self._ids_match(tm.id, ids), tm.status == "pending", tm.claimed_by == worker)
+            .values(status="fired", fired_at=now, outcome="deadline_" + tm.kind)
+            .returning(tm.id)
         )
-        return list(self.conn.execute(q))
+        return {row[0] for row in self.conn.execute(q)}
 
-    def take_timers(
-        self, ids: Sequence[int], worker: str | None, now: datetime, by: str | None = None
-    ) -> set[int]:
-        """Mark fired those of ``ids`` still pending and leased to ``worker`` (or, with
-        ``worker=None``, row-locked by this transaction, recording ``by`` as the worker
-        that took them); return them."""
-        tm = t.timers.c
-        q = t.timers.update().where(self._ids_match(tm.id, ids), tm.status == "pending")
-        values: dict[str, Any] = {"status": "fired", "fired_at": now}
-        if worker is not None:
-            q = q.where(tm.claimed_by == worker)
-        elif by is not None:
-            values["claimed_by"] = by
-        result = self.conn.execute(q.values(**values).returning(tm.id))
-        return {row[0] for row in result}
-
-    def lease_timers(self, ids: Sequence[int], worker: str, until: datetime) -> None:
+    def reopen_timers(self, ids: Sequence[int], worker: str, until: datetime) -> None:
+        """Put timers taken by :meth:`take_due_timer_batch` back to pending, leased to
+        ``worker`` until ``until`` (for one-by-one handling)."""
         tm = t.timers.c
         self.conn.execute(
             t.timers.update()
             .where(self._ids_match(tm.id, ids))
-            .values(claimed_by=worker, claimed_until=until)
+            .values(
+                status="pending",
+                fired_at=None,
+                outcome=None,
+                claimed_by=worker,
+                claimed_until=until,
+            )
         )
 
     def skip_timers(self, outcomes: Sequence[tuple[int, str]]) -> None:
@@ -637,12 +653,41 @@ class CoreTx:
             matched += int(self.conn.execute(_BUMP_VERSION, plain).rowcount)
         return matched
 
-    def insert_outbox(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Outbox rows (engine/notices.py), in the caller's transaction."""
+    def record_effects(
+        self,
+        bumps: Sequence[Mapping[str, Any]],
+        history: Sequence[Mapping[str, Any]],
+        deadlines: Sequence[Mapping[str, Any]],
+        outbox: Sequence[Mapping[str, Any]],
+        now: datetime,
+    ) -> int:
+        """A batch of timer effects: :meth:`bump_cases`, :meth:`append_history_many`,
+        :meth:`update_deadlines_many` and :meth:`insert_outbox` (one statement on
+        PostgreSQL). Returns how many cases the version-checked bump matched; the
+        caller rolls back if that is fewer than ``bumps``."""
+        if not self._pg:
+            matched = self.bump_cases(bumps)
+            self.append_history_many(history)
+            self.update_deadlines_many(deadlines)
+            self.insert_outbox(outbox, now)
+            return matched
+        params = {
+            "cases": _doc(bumps),
+            "history": _doc(history),
+            "deadlines": _doc(deadlines),
+            "outbox": _doc(outbox),
+            "now": now,
+        }
+        return int(self.conn.execute(_PG_RECORD_EFFECTS, params).scalar_one())
+
+    def insert_outbox(self, rows: Sequence[Mapping[str, Any]], now: datetime) -> None:
+        """Outbox rows (``engine.notices.outbox_rows``) in the caller's transaction, each
+        pending and due for delivery at ``now``."""
         if rows and self._pg:
-            self.conn.execute(_PG_INSERT_OUTBOX, {"doc": _doc(rows)})
+            self.conn.execute(_PG_INSERT_OUTBOX, {"doc": _doc(rows), "now": now})
         elif rows:
-            self.conn.execute(t.outbox.insert(), list(rows))
+            state = {"status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
+            self.conn.execute(t.outbox.insert(), [{**r, **state} for r in rows])
 
     def outbox(self, case_id: int | None = None) -> list[sa.Row[Any]]:
         """Outbox rows, oldest first (of one case, or all)."""
@@ -706,35 +751,67 @@ _BUMP_VERSION = (
     )
 )
 # An unchanged ``data`` is left as it is (no rewrite of the JSON); changes set top-level
-# keys, as ``{**data, **changes}`` does in Python.
-_PG_BUMP_CASES = sa.text(
-    "UPDATE cases AS c SET data = CASE WHEN r.changes = '{}'::jsonb THEN c.data "
+# keys, as ``{**data, **changes}`` does in Python. Each statement takes its rows as one
+# JSON document (``{p}``: the parameter's name), so they can run alone or together.
+_BUMP_SQL = (
+    "UPDATE cases AS c SET data = CASE WHEN r.changes = '{{}}'::jsonb THEN c.data "
     "ELSE c.data || r.changes END, version = r.version, updated_at = r.at "
-    "FROM jsonb_to_recordset(CAST(:doc AS jsonb)) AS r("
+    "FROM jsonb_to_recordset(CAST(:{p} AS jsonb)) AS r("
     "id bigint, expected integer, version integer, changes jsonb, at timestamptz) "
     "WHERE c.id = r.id AND c.version = r.expected"
 )
-_PG_INSERT_OUTBOX = sa.text(
+_PG_BUMP_CASES = sa.text(_BUMP_SQL.format(p="doc"))
+_PG_TAKE_DUE_BATCH = sa.text(
+    "WITH due AS (SELECT id FROM timers WHERE status = 'pending' AND due_at <= :now "
+    "AND (claimed_until IS NULL OR claimed_until < :now) "
+    "ORDER BY due_at LIMIT :n FOR UPDATE SKIP LOCKED), "
+    "taken AS (UPDATE timers AS t SET status = 'fired', fired_at = :now, claimed_by = :by, "
+    "outcome = 'deadline_' || t.kind FROM due WHERE t.id = due.id "
+    "RETURNING t.id, t.case_id, t.rule, t.armed_seq, t.kind, t.level, t.due_at) "
+    "SELECT k.id, k.case_id, k.rule, k.armed_seq, k.kind, k.level, k.due_at, "
+    "c.number, c.workflow, c.workflow_version, c.state, c.version, c.org_unit, "
+    "c.data -> 'priority' AS priority, d.status AS d_status, d.due_at AS d_due_at, "
+    "d.warned AS d_warned, d.breached_at AS d_breached_at, d.level AS d_level "
+    "FROM taken AS k LEFT JOIN cases AS c ON c.id = k.case_id "
+    "LEFT JOIN case_deadlines AS d ON d.case_id = k.case_id AND d.rule = k.rule "
+    "AND d.armed_seq = k.armed_seq ORDER BY k.due_at, k.id"
+).columns(
+    due_at=t.UTCDateTime,
+    d_due_at=t.UTCDateTime,
+    d_breached_at=t.UTCDateTime,
+    priority=t.JSONType,
+)
+_OUTBOX_SQL = (
     "INSERT INTO outbox (key, case_id, seq, template, recipient, org_unit, context, status, "
     "attempts, next_attempt_at, created_at) "
-    "SELECT key, case_id, seq, template, recipient, org_unit, context, status, attempts, "
-    "next_attempt_at, created_at FROM jsonb_to_recordset(CAST(:doc AS jsonb)) AS r("
-    "key text, case_id bigint, seq integer, template text, recipient text, org_unit text, "
-    "context jsonb, status text, attempts integer, next_attempt_at timestamptz, "
-    "created_at timestamptz)"
+    "SELECT key, case_id, seq, template, recipient, org_unit, context, 'pending', 0, :now, "
+    ":now FROM jsonb_to_recordset(CAST(:{p} AS jsonb)) AS r(key text, case_id bigint, "
+    "seq integer, template text, recipient text, org_unit text, context jsonb)"
 )
-_PG_INSERT_HISTORY = sa.text(
+_PG_INSERT_OUTBOX = sa.text(_OUTBOX_SQL.format(p="doc"))
+_HISTORY_SQL = (
     "INSERT INTO history (case_id, seq, at, actor, event, from_state, to_state, data, notes) "
     "SELECT case_id, seq, at, actor, event, from_state, to_state, data, notes "
-    "FROM jsonb_to_recordset(CAST(:doc AS jsonb)) AS r(case_id bigint, seq integer, "
+    "FROM jsonb_to_recordset(CAST(:{p} AS jsonb)) AS r(case_id bigint, seq integer, "
     "at timestamptz, actor jsonb, event text, from_state text, to_state text, data jsonb, "
     "notes jsonb)"
 )
-_PG_UPDATE_DEADLINES = sa.text(
+_PG_INSERT_HISTORY = sa.text(_HISTORY_SQL.format(p="doc"))
+_DEADLINES_SQL = (
     "UPDATE case_deadlines AS d SET warned = r.warned, breached_at = r.breached_at, "
-    "level = r.level FROM jsonb_to_recordset(CAST(:doc AS jsonb)) AS r(case_id bigint, "
+    "level = r.level FROM jsonb_to_recordset(CAST(:{p} AS jsonb)) AS r(case_id bigint, "
     "rule text, armed_seq integer, warned integer, breached_at timestamptz, level integer) "
     "WHERE d.case_id = r.case_id AND d.rule = r.rule AND d.armed_seq = r.armed_seq"
+)
+_PG_UPDATE_DEADLINES = sa.text(_DEADLINES_SQL.format(p="doc"))
+# A batch of timer effects in one statement: each round trip costs the client ~0.3 ms
+# of CPU on this machine when it has to wait (docs/benchmarks.md), so four become one.
+_PG_RECORD_EFFECTS = sa.text(
+    f"WITH bumped AS ({_BUMP_SQL.format(p='cases')} RETURNING c.id), "
+    f"h AS ({_HISTORY_SQL.format(p='history')}), "
+    f"d AS ({_DEADLINES_SQL.format(p='deadlines')}), "
+    f"o AS ({_OUTBOX_SQL.format(p='outbox')}) "
+    "SELECT count(*) FROM bumped"
 )
 
 
