@@ -540,6 +540,12 @@ class Engine:
         timer; a case that changed meanwhile is released and retried on the next run.
         Nothing here raises for one bad timer: it is logged and released.
         """
+        with self.store.pinned():
+            return self._run_due_timers(worker, batch, lease, limit)
+
+    def _run_due_timers(
+        self, worker: str | None, batch: int, lease: timedelta, limit: int | None
+    ) -> TimerRun:
         me = worker or f"worker-{os.getpid()}-{id(self):x}"
         fired = skipped = retried = 0
         worst = 0.0

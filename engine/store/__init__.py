@@ -8,6 +8,7 @@ and Core elsewhere. No ORM: DESIGN.md §6 measured it at a fifth of Core.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
@@ -79,6 +80,7 @@ class Store:
         else:
             kwargs["pool_pre_ping"] = True
         self.engine: Engine = sa.create_engine(self.url, **kwargs)
+        self._pinned = threading.local()
         self._fast: SqliteFastPath | None = None
         if self.dialect_name == "sqlite":
             _sqlite_setup(self.engine)
@@ -90,10 +92,31 @@ class Store:
         """One transaction for one operation: all of it commits, or none of it.
 
         On SQLite the transaction starts with ``BEGIN IMMEDIATE`` so writers queue on
-        the busy timeout instead of failing on a stale snapshot.
+        the busy timeout instead of failing on a stale snapshot. Inside :meth:`pinned`
+        the transaction runs on the pinned connection.
         """
+        conn = getattr(self._pinned, "conn", None)
+        if conn is not None:
+            with conn.begin():
+                yield CoreTx(conn)
+            return
         with self._write_connection() as conn:
             yield CoreTx(conn)
+
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Run this thread's :meth:`write` transactions on one connection until the block
+        ends: a loop of many short transactions (draining timers) then checks out and
+        pings a connection once, not once per transaction."""
+        if getattr(self._pinned, "conn", None) is not None:
+            yield  # already pinned: the outer block owns the connection
+            return
+        with self.engine.connect().execution_options(baoflow_write=True) as conn:
+            self._pinned.conn = conn
+            try:
+                yield
+            finally:
+                self._pinned.conn = None
 
     @contextmanager
     def read(self) -> Iterator[CoreTx]:
