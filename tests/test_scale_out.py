@@ -239,8 +239,8 @@ def _clone_claims(url: str, sql: sa.Engine, n: int) -> tuple[int, int]:
 
 
 def _assert_each_clone_warned_exactly_once(sql: sa.Engine, source_id: int, version: int) -> None:
-    """Every timer fired; every clone has one warning row, one version more, and a
-    history numbered 1..version without gaps or repeats."""
+    """Every timer fired; every clone has one warning row, one outbox row, one version
+    more, and a history numbered 1..version without gaps or repeats."""
     with sql.connect() as conn:
         statuses = dict(
             conn.execute(
@@ -299,6 +299,22 @@ def _assert_each_clone_warned_exactly_once(sql: sa.Engine, source_id: int, versi
             ).all()
         )
         assert warned == {1: clones}, warned
+        told = dict(
+            conn.execute(
+                sa.text(
+                    """
+                    SELECT n, count(*) FROM (
+                        SELECT c.id, count(o.id) AS n
+                        FROM cases c LEFT JOIN outbox o
+                          ON o.case_id = c.id AND o.template = 'deadline_warning'
+                        WHERE c.id <> :src GROUP BY c.id) per_case
+                    GROUP BY n
+                    """
+                ),
+                {"src": source_id},
+            ).all()
+        )
+        assert told == {1: clones}, f"{{outbox rows per case: cases}} = {told}"
 
 
 def _fired_by(sql: sa.Engine) -> dict[str, int]:

@@ -263,3 +263,20 @@ def test_one_timer_that_cannot_take_effect_does_not_stop_the_others(
     monkeypatch.setattr(timer_module, "effect", real_effect)
     assert eng.run_due_timers().fired == 6  # released, so the next run fires them
     assert len(timer_events(eng, first.id)) == 6
+
+
+def test_a_drain_of_many_batches_checks_out_one_connection(eng: Engine, clock: FakeClock) -> None:
+    """run_due_timers pins one connection for all its batches: no pool check-out (and on
+    PostgreSQL no pre-ping round trip) per batch."""
+    for phone in ("13900000001", "13900000002", "13900000003"):
+        to_materials_complete(eng, reporter={"phone": phone})
+        clock.advance(days=1)
+    checkouts: list[object] = []
+    listener = lambda *_: checkouts.append(1)  # noqa: E731
+    sa.event.listen(eng.store.engine.pool, "checkout", listener)
+    try:
+        clock.set(bj(2026, 6, 1))  # every timer of the three cases is due
+        assert eng.run_due_timers(batch=1).fired == 3 * 6
+    finally:
+        sa.event.remove(eng.store.engine.pool, "checkout", listener)
+    assert len(checkouts) == 1
