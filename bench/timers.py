@@ -42,7 +42,8 @@ and one pending warning timer per clone — so the workers fire real effects on 
 
 2. **Latency.** One real ``engine.scheduler.Worker`` (tick 0.5 s, on the system clock) in a
    spawned process; ``--latency-timers`` timers are given due times spread over the next
-   ``--latency-spread`` seconds of real time. A trigger in the private schema notes
+   ``--latency-spread`` seconds of real time, the first a tick and a second after they are
+   written (the worker learns of them at its next tick). A trigger in the private schema notes
    ``clock_timestamp()`` when each timer is marked fired (inside the effect's transaction,
    just before its last three statements and its commit); lateness = that minus ``due_at``.
    The engine's own ``fired_at`` (the instant its claim read the clock) is reported too.
@@ -834,7 +835,10 @@ def run_latency(args: argparse.Namespace) -> dict[str, Any]:
             proc.start()
             _collect(out, ["latency"], [proc])
             time.sleep(2 * args.tick)  # the first checks have run
-            t0 = datetime.now(UTC) + timedelta(seconds=1)
+            # The first due time comes a tick and a second after the retiming, so the worker
+            # has seen the new due times at a tick before any falls due: a worker learns of
+            # timers written by another process at its next tick (or wake-up).
+            t0 = datetime.now(UTC) + timedelta(seconds=1 + args.tick)
             with sql.begin() as conn:
                 retimed = conn.execute(
                     sa.text(
@@ -1468,13 +1472,15 @@ def render(
         ]
     if latency:
         lines += [
-            "### Latency: one Worker, tick 0.5 s, system clock",
+            f"### Latency: one Worker, tick {args.tick:g} s, system clock",
             "",
             f"One `engine.scheduler.Worker(tick={args.tick}, batch={args.batch})` on the system "
             f"clock in its own process; {args.latency_timers:,} claims whose warning timers "
             f"were given due times spread at random over {args.latency_spread:.0f} s of real "
-            f"time (~{args.latency_timers / args.latency_spread:,.0f} per second), starting "
-            "1 s after the worker's first checks. **effect** = when the timer row was marked "
+            f"time (~{args.latency_timers / args.latency_spread:,.0f} per second), the first "
+            f"{1 + args.tick:g} s (a tick and a second) after they were written, so that the "
+            "worker has seen them at a tick before any falls due (a worker learns of timers "
+            "another process writes at its next tick). **effect** = when the timer row was marked "
             "fired inside the effect's transaction (`clock_timestamp()` from a trigger in the "
             "private schema; the commit follows within milliseconds) minus `due_at`; **engine "
             "stamp** = the timer's `fired_at` (the instant its claim read the clock) minus "

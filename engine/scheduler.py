@@ -61,16 +61,23 @@ class Worker:
         self.fired = 0
         self._stop = threading.Event()
         self._drain_lock = threading.Lock()
+        self._missed = threading.Event()  # a check came while another was running
         self._scheduler = BackgroundScheduler(timezone=SHANGHAI)
         self._real = SystemClock()  # APScheduler runs on real time
 
     def drain(self) -> None:
         """One check: fire everything due now, then arrange a wake-up for the next."""
         if not self._drain_lock.acquire(blocking=False):
-            return  # the previous check is still running: it will see the same timers
+            # The check under way may already be past the point where it would see what
+            # this wake-up came for: note it, and that check runs once more at its end.
+            self._missed.set()
+            return
+        self._missed.clear()
         try:
             # Timers that fell due while this check was firing do not wait for the next
-            # tick: check again at once while something is already due (bounded).
+            # tick: check again at once while the next one is already due (bounded; past
+            # the bound, the wake-up below comes at once).
+            busy = False
             for _ in range(100):
                 run = self.engine.run_due_timers(
                     worker=self.name, batch=self.batch, lease=self.lease
@@ -85,25 +92,35 @@ class Worker:
                         run.retried,
                         run.max_late_seconds,
                     )
-                if not run.fired or self._stop.is_set():
+                busy = run.fired > 0
+                if not busy or self._stop.is_set():
                     break
                 nxt = self.engine.next_timer_due()
                 if nxt is None or nxt > self.engine.clock.now():
                     break
-            self._wake_for_next()
+            self._wake_for_next(busy)
         except Exception:  # a database hiccup must not kill the worker: log, retry next tick
             log.exception("%s: timer check failed; retrying on the next tick", self.name)
         finally:
             self._drain_lock.release()
+        if self._missed.is_set() and not self._stop.is_set() and self._scheduler.running:
+            self._scheduler.add_job(self.drain, "date", run_date=self._real.now())
 
-    def _wake_for_next(self) -> None:
+    def _wake_for_next(self, busy: bool) -> None:
+        """A one-off check when the next timer falls due before the next tick. One that
+        is due already gets a check at once if the last run was firing (it fell due
+        meanwhile); if that run fired nothing, what is due is held by another worker
+        (leased, or locked in its batch), and the tick comes back for it."""
         nxt = self.engine.next_timer_due()
         if nxt is None or not self._scheduler.running:
             return
         # The engine's clock says how long until it is due; APScheduler runs on real
         # time (the same clock in production, not in tests).
         wait = (nxt - self.engine.clock.now()).total_seconds()
-        if 0 < wait < self.tick:
+        if wait <= 0 and not busy:
+            return
+        wait = max(0.0, wait)
+        if wait < self.tick:
             # No fixed job id: a one-off job replaced while it runs is removed with it
             # when it finishes, and the wake-up would be lost.
             self._scheduler.add_job(

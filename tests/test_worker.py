@@ -161,3 +161,46 @@ def test_breaches_and_the_sla_report_by_org_unit(eng: Engine, clock: FakeClock) 
     assert by_unit[("SH", "hand_over")].breached_open == 1
     assert by_unit[("BJ", "hand_over")].breached_open == 1
     assert {r.org_unit for r in eng.sla_report(org_unit="BJ").rules} == {"BJ"}
+
+
+def test_the_worker_wakes_for_a_timer_due_before_its_next_tick(eng: Engine, db_url: str) -> None:
+    """With a 30 s tick, timers due 1.5 s and 1.7 s after the start fire within a
+    fraction of a second of their due times: the wake-up is set at the next due time,
+    not left to the tick."""
+    case = to_materials_complete(eng)
+    soon = datetime.now(SHANGHAI) + timedelta(seconds=1.5)
+    with eng.store.write() as tx:
+        tx.conn.execute(  # the rest of the case's timers: not due during this test
+            t.timers.update()
+            .where(t.timers.c.status == "pending")
+            .values(due_at=soon + timedelta(days=1))
+        )
+        ids = [
+            row.id
+            for row in tx.conn.execute(
+                sa.select(t.timers.c.id)
+                .where(t.timers.c.case_id == case.id, t.timers.c.kind == "warning")
+                .order_by(t.timers.c.level)
+            )
+        ]
+        for i, timer_id in enumerate(ids):
+            tx.conn.execute(
+                t.timers.update()
+                .where(t.timers.c.id == timer_id)
+                .values(due_at=soon + timedelta(seconds=0.2 * i))
+            )
+    real = open_engine(db_url, calendar=ChineseOfficialCalendar("weekends"), migrate=False)
+    worker = Worker(real, tick=30, name="w-wake", digest=None)
+    worker.start()
+    try:
+        assert wait_for(lambda: worker.fired >= 2, timeout=10)
+        assert worker.fired == 2
+    finally:
+        worker.stop()
+        real.close()
+    with eng.store.read() as tx:
+        rows = tx.conn.execute(
+            sa.select(t.timers.c.due_at, t.timers.c.fired_at).where(t.timers.c.id.in_(ids))
+        ).all()
+    lateness = [(r.fired_at - r.due_at).total_seconds() for r in rows]
+    assert all(0 <= late < 1.0 for late in lateness), lateness
