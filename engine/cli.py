@@ -282,8 +282,18 @@ def sla() -> None:
 )
 @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="...and before (Beijing day).")
 @click.option("--org-unit", help="Only cases opened in this org unit.")
+@click.option(
+    "--per",
+    type=click.Choice(["day", "week", "month"]),
+    help="One row per rule, org unit and period the deadlines started in.",
+)
 def sla_report(
-    url: str, workflow: str | None, since: Any, until: Any, org_unit: str | None
+    url: str,
+    workflow: str | None,
+    since: Any,
+    until: Any,
+    org_unit: str | None,
+    per: str | None,
 ) -> None:
     """On-time rate and breaches per rule; the cases overdue now; median time in state."""
     with _engine(url) as eng:
@@ -292,9 +302,11 @@ def sla_report(
             until=until.replace(tzinfo=SHANGHAI) if until else None,
             workflow=workflow,
             org_unit=org_unit,
+            per=per,
         )
         out = _c.out
         table = Table(
+            *(["period"] if per else []),
             "workflow",
             "org unit",
             "rule",
@@ -306,6 +318,7 @@ def sla_report(
         )
         for r in report.rules:
             table.add_row(
+                *([r.period or ""] if per else []),
                 r.workflow,
                 r.org_unit or "—",
                 r.rule,

@@ -978,19 +978,28 @@ class Engine:
         until: datetime | None = None,
         workflow: str | None = None,
         org_unit: str | None = None,
+        per: str | None = None,
     ) -> SlaReport:
-        """On-time rate and breaches per rule for deadlines started in [since, until),
-        and the median time cases spend in each state (from the history)."""
+        """On-time rate and breaches per rule and org unit for deadlines started in
+        [since, until) — over the whole span, or ``per`` "day", "week" (ISO) or "month"
+        of their start (Beijing time) — and the median time cases spend in each state
+        (from the history)."""
         now = self.clock.now()
+        if per not in _PERIODS:
+            raise ValueError(
+                f"per must be 'day', 'week' or 'month' (or None for the whole span), not {per!r}"
+            )
+        label = _PERIODS[per]
         if workflow is not None:
             self.workflow(workflow)
         with self.store.read() as tx:
             rows = tx.deadline_rows(since, until, workflow, org_unit)
             entries = tx.state_entries(workflow)
-        tally: dict[tuple[str, str, str | None], list[int]] = {}
+        tally: dict[tuple[str, str, str | None, str | None], list[int]] = {}
         running = breached_now = 0
         for r in rows:
-            counts = tally.setdefault((r.workflow, r.rule, r.org_unit), [0, 0, 0, 0])
+            group = (r.workflow, r.rule, r.org_unit, label(r.started_at.astimezone(SHANGHAI)))
+            counts = tally.setdefault(group, [0, 0, 0, 0])
             counts[0] += 1
             if r.status == "met":
                 counts[1] += 1
@@ -1014,8 +1023,10 @@ class Engine:
             entered = e
         return SlaReport(
             rules=[
-                RuleSla(w, rule, c[0], c[1], c[2], c[3], unit)
-                for (w, rule, unit), c in sorted(tally.items(), key=lambda kv: str(kv[0]))
+                RuleSla(w, rule, c[0], c[1], c[2], c[3], unit, period)
+                for (w, rule, unit, period), c in sorted(
+                    tally.items(), key=lambda kv: tuple(x or "" for x in kv[0])
+                )
             ],
             running=running,
             breached_now=breached_now,
@@ -1034,6 +1045,14 @@ class Engine:
 
 
 _TIMER_ACTOR = Actor.system("timer").to_json()
+
+#: How ``Engine.sla_report(per=...)`` labels the period a deadline started in.
+_PERIODS: dict[str | None, Callable[[datetime], str | None]] = {
+    None: lambda _at: None,
+    "day": lambda at: at.strftime("%Y-%m-%d"),
+    "week": lambda at: "{}-W{:02d}".format(*at.isocalendar()[:2]),
+    "month": lambda at: at.strftime("%Y-%m"),
+}
 
 
 def _priority(raw: Any) -> int:

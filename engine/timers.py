@@ -96,7 +96,7 @@ def on_transition(
         pause_states = {s: reason for reason, states in rule.pauses.items() for s in states}
         if instance is not None:
             if target in rule.stops_on or event in rule.stops_on_events:
-                met = "breached_met" if instance.breached_at is not None else "met"
+                met = "breached_met" if _late(instance, now) else "met"
                 tx.update_deadline(
                     case_id, rule.name, instance.armed_seq, status=met, stopped_at=now
                 )
@@ -273,6 +273,17 @@ def effect(
         Effect("deadline_escalation", tuple(notes), base, changes, fire, notices),
         {"level": max(level, step.level)},
     )
+
+
+def _late(instance: Any, now: datetime) -> bool:
+    """Whether an instance ending at ``now`` ended past its due time — whether or not a
+    worker has fired its breach yet. A paused instance's due time moves on with the
+    pause, so it was late only if it was already past due when the pause began."""
+    if instance.breached_at is not None:
+        return True
+    if instance.status == "paused" and instance.paused_since is not None:
+        return bool(instance.paused_since > instance.due_at)
+    return bool(now > instance.due_at)
 
 
 def rule_named(definition: WorkflowDefinition, name: str) -> DeadlineRule | None:

@@ -172,6 +172,9 @@ class RuleSla:
     met_late: int
     breached_open: int
     org_unit: str | None = None
+    #: the period the deadlines started in ("2026-05", "2026-W19", "2026-05-06"), when
+    #: the report was asked ``per`` month, week or day; None for the whole span
+    period: str | None = None
 
     @property
     def on_time_rate(self) -> float:

@@ -10,39 +10,7 @@ import pytest
 
 from engine import DefinitionError, Hooks, load_workflow
 from engine.deadlines import Period, Unit
-
-TOY: dict[str, Any] = {
-    "workflow": {"name": "toy", "version": 1, "case_number_prefix": "TY", "initial": "new"},
-    "states": {"new": {}, "waiting": {}, "done": {"final": True}},
-    "transitions": [
-        {"event": "wait", "source": "new", "target": "waiting"},
-        {"event": "resume", "source": "waiting", "target": "new"},
-        {"event": "finish", "source": ["new", "waiting"], "target": "done"},
-    ],
-    "deadlines": [
-        {
-            "name": "answer",
-            "title": "答复",
-            "period": "15 natural_days",
-            "starts_on": ["new"],
-            "stops_on": ["done"],
-            "pauses": {"awaiting_customer": ["waiting"]},
-            "warnings": [0.5, 0.8],
-            "close_of_business": "17:30",
-            "article": "银保监会令2020年第3号 第十八条",
-            "escalations": [
-                {"to": "supervisor", "actions": ["notify", "raise_priority"]},
-                {"after": "1 working_days", "to": "branch_manager", "actions": ["reassign"]},
-                {
-                    "after": "2 working_days",
-                    "to": "headquarters",
-                    "actions": ["fire_event"],
-                    "event": "finish",
-                },
-            ],
-        }
-    ],
-}
+from tests.toy import TOY
 
 
 def problems(spec: dict[str, Any], hooks: Hooks | None = None) -> dict[str, str]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from engine import Engine, FakeClock
 from tests.conftest import HANDLER
-from tests.test_timer_notices import told, toy_engine
+from tests.test_timer_notices import told
 from tests.test_timers import bj
+from tests.toy import toy_engine
 
 
 def test_the_chain_raises_priority_then_reassigns_then_fires_its_event(
@@ -46,3 +47,35 @@ def test_the_chain_raises_priority_then_reassigns_then_fires_its_event(
         ("deadline_breach", "handler"),
         ("deadline_escalation", "supervisor"),
     ]
+
+
+def test_a_deadline_met_after_its_due_time_is_late_even_if_no_worker_ran(
+    eng: Engine, clock: FakeClock
+) -> None:
+    """Whether the breach timer fired or not: ended past due is met late."""
+    toy_engine(eng, period="4 hours", warnings=[])
+    case = eng.open_case("toy", {}, HANDLER).case
+    clock.advance(hours=5)
+    eng.fire(case.id, "finish", HANDLER)
+    (status,) = eng.deadlines(case.id)
+    assert status.status == "breached_met"
+    (rule,) = [r for r in eng.sla_report().rules if r.rule == "answer"]
+    assert (rule.met_on_time, rule.met_late) == (0, 1)
+
+
+def test_a_deadline_ended_while_paused_is_late_only_if_it_was_past_due_when_paused(
+    eng: Engine, clock: FakeClock
+) -> None:
+    toy_engine(eng, period="4 hours", warnings=[])
+    in_time = eng.open_case("toy", {}, HANDLER).case
+    clock.advance(hours=1)
+    eng.fire(in_time.id, "wait", HANDLER)  # paused after 1 of its 4 hours
+    clock.advance(hours=10)
+    eng.fire(in_time.id, "finish", HANDLER)
+    late = eng.open_case("toy", {}, HANDLER).case
+    clock.advance(hours=5)
+    eng.fire(late.id, "wait", HANDLER)  # paused when already an hour past due
+    clock.advance(hours=1)
+    eng.fire(late.id, "finish", HANDLER)
+    assert [d.status for d in eng.deadlines(in_time.id)] == ["met"]
+    assert [d.status for d in eng.deadlines(late.id)] == ["breached_met"]

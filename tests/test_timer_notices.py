@@ -12,8 +12,8 @@ import pytest
 from engine import DefinitionError, Engine, FakeClock, Hooks, load_workflow
 from engine.notices import TEMPLATE_FIELDS
 from tests.conftest import HANDLER
-from tests.test_deadline_rules import TOY
 from tests.test_timers import bj, timer_events, to_materials_complete
+from tests.toy import TOY, toy_engine
 
 
 def outbox(eng: Engine, case_id: int) -> list[Any]:
@@ -80,13 +80,6 @@ def test_the_breach_and_each_escalation_level_tell_their_own_recipients_once(
         (3, "headquarters"),
     ]
     assert escalations[1]["actions"] == ["notify", "reassign"]
-
-
-def toy_engine(eng: Engine, **rule: Any) -> Engine:
-    spec = deepcopy(TOY)
-    spec["deadlines"][0].update(rule)
-    eng.register(load_workflow(spec, Hooks()))
-    return eng
 
 
 def test_a_rule_names_who_hears_of_its_warnings_and_a_level_without_notify_tells_nobody(

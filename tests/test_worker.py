@@ -11,6 +11,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
@@ -204,3 +205,34 @@ def test_the_worker_wakes_for_a_timer_due_before_its_next_tick(eng: Engine, db_u
         ).all()
     lateness = [(r.fired_at - r.due_at).total_seconds() for r in rows]
     assert all(0 <= late < 1.0 for late in lateness), lateness
+
+
+def test_the_sla_report_per_month_week_or_day_of_the_start(eng: Engine, clock: FakeClock) -> None:
+    """May's hand-over was late, June's on time: per month they are two rows, each with
+    its own on-time rate; weeks are ISO weeks; the label is the Beijing date."""
+    may = to_materials_complete(eng)  # Wed 2026-05-06 09:00, ISO week 19
+    clock.set(bj(2026, 5, 12, 9, 0))  # past the hand-over deadline
+    eng.fire(may.id, "hand_over", HANDLER, {"insurer": "太平洋财险"})
+    clock.set(bj(2026, 6, 2, 7, 30))  # Tue 2026-06-02, ISO week 23 (06-01 23:30 UTC)
+    june = to_materials_complete(eng, reporter={"phone": "13900000004"})
+    clock.advance(hours=2)
+    eng.fire(june.id, "hand_over", HANDLER, {"insurer": "太平洋财险"})
+
+    def hand_over(per: str | None) -> list[tuple[str | None, int, int, float]]:
+        rows = [r for r in eng.sla_report(per=per).rules if r.rule == "hand_over"]
+        return [(r.period, r.met_on_time, r.met_late, r.on_time_rate) for r in rows]
+
+    assert hand_over("month") == [("2026-05", 0, 1, 0.0), ("2026-06", 1, 0, 1.0)]
+    assert hand_over("week") == [("2026-W19", 0, 1, 0.0), ("2026-W23", 1, 0, 1.0)]
+    assert hand_over("day") == [("2026-05-06", 0, 1, 0.0), ("2026-06-02", 1, 0, 1.0)]
+    assert hand_over(None) == [(None, 1, 1, 0.5)]
+    with pytest.raises(ValueError, match="per must be 'day', 'week' or 'month'"):
+        eng.sla_report(per="quarter")
+
+    result = CliRunner().invoke(
+        main, ["sla", "report", "--url", eng.store.url, "--per", "month"], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "2026-05" in result.output and "2026-06" in result.output
+    result = CliRunner().invoke(main, ["sla", "report", "--url", eng.store.url, "--per", "year"])
+    assert result.exit_code == 2 and "'year' is not one of" in result.output

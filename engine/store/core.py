@@ -484,7 +484,14 @@ class CoreTx:
     ) -> list[sa.Row[Any]]:
         d, c = t.case_deadlines.c, t.cases.c
         q = sa.select(
-            c.workflow, c.org_unit, d.rule, d.status, d.due_at, d.breached_at, d.stopped_at
+            c.workflow,
+            c.org_unit,
+            d.rule,
+            d.status,
+            d.started_at,
+            d.due_at,
+            d.breached_at,
+            d.stopped_at,
         ).join(t.cases, c.id == d.case_id)
         if org_unit is not None:
             q = q.where(c.org_unit == org_unit)
