@@ -1676,6 +1676,17 @@ def reading(
                 else f"{engine / TARGET_RATE:.0%} of the target ({TARGET_RATE / engine:.1f}x "
                 "short)."
             )
+            + (
+                f" {len(below)} of the {len(rounds)} rounds came in under it (the lowest "
+                f"{min(below):,.0f}/s): on this shared machine the margin is within the "
+                "run-to-run spread."
+                if (
+                    below := [
+                        r["engine"]["rate"] for r in rounds if r["engine"]["rate"] < TARGET_RATE
+                    ]
+                )
+                else ""
+            )
             + f" The claim-and-mark floor reaches {floor:,.0f} timers/s in the same run on "
             f"a {args.timers:,}-row table (the issue measured ~65,000/s against a million "
             f"rows), so the engine is at {engine / floor:.1%} of it. The plain-psycopg "
