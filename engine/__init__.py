@@ -19,6 +19,7 @@ from .clock import SHANGHAI, Clock, FakeClock, SystemClock
 from .definitions import (
     Hooks,
     Intake,
+    NoticeSpec,
     State,
     Transition,
     TransitionContext,
@@ -75,6 +76,7 @@ __all__ = [
     "IdempotencyKeyReused",
     "Intake",
     "InvalidData",
+    "NoticeSpec",
     "OpenResult",
     "Policy",
     "PolicyDirectory",

@@ -35,6 +35,21 @@ class _Consoles:
 
 _c = _Consoles()
 
+notifications_option = click.option(
+    "--notifications",
+    envvar="BAOFLOW_NOTIFICATIONS",
+    type=click.Path(dir_okay=False),
+    help="The notification configuration (TOML: channels, people, parties); "
+    "env BAOFLOW_NOTIFICATIONS. See docs/notifications.md.",
+)
+
+
+def _deliverer(eng: Engine, path: str) -> Any:
+    from notifications.config import load_deliverer
+
+    return load_deliverer(eng, path)
+
+
 url_option = click.option(
     "--url",
     envvar="BAOFLOW_URL",
@@ -237,14 +252,27 @@ def fire(
     show_default=True,
     help="Cron (Beijing) of the daily SLA digest; '' for none.",
 )
-def worker(url: str, tick: float, batch: int, lease: float, name: str | None, digest: str) -> None:
-    """Fire due timers until SIGTERM: warnings, breaches, escalations, exactly once."""
+@notifications_option
+def worker(
+    url: str,
+    tick: float,
+    batch: int,
+    lease: float,
+    name: str | None,
+    digest: str,
+    notifications: str | None,
+) -> None:
+    """Fire due timers until SIGTERM: warnings, breaches, escalations, exactly once;
+    with --notifications, deliver the outbox too."""
     import logging
     from datetime import timedelta
+
+    from notifications.masking import install_log_masking
 
     from .scheduler import Worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    install_log_masking()
     with _engine(url) as eng:
         Worker(
             eng,
@@ -253,6 +281,7 @@ def worker(url: str, tick: float, batch: int, lease: float, name: str | None, di
             lease=timedelta(seconds=lease),
             name=name,
             digest=digest or None,
+            deliverer=_deliverer(eng, notifications) if notifications else None,
         ).run_forever()
 
 
@@ -366,3 +395,149 @@ def policies_import(url: str, csv_file: Path) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+# --- notifications (issue #5) -----------------------------------------------------------
+@main.group()
+def outbox() -> None:
+    """The outbox: notices waiting, delivered or in dead letter."""
+
+
+@outbox.command("list")
+@url_option
+@click.option(
+    "--status", type=click.Choice(["pending", "expanded", "delivered", "dead"]), help="Only these."
+)
+@click.option("--case", "case_ref", help="Only this case (id or case number).")
+@click.option("--limit", default=50, show_default=True)
+def outbox_list(url: str, status: str | None, case_ref: str | None, limit: int) -> None:
+    """Notices and messages, oldest first, with their attempts and last error."""
+    from notifications.masking import mask_text
+
+    with _engine(url) as eng:
+        case_id = eng.get_case(case_ref).id if case_ref else None
+        with eng.store.read() as tx:
+            rows = tx.list_outbox(status=status, case_id=case_id, limit=limit)
+        table = Table(
+            "id", "case", "notice", "to", "via", "status", "tries", "next / done", "error"
+        )
+        for r in rows:
+            when = r.delivered_at if r.status == "delivered" else r.next_attempt_at
+            table.add_row(
+                str(r.id),
+                r.case_number or "—",
+                r.template,
+                mask_text(r.address or r.recipient),
+                r.channel or "(to resolve)",
+                r.status,
+                str(r.attempts),
+                when.astimezone(SHANGHAI).strftime("%m-%d %H:%M:%S") if when else "",
+                mask_text(r.last_error or ""),
+            )
+        _c.out.print(table)
+
+
+@outbox.command("retry")
+@url_option
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--all-dead", is_flag=True, help="Every message in dead letter.")
+def outbox_retry(url: str, ids: tuple[int, ...], all_dead: bool) -> None:
+    """Put dead-letter messages back to pending, due now, with fresh attempts."""
+    if not ids and not all_dead:
+        raise click.UsageError(
+            "give the ids to retry (see `baoflow outbox list --status dead`) or --all-dead"
+        )
+    with _engine(url) as eng:
+        with eng.store.write() as tx:
+            chosen = list(ids) or [r.id for r in tx.list_outbox(status="dead")]
+            n = tx.retry_outbox(chosen, eng.clock.now())
+        if ids and n < len(ids):
+            _c.err.print(
+                f"{len(ids) - n} of the ids given were not in dead letter; left as they are"
+            )
+        _c.out.print(f"{n} message(s) back to pending")
+
+
+@outbox.command("deliver")
+@url_option
+@notifications_option
+def outbox_deliver(url: str, notifications: str | None) -> None:
+    """Deliver what is due now, once (the worker does this on every tick)."""
+    if not notifications:
+        raise click.UsageError("--notifications FILE (or BAOFLOW_NOTIFICATIONS) is required")
+    with _engine(url) as eng:
+        run = _deliverer(eng, notifications).deliver_due()
+        _c.out.print(
+            f"{run.resolved} notice(s) resolved to {run.messages} message(s); "
+            f"{run.delivered} delivered, {run.retried} to retry, {run.dead} dead"
+        )
+
+
+@main.group()
+def notify() -> None:
+    """Notice templates."""
+
+
+@notify.command("preview")
+@url_option
+@notifications_option
+@click.argument("notice")
+@click.option("--case", "case_ref", required=True, help="The case whose notice to show.")
+@click.option("--locale", default="zh-CN", show_default=True)
+@click.option("--unmasked", is_flag=True, help="As the data subject sees it.")
+def notify_preview(
+    url: str,
+    notifications: str | None,
+    notice: str,
+    case_ref: str,
+    locale: str,
+    unmasked: bool,
+) -> None:
+    """Render NOTICE as the case's outbox holds it (the newest such notice of the case)."""
+    from notifications.message import Address
+    from notifications.templates import TemplateSet
+
+    with _engine(url) as eng:
+        case = eng.get_case(case_ref)
+        with eng.store.read() as tx:
+            found = [
+                r
+                for r in tx.list_outbox(case_id=case.id)
+                if r.template == notice and r.parent_id is None
+            ]
+        if not found:
+            raise click.ClickException(
+                f"case {case.number} has no {notice!r} notice in the outbox; "
+                "`baoflow outbox list --case` shows what it has"
+            )
+        if notifications:
+            deliverer = _deliverer(eng, notifications)
+        else:
+            from notifications.delivery import Deliverer
+            from notifications.directory import Directory
+
+            deliverer = Deliverer(eng, TemplateSet(eng.notice_fields()), {}, Directory())
+        address = Address("preview", "-", locale=locale, data_subject=unmasked)
+        rendered = deliverer.render(notice, found[-1].context, address)
+        _c.out.print(rendered.subject, markup=False, highlight=False)
+        _c.out.print()
+        _c.out.print(rendered.text, markup=False, highlight=False)
+
+
+@main.command()
+@url_option
+@click.argument("user")
+@click.option("--unread", is_flag=True, help="Only what is unread.")
+def inbox(url: str, user: str, unread: bool) -> None:
+    """A user's in-app inbox, newest first."""
+    with _engine(url) as eng:
+        with eng.store.read() as tx:
+            rows = tx.inbox(user, unread_only=unread)
+        table = Table("when (Beijing)", "case", "subject")
+        for r in rows:
+            table.add_row(
+                r.created_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M"),
+                r.case_number or "—",
+                r.subject,
+            )
+        _c.out.print(table)

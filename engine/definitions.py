@@ -93,6 +93,32 @@ class Intake:
 IntakeHook = Callable[[TransitionContext], Intake]
 Condition = Callable[[Mapping[str, Any]], bool]
 
+
+@dataclass(frozen=True)
+class NoticeSpec:
+    """A notice a workflow can send: the fields its template receives, and how to build
+    them from the case after the transition (``ctx.new_data``, ``ctx.data``, ``ctx.now``).
+
+    The template set is checked against ``fields`` at load (a template that uses any
+    other variable is refused); ``build`` must return exactly these keys, with
+    JSON-native values (times already formatted for people to read)."""
+
+    fields: frozenset[str]
+    build: Callable[[TransitionContext], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class TransitionNotice:
+    """``notify = [{ template = "...", to = "...", when = "..." }]`` on a transition:
+    after it, tell ``to`` (a role, or a party of the case such as ``reporter``) with the
+    notice ``template``, if the condition ``when`` (a name in ``Hooks.conditions``, over
+    the case data after the transition) holds."""
+
+    template: str
+    to: str
+    when: str | None = None
+
+
 #: What an escalation level may do.
 ESCALATION_ACTIONS = ("notify", "reassign", "raise_priority", "fire_event")
 
@@ -139,6 +165,8 @@ class Hooks:
     intake: Mapping[str, IntakeHook] = field(default_factory=dict)
     #: predicates over the case data that decide whether a deadline rule applies
     conditions: Mapping[str, Condition] = field(default_factory=dict)
+    #: the notices transitions may send (``notify`` on a transition), by template name
+    notices: Mapping[str, NoticeSpec] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -160,6 +188,7 @@ class Transition:
     schema: str | None = None
     store_as: str | None = None
     article: str = ""
+    notices: tuple[TransitionNotice, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -345,6 +374,7 @@ def _build(
         schema = want(tdata, "schema", str, where, None)
         if schema is not None and schema not in hooks.schemas:
             problems.append(Problem(f"{where}.schema", f"no schema named {schema!r}"))
+        notices = _build_notices(tdata.get("notify", []), f"{where}.notify", hooks, problems)
         for src in sources:
             transitions.append(
                 Transition(
@@ -357,6 +387,7 @@ def _build(
                     schema=schema,
                     store_as=want(tdata, "store_as", str, where, None),
                     article=want(tdata, "article", str, where, ""),
+                    notices=notices,
                 )
             )
 
@@ -384,6 +415,44 @@ def _build(
         ),
         problems,
     )
+
+
+def _build_notices(
+    raw: Any, where: str, hooks: Hooks, problems: list[Problem]
+) -> tuple[TransitionNotice, ...]:
+    """``notify = [{ template, to, when }]`` of a transition, checked against the hooks."""
+    if not isinstance(raw, list):
+        problems.append(Problem(where, "must be a list of { template = ..., to = ... } tables"))
+        return ()
+    notices = []
+    for i, n in enumerate(raw):
+        at = f"{where}[{i}]"
+        if not isinstance(n, Mapping):
+            problems.append(Problem(at, "must be a table: { template = ..., to = ... }"))
+            continue
+        unknown = sorted(set(n) - {"template", "to", "when"})
+        if unknown:
+            problems.append(
+                Problem(at, f"unknown key(s) {', '.join(unknown)}; use template, to, when")
+            )
+        template, to, when = n.get("template"), n.get("to"), n.get("when")
+        if template not in hooks.notices:
+            known = ", ".join(sorted(hooks.notices)) or "(none)"
+            problems.append(
+                Problem(f"{at}.template", f"no notice named {template!r}; known: {known}")
+            )
+        if not isinstance(to, str) or not to:
+            problems.append(
+                Problem(
+                    f"{at}.to", "who is told: a role (e.g. 'supervisor') or a party ('reporter')"
+                )
+            )
+        if when is not None and when not in hooks.conditions:
+            known = ", ".join(sorted(hooks.conditions)) or "(none)"
+            problems.append(Problem(f"{at}.when", f"no condition named {when!r}; known: {known}"))
+        if isinstance(template, str) and isinstance(to, str):
+            notices.append(TransitionNotice(template, to, when if isinstance(when, str) else None))
+    return tuple(notices)
 
 
 def _build_deadlines(raw: Any, hooks: Hooks, problems: list[Problem]) -> tuple[DeadlineRule, ...]:

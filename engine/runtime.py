@@ -34,7 +34,7 @@ from .errors import (
     UnknownWorkflow,
 )
 from .machine import StateMachine
-from .notices import outbox_rows
+from .notices import TEMPLATE_FIELDS, Notice, outbox_rows
 from .policies import PolicyDirectory
 from .store import CoreTx, IntegrityViolation, Store, Tx
 from .types import (
@@ -421,6 +421,8 @@ class Engine:
             data=payload,
             notes=ctx.notes,
         )
+        if transition.notices:
+            self._notify(tx, definition, transition, ctx, case.id, case.version + 1, now)
         new_case = Case(
             id=case.id,
             number=case.number,
@@ -433,6 +435,49 @@ class Engine:
             updated_at=now,
         )
         return new_case, ctx.notes
+
+    def _notify(
+        self,
+        tx: Tx,
+        definition: WorkflowDefinition,
+        transition: Transition,
+        ctx: TransitionContext,
+        case_id: int,
+        seq: int,
+        now: datetime,
+    ) -> None:
+        """The transition's notices, to the outbox in its own transaction."""
+        notices = []
+        for n in transition.notices:
+            if n.when is not None and not definition.hooks.conditions[n.when](ctx.new_data):
+                continue
+            spec = definition.hooks.notices[n.template]
+            context = dict(spec.build(ctx))
+            if context.keys() != spec.fields:
+                raise ValueError(
+                    f"the notice {n.template!r} of {definition.name} built fields "
+                    f"{sorted(context)}, not the declared {sorted(spec.fields)}: fix its "
+                    "NoticeSpec.build"
+                )
+            notices.append(Notice(n.template, n.to, context))
+        if notices:
+            rows = outbox_rows(
+                tuple(notices),
+                cause=f"case:{case_id}:{seq}",
+                case_id=case_id,
+                seq=seq,
+                org_unit=None,
+            )
+            tx.insert_outbox(rows, now)
+
+    def notice_fields(self) -> dict[str, frozenset[str]]:
+        """Every notice the registered workflows and the deadlines can send, with the
+        fields its template receives (what the template set is checked against)."""
+        fields = dict(TEMPLATE_FIELDS)
+        for definition in self._definitions.values():
+            for name, spec in definition.hooks.notices.items():
+                fields[name] = spec.fields
+        return fields
 
     def _context(
         self,

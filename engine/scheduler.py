@@ -14,7 +14,7 @@ import signal
 import threading
 from datetime import timedelta
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -38,6 +38,8 @@ class Worker:
             (a worker killed mid-batch loses them to the others after this).
         digest: a cron expression (Beijing time) for the daily SLA digest in the log,
             or None for none.
+        deliverer: a ``notifications.delivery.Deliverer``; when given, every check also
+            delivers the outbox's due messages.
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class Worker:
         lease: timedelta = timedelta(seconds=60),
         name: str | None = None,
         digest: str | None = "0 8 * * *",
+        deliverer: Any = None,
     ) -> None:
         if tick <= 0:
             raise ValueError(f"tick must be a positive number of seconds, not {tick}")
@@ -58,6 +61,8 @@ class Worker:
         self.lease = lease
         self.name = name or f"worker-{os.getpid()}"
         self.digest = digest
+        #: a notifications.delivery.Deliverer: the outbox is delivered on every check
+        self.deliverer = deliverer
         self.fired = 0
         self._stop = threading.Event()
         self._drain_lock = threading.Lock()
@@ -99,6 +104,8 @@ class Worker:
                 if nxt is None or nxt > self.engine.clock.now():
                     break
             self._wake_for_next(busy)
+            if self.deliverer is not None:
+                self.deliverer.deliver_due()
         except Exception:  # a database hiccup must not kill the worker: log, retry next tick
             log.exception("%s: timer check failed; retrying on the next tick", self.name)
         finally:
@@ -171,6 +178,8 @@ class Worker:
             self._scheduler.shutdown(wait=True)
         with self._drain_lock, self.engine.store.write() as tx:
             released = tx.release_timers(self.name)
+        if self.deliverer is not None:
+            released += self.deliverer.release()
         self._stop.set()
         log.info(
             "%s: stopped after firing %d timer(s); released %d lease(s)",

@@ -29,6 +29,7 @@ def test_the_facade_exports_exactly_these_names() -> None:
             "IdempotencyKeyReused",
             "Intake",
             "InvalidData",
+            "NoticeSpec",
             "OpenResult",
             "Policy",
             "PolicyDirectory",

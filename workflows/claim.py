@@ -21,6 +21,7 @@ from engine import (
     SHANGHAI,
     Hooks,
     Intake,
+    NoticeSpec,
     Policy,
     TransitionContext,
     WorkflowDefinition,
@@ -30,7 +31,7 @@ from engine import (
 )
 from engine.deadlines import Period, Unit
 
-from .common import Channel, IdNumber, Phone, Strict, Text, local_date, not_in_future
+from .common import Channel, Email, IdNumber, Phone, Strict, Text, local_date, not_in_future
 
 DEFINITION = Path(__file__).with_name("claim.toml")
 
@@ -159,7 +160,8 @@ class Reporter(Strict):
     name: Text
     address: Text
     phone: Phone
-    relationship: Text  # 与出险人关系
+    relationship: Text  # 与出险人关系 (本人: the insured themself, the data subject)
+    email: Email | None = None  # where written notices may go besides the phone
 
 
 class ClaimReport(Strict):
@@ -196,6 +198,14 @@ class RejectReason(StrEnum):
     outside_policy_period = "outside_policy_period"  # 保单已失效 / 不在保险期间
     not_covered = "not_covered"  # 不属保障范围
     late_filing = "late_filing"  # 已超过申请时效
+
+
+#: How a refusal's reasons read in the written notice (书面告知不予受理的原因).
+REJECT_TITLES = {
+    RejectReason.outside_policy_period: "出险日期不在保险期间内（保单已失效或尚未生效）",
+    RejectReason.not_covered: "本次事故不属于保险合同的保障范围",
+    RejectReason.late_filing: "已超过保险金申请时效（保险法第二十六条）",
+}
 
 
 class Rejection(Strict):
@@ -562,6 +572,127 @@ def _best_policy(candidates: Sequence[Policy], day: date) -> Policy:
     return (covering or list(candidates))[0]
 
 
+# --- notices (issue #5): what the claim tells people, and the fields of each ------------
+def _bj(instant: Any) -> str:
+    """An instant (datetime or ISO text) as people read it: Beijing time, to the minute."""
+    at = datetime.fromisoformat(instant) if isinstance(instant, str) else instant
+    return f"{at.astimezone(SHANGHAI):%Y-%m-%d %H:%M}"
+
+
+def _number(ctx: TransitionContext) -> str:
+    assert ctx.case is not None, "notices are sent by transitions of an existing case"
+    return ctx.case.number
+
+
+def _policy(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    return data.get("policy") or {}
+
+
+def _accepted(ctx: TransitionContext) -> dict[str, Any]:
+    d = ctx.new_data
+    return {
+        "case_number": _number(ctx),
+        "reporter_name": d["reporter"]["name"],
+        "insured_name": _policy(d).get("insured_name", ""),
+        "policy_number": _policy(d).get("number") or "",
+        "incident_time": _bj(d["incident"]["time"]),
+        "reported_at": _bj(d.get("reported_at") or ctx.now),
+    }
+
+
+def _not_accepted(ctx: TransitionContext) -> dict[str, Any]:
+    d = ctx.new_data
+    return {
+        "case_number": _number(ctx),
+        "reporter_name": d["reporter"]["name"],
+        "insured_name": _policy(d).get("insured_name", ""),
+        "policy_number": _policy(d).get("number") or "",
+        "reasons": [REJECT_TITLES[RejectReason(r)] for r in d["rejection"]["reasons"]],
+        "decided_at": _bj(ctx.now),
+    }
+
+
+def _missing(ctx: TransitionContext) -> dict[str, Any]:
+    d = ctx.new_data
+    return {
+        "case_number": _number(ctx),
+        "applicant_name": (d.get("application") or {}).get("applicant_name")
+        or d["reporter"]["name"],
+        "insured_name": _policy(d).get("insured_name", ""),
+        "missing": [MATERIAL_TITLES[m] for m in missing_materials(d)],
+    }
+
+
+def _scene(ctx: TransitionContext) -> dict[str, Any]:
+    d = ctx.new_data
+    return {
+        "case_number": _number(ctx),
+        "reporter_name": d["reporter"]["name"],
+        "incident_place": d["incident"]["place"],
+        "instruction": d["scene_preservation"]["instruction"],
+    }
+
+
+def _major(ctx: TransitionContext) -> dict[str, Any]:
+    d = ctx.new_data
+    return {
+        "case_number": _number(ctx),
+        "org_unit": d.get("org_unit"),
+        "insured_name": _policy(d).get("insured_name", ""),
+        "policy_number": _policy(d).get("number") or "",
+        "incident_time": _bj(d["incident"]["time"]),
+        "incident_place": d["incident"]["place"],
+        "criteria": [MAJOR_TITLES[n] for n in (d.get("major") or {}).get("criteria", [])],
+        "summary": ctx.data["summary"],
+        "reported_at": _bj(d.get("reported_at") or ctx.now),
+    }
+
+
+def _spec(build: Any, *fields: str) -> NoticeSpec:
+    return NoticeSpec(frozenset(fields), build)
+
+
+#: The claim's notices (``notify`` in claim.toml), each with the fields its template gets.
+NOTICES: dict[str, NoticeSpec] = {
+    "claim_accepted": _spec(
+        _accepted,
+        "case_number",
+        "reporter_name",
+        "insured_name",
+        "policy_number",
+        "incident_time",
+        "reported_at",
+    ),
+    "claim_not_accepted": _spec(
+        _not_accepted,
+        "case_number",
+        "reporter_name",
+        "insured_name",
+        "policy_number",
+        "reasons",
+        "decided_at",
+    ),
+    "materials_missing": _spec(
+        _missing, "case_number", "applicant_name", "insured_name", "missing"
+    ),
+    "scene_preservation": _spec(
+        _scene, "case_number", "reporter_name", "incident_place", "instruction"
+    ),
+    "major_case_report": _spec(
+        _major,
+        "case_number",
+        "org_unit",
+        "insured_name",
+        "policy_number",
+        "incident_time",
+        "incident_place",
+        "criteria",
+        "summary",
+        "reported_at",
+    ),
+}
+
+
 def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
     """The claim workflow with its hooks, validated; ``settings`` tune company figures."""
     s = settings or ClaimSettings()
@@ -755,6 +886,7 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
         return action
 
     hooks = Hooks(
+        notices=NOTICES,
         guards={
             "system_only": system_only,
             "review_passes": review_passes,
@@ -791,6 +923,8 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
         },
         intake={"claim_intake": _intake},
         conditions={
+            "scene_preservation_instructed": lambda data: "scene_preservation" in data,
+            "materials_missing": lambda data: bool(missing_materials(data)),
             "is_major": is_major,
             "life_product": life_product,
             "not_life_product": lambda data: not life_product(data),

@@ -84,6 +84,11 @@ def not_in_future(value: datetime, info: ValidationInfo) -> datetime:
 
 IdNumber = Annotated[str, AfterValidator(_check_id)]
 Phone = Annotated[str, AfterValidator(_check_phone)]
+#: An e-mail address, checked for its shape only (whether it exists, only a mail tells).
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=200, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
 

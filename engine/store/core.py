@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from ..errors import CaseNotFound
@@ -741,6 +742,145 @@ class CoreTx:
                     for r in rows
                 ],
             )
+
+    # --- the outbox's delivery (notifications.delivery) --------------------------------
+    def outbox_to_expand(self, now: datetime, limit: int) -> list[sa.Row[Any]]:
+        """Notices not yet resolved to addresses (``channel`` NULL), pending and due,
+        with their case's number, org unit and data; locked (PostgreSQL: SKIP LOCKED)."""
+        o, c = t.outbox.c, t.cases.c
+        q = (
+            sa.select(
+                t.outbox,
+                c.number.label("case_number"),
+                c.org_unit.label("case_org_unit"),
+                c.data.label("case_data"),
+            )
+            .select_from(t.outbox.outerjoin(t.cases, c.id == o.case_id))
+            .where(o.channel.is_(None), o.status == "pending", o.next_attempt_at <= now)
+            .order_by(o.id)
+            .limit(limit)
+        )
+        if self._pg:
+            q = q.with_for_update(skip_locked=True, of=t.outbox)
+        return list(self.conn.execute(q))
+
+    def insert_outbox_rows(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Whole outbox rows (every column given), e.g. a notice's per-address messages."""
+        if rows:
+            self.conn.execute(t.outbox.insert(), list(rows))
+
+    def set_outbox(self, ids: Sequence[int], **values: Any) -> None:
+        if ids:
+            self.conn.execute(
+                t.outbox.update().where(t.outbox.c.id.in_(list(ids))).values(**values)
+            )
+
+    def claim_outbox(
+        self, now: datetime, worker: str, until: datetime, limit: int
+    ) -> list[sa.Row[Any]]:
+        """Lease up to ``limit`` messages (rows with an address) that are pending, due and
+        not leased to a live worker; return them with their case number."""
+        o, c = t.outbox.c, t.cases.c
+        due = (
+            sa.select(o.id)
+            .where(
+                o.channel.is_not(None),
+                o.status == "pending",
+                o.next_attempt_at <= now,
+                sa.or_(o.claimed_until.is_(None), o.claimed_until < now),
+            )
+            .order_by(o.next_attempt_at, o.id)
+            .limit(limit)
+        )
+        if self._pg:
+            due = due.with_for_update(skip_locked=True)
+        ids = [row[0] for row in self.conn.execute(due)]
+        if not ids:
+            return []
+        self.conn.execute(
+            t.outbox.update().where(o.id.in_(ids)).values(claimed_by=worker, claimed_until=until)
+        )
+        q = (
+            sa.select(t.outbox, c.number.label("case_number"))
+            .select_from(t.outbox.outerjoin(t.cases, c.id == o.case_id))
+            .where(o.id.in_(ids))
+            .order_by(o.id)
+        )
+        return list(self.conn.execute(q))
+
+    def finish_outbox(self, message_id: int, worker: str, **values: Any) -> bool:
+        """Record a delivery attempt's outcome, only while the message is still pending and
+        leased to ``worker`` (a worker whose lease ran out changes nothing)."""
+        o = t.outbox.c
+        result = self.conn.execute(
+            t.outbox.update()
+            .where(o.id == message_id, o.status == "pending", o.claimed_by == worker)
+            .values(claimed_by=None, claimed_until=None, **values)
+        )
+        return result.rowcount == 1
+
+    def release_outbox(self, worker: str) -> int:
+        o = t.outbox.c
+        result = self.conn.execute(
+            t.outbox.update()
+            .where(o.claimed_by == worker, o.status == "pending")
+            .values(claimed_by=None, claimed_until=None)
+        )
+        return int(result.rowcount)
+
+    def list_outbox(
+        self,
+        *,
+        status: str | None = None,
+        case_id: int | None = None,
+        ids: Sequence[int] | None = None,
+        limit: int | None = None,
+    ) -> list[sa.Row[Any]]:
+        o, c = t.outbox.c, t.cases.c
+        q = sa.select(t.outbox, c.number.label("case_number")).select_from(
+            t.outbox.outerjoin(t.cases, c.id == o.case_id)
+        )
+        if status is not None:
+            q = q.where(o.status == status)
+        if case_id is not None:
+            q = q.where(o.case_id == case_id)
+        if ids is not None:
+            q = q.where(o.id.in_(list(ids)))
+        q = q.order_by(o.id)
+        if limit is not None:
+            q = q.limit(limit)
+        return list(self.conn.execute(q))
+
+    def retry_outbox(self, ids: Sequence[int], now: datetime) -> int:
+        """Dead messages (or notices) back to pending, due now, with fresh attempts; the
+        last error is kept until the next attempt replaces it."""
+        o = t.outbox.c
+        result = self.conn.execute(
+            t.outbox.update()
+            .where(o.id.in_(list(ids)), o.status == "dead")
+            .values(
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+                claimed_by=None,
+                claimed_until=None,
+            )
+        )
+        return int(result.rowcount)
+
+    def insert_inbox(self, row: Mapping[str, Any]) -> bool:
+        """One in-app inbox entry; False if its key was delivered before (a retry)."""
+        insert: Any = (
+            postgresql.insert(t.inbox) if self._pg else sqlite_insert(t.inbox)
+        ).on_conflict_do_nothing(index_elements=["key"])
+        return bool(self.conn.execute(insert.values(**row)).rowcount)
+
+    def inbox(self, user_id: str, *, unread_only: bool = False) -> list[sa.Row[Any]]:
+        i = t.inbox.c
+        q = sa.select(t.inbox).where(i.user_id == user_id)
+        if unread_only:
+            q = q.where(i.read_at.is_(None))
+        return list(self.conn.execute(q.order_by(i.created_at.desc(), i.id.desc())))
 
     def next_due(self) -> datetime | None:
         tm = t.timers.c

@@ -50,6 +50,10 @@ _INSERT_HISTORY = (
     "INSERT INTO history (case_id, seq, at, actor, event, from_state, to_state, data, notes) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_INSERT_OUTBOX = (
+    "INSERT INTO outbox (key, case_id, seq, template, recipient, org_unit, context, status, "
+    "attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)"
+)
 _SELECT_HISTORY = (
     "SELECT seq, at, actor, event, from_state, to_state, data, notes "
     "FROM history WHERE case_id = ? ORDER BY seq"
@@ -213,6 +217,26 @@ class SqliteTx:
         params += (case_id, expected_version)
         cur = self._cur.execute(_UPDATES[state is not None, keys is not None], params)
         return cur.rowcount == 1
+
+    def insert_outbox(self, rows: Sequence[Mapping[str, Any]], now: datetime) -> None:
+        at = self._time(now)
+        self._cur.executemany(
+            _INSERT_OUTBOX,
+            [
+                (
+                    r["key"],
+                    r["case_id"],
+                    r["seq"],
+                    r["template"],
+                    r["recipient"],
+                    r["org_unit"],
+                    self._dumps(r["context"]),
+                    at,
+                    at,
+                )
+                for r in rows
+            ],
+        )
 
     def append_history(
         self,

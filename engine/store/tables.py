@@ -174,15 +174,19 @@ timers = sa.Table(
     ),
 )
 
-# --- the outbox (DESIGN.md §3.7; written by issue #4's timer effects, delivered by #5) --
-#: One notice to one recipient, written in the transaction of the change that caused it.
-#: ``context`` is the template's context frozen at commit; delivery renders and sends.
+# --- the outbox (DESIGN.md §3.7; written by transitions and timer effects, issue #5) ----
+#: A notice in the outbox. The engine writes one row per notice and recipient (a role,
+#: or a party of the case such as the reporter: ``channel`` NULL), in the transaction of
+#: the change that caused it; ``context`` is the template's context frozen at commit.
+#: Delivery (``notifications.delivery``) resolves such a row to one row per address
+#: (``channel``, ``address``; ``parent_id`` the notice it came from; the notice itself
+#: becomes ``expanded``), then sends each with retries: pending | delivered | dead.
 outbox = sa.Table(
     "outbox",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
     # The message's idempotency key: its cause and its recipient (engine/notices.py).
-    sa.Column("key", sa.String(200), nullable=False, unique=True),
+    sa.Column("key", sa.String(300), nullable=False, unique=True),
     # No foreign key: a notice is a message with its context frozen at commit, delivered
     # whatever becomes of the case; and the key check cost ~10 µs a row (a lookup and a
     # row lock on the case) in a timer batch (docs/benchmarks.md).
@@ -192,13 +196,23 @@ outbox = sa.Table(
     sa.Column("recipient", sa.String(128), nullable=False),
     sa.Column("org_unit", sa.String(64)),
     sa.Column("context", JSONType, nullable=False),
-    # pending | delivered | dead
+    # pending | expanded | delivered | dead
     sa.Column("status", sa.String(12), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("next_attempt_at", UTCDateTime, nullable=False),
     sa.Column("last_error", sa.Text),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("delivered_at", UTCDateTime),
+    # Set once resolved to an address (NULL on the notices the engine writes).
+    sa.Column("parent_id", BigId),
+    sa.Column("channel", sa.String(32)),
+    sa.Column("address", sa.String(200)),
+    sa.Column("address_name", sa.String(128)),
+    sa.Column("locale", sa.String(16)),
+    sa.Column("data_subject", sa.Boolean, nullable=False, server_default=sa.false()),
+    # The delivery lease (a worker sending it now).
+    sa.Column("claimed_by", sa.String(64)),
+    sa.Column("claimed_until", UTCDateTime),
     sa.Index(
         "ix_outbox_pending_next",
         "next_attempt_at",
@@ -206,4 +220,21 @@ outbox = sa.Table(
         sqlite_where=sa.text("status = 'pending'"),
     ),
     sa.Index("ix_outbox_case", "case_id"),
+)
+
+#: The in-app inbox: what the dashboard shows each user (the ``inbox`` channel).
+inbox = sa.Table(
+    "inbox",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.String(64), nullable=False),
+    # The message's idempotency key: a retried delivery lands once.
+    sa.Column("key", sa.String(300), nullable=False, unique=True),
+    sa.Column("case_number", sa.String(40)),
+    sa.Column("template", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(300), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("read_at", UTCDateTime),
+    sa.Index("ix_inbox_user", "user_id", "created_at"),
 )

@@ -58,6 +58,11 @@ class Tx(Protocol):
         """Append one history row; (case_id, seq) is unique."""
         ...
 
+    def insert_outbox(self, rows: Sequence[Mapping[str, Any]], now: datetime) -> None:
+        """Outbox rows (``engine.notices.outbox_rows``), each pending and due for
+        delivery at ``now``; ``key`` is unique."""
+        ...
+
     def history(self, case_id: int) -> list[HistoryEntry]:
         """The case's history, oldest first."""
         ...
