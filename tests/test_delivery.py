@@ -351,3 +351,19 @@ def test_cli_lists_the_outbox_and_previews_a_notice(eng: Engine) -> None:
         ["notify", "preview", "claim_not_accepted", "--case", case.number, "--url", eng.store.url],
     )
     assert missing.exit_code != 0 and "has no 'claim_not_accepted' notice" in missing.output
+
+
+def test_the_worker_delivers_on_its_ticks_and_gives_back_its_leases(eng: Engine) -> None:
+    from engine.scheduler import Worker
+    from tests.test_worker import wait_for
+
+    rec = Recorder()
+    reported(eng)
+    worker = Worker(eng, tick=0.05, name="w-deliver", digest=None, deliverer=deliverer(eng, rec))
+    worker.start()
+    try:
+        assert wait_for(lambda: len(rec.sent) == 1, timeout=10)
+    finally:
+        worker.stop()
+    assert [m.template for m in rec.sent] == ["claim_accepted"]
+    assert all(r.claimed_by is None for r in rows(eng))

@@ -92,7 +92,7 @@ CONTEXTS: dict[str, dict[str, Any]] = {
         "case_number": CASE,
         "reporter_name": "王磊",
         "incident_place": "上海市浦东新区世纪大道100号",
-        "instruction": "请报案人保护现场，并通知承保公司现场查勘。",
+        "instruction": "请在确保安全的前提下保护事故现场，勿移动或清理，等候保险公司查勘人员到场。",
     },
     "major_case_report": {
         "case_number": CASE,

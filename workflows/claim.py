@@ -637,7 +637,7 @@ def _major(ctx: TransitionContext) -> dict[str, Any]:
     d = ctx.new_data
     return {
         "case_number": _number(ctx),
-        "org_unit": d.get("org_unit"),
+        "org_unit": ctx.actor.org_unit,  # the branch reporting
         "insured_name": _policy(d).get("insured_name", ""),
         "policy_number": _policy(d).get("number") or "",
         "incident_time": _bj(d["incident"]["time"]),
@@ -838,7 +838,11 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
             and delay <= s.prompt_report
             and "scene_preservation" not in data
         ):
-            instruction = "请报案人保护现场，并通知承保公司现场查勘。"
+            # Addressed to the reporter (it is quoted in the scene_preservation notice);
+            # the desk notifies the insurer itself (细则第四条(二) 现场保全).
+            instruction = (
+                "请在确保安全的前提下保护事故现场，勿移动或清理，等候保险公司查勘人员到场。"
+            )
             data["scene_preservation"] = {"instruction": instruction, "insurer_notified_at": None}
             ctx.notes.append(f"现场保全：{instruction} (scene preservation instructed)")
         if delay > s.late_notice:

@@ -436,6 +436,29 @@ def run(*, db: Path, seed: int, reports: int, console: Console) -> None:
     eng.close()
 
 
+def _notices(eng: Engine, console: Console) -> None:
+    """Deliver the day's notices to the in-app inbox and count them by notice."""
+    from notifications.config import load_deliverer
+
+    run = load_deliverer(eng, Path(__file__).with_name("notifications.demo.toml")).deliver_due()
+    with eng.store.read() as tx:
+        messages = [r for r in tx.list_outbox() if r.parent_id is not None]
+    by_notice = Counter((r.template, r.status) for r in messages)
+    table = Table(title="Notices sent 通知 (in-app inbox)")
+    table.add_column("notice")
+    table.add_column("delivered", justify="right")
+    table.add_column("dead letter", justify="right")
+    for notice in sorted({t for t, _ in by_notice}):
+        table.add_row(
+            notice, str(by_notice[(notice, "delivered")]), str(by_notice[(notice, "dead")])
+        )
+    console.print(table)
+    if run.dead:
+        console.print(
+            f"[yellow]{run.dead} notice(s) in dead letter: baoflow outbox list --status dead[/]"
+        )
+
+
 def _summary(eng: Engine, day: Day, db: Path, console: Console) -> None:
     definition = eng.workflow("claim")
     counts = eng.count_by_state("claim")
@@ -490,8 +513,10 @@ def _summary(eng: Engine, day: Day, db: Path, console: Console) -> None:
     for code, n in missing.most_common():
         miss.add_row(f"{MATERIAL_TITLES[Material(code)]} ({code})", str(n))
     console.print(miss)
+    _notices(eng, console)
     console.print(
         f"\nDatabase: [bold]{db.resolve()}[/]\n"
         f"Look around: baoflow cases list --url sqlite:///{db}   "
-        f"baoflow cases show {cases[0].number if cases else 'NUMBER'} --url sqlite:///{db}"
+        f"baoflow cases show {cases[0].number if cases else 'NUMBER'} --url sqlite:///{db}   "
+        f"baoflow outbox list --url sqlite:///{db}"
     )
