@@ -367,3 +367,43 @@ def test_the_worker_delivers_on_its_ticks_and_gives_back_its_leases(eng: Engine)
         worker.stop()
     assert [m.template for m in rec.sent] == ["claim_accepted"]
     assert all(r.claimed_by is None for r in rows(eng))
+
+
+def test_two_deliverers_on_postgresql_send_each_message_once(
+    pg_only_url: str, clock: FakeClock
+) -> None:
+    """Two deliverers in two threads drain one outbox: SKIP LOCKED and the lease keep
+    each notice resolved once and each message sent once."""
+    import threading
+    import time
+
+    from engine import ChineseOfficialCalendar, open_engine
+    from tests.conftest import POLICIES
+
+    eng = open_engine(
+        pg_only_url, clock=clock, calendar=ChineseOfficialCalendar(unknown_years="weekends")
+    )
+    try:
+        eng.policies.add(POLICIES)  # type: ignore[attr-defined]
+        for i in range(40):
+            reported(eng, email=f"reporter{i}@example.com")
+            clock.advance(days=1)  # another day: not a duplicate report
+
+        class Slow(Recorder):
+            def send(self, message: Message) -> None:
+                time.sleep(0.01)  # long enough for the two to overlap
+                super().send(message)
+
+        recorders = [Slow(), Slow()]
+        workers = [deliverer(eng, r) for r in recorders]
+        threads = [threading.Thread(target=w.deliver_due, kwargs={"batch": 5}) for w in workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        sent = [m.key for r in recorders for m in r.sent]
+        assert len(sent) == 40 and len(set(sent)) == 40
+        assert all(r.sent for r in recorders), "one deliverer did everything: no overlap"
+        assert {r.status for r in rows(eng) if r.channel} == {"delivered"}
+    finally:
+        eng.close()
