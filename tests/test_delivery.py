@@ -407,3 +407,31 @@ def test_two_deliverers_on_postgresql_send_each_message_once(
         assert {r.status for r in rows(eng) if r.channel} == {"delivered"}
     finally:
         eng.close()
+
+
+def test_a_notice_whose_context_does_not_render_is_a_dead_letter_naming_why(
+    eng: Engine, clock: FakeClock
+) -> None:
+    """E.g. a row written by an older version of a workflow, before a field was added."""
+    rec = Recorder()
+    case = reported(eng)
+    with eng.store.write() as tx:
+        tx.insert_outbox(
+            [
+                {
+                    "key": "legacy:1",
+                    "case_id": case.id,
+                    "seq": 1,
+                    "template": "claim_accepted",
+                    "recipient": "reporter",
+                    "org_unit": None,
+                    "context": {"case_number": case.number},  # the rest is missing
+                }
+            ],
+            clock.now(),
+        )
+    deliverer(eng, rec).deliver_due()
+    (dead,) = rows(eng, status="dead")
+    assert dead.last_error.startswith("the template 'claim_accepted' does not render")
+    assert "reporter_name" in dead.last_error or "undefined" in dead.last_error
+    assert [m.template for m in rec.sent] == ["claim_accepted"]  # the good one went out

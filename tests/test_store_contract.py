@@ -219,6 +219,42 @@ def test_both_paths_write_the_same_text(tmp_path) -> None:  # type: ignore[no-un
     assert rows[0][1] == "2026-05-06 01:30:15.123456"
 
 
+def test_both_paths_write_the_same_outbox_rows(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A transition's notices are written by the hot path on SQLite, a timer's by Core:
+    delivery reads both the same way."""
+    store = Store(f"sqlite:///{tmp_path / 'o.db'}")
+    store.upgrade()
+    case_id = _new_case(store)
+    for seq, tx_of in ((2, store.write), (3, store.fire_transaction)):
+        with tx_of() as tx:
+            tx.insert_outbox(
+                [
+                    {
+                        "key": f"case:{case_id}:{seq}:claim_accepted:reporter",
+                        "case_id": case_id,
+                        "seq": seq,
+                        "template": "claim_accepted",
+                        "recipient": "reporter",
+                        "org_unit": None,
+                        "context": {"case_number": "LP-1", "reasons": ["中文不转义"]},
+                    }
+                ],
+                NOW,
+            )
+    with store.engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT template, recipient, org_unit, context, status, attempts, next_attempt_at, "
+            "created_at, channel, data_subject FROM outbox ORDER BY seq"
+        ).all()
+    with store.read() as tx:
+        read = tx.list_outbox()
+    store.dispose()
+    assert rows[0] == rows[1]
+    assert rows[0][6] == "2026-05-06 01:30:15.123456"
+    assert read[0].context == read[1].context == {"case_number": "LP-1", "reasons": ["中文不转义"]}
+    assert read[0].next_attempt_at == read[1].next_attempt_at == NOW
+
+
 def test_a_policy_reads_the_same_on_the_hot_path_and_through_core(tmp_path) -> None:  # type: ignore[no-untyped-def]
     store = Store(f"sqlite:///{tmp_path / 'p.db'}")
     store.upgrade()
