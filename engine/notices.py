@@ -17,39 +17,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-#: The context each notice template receives (issue #5 checks its templates against
-#: these at load: a template that uses anything else is a load error).
+#: What every deadline notice's template receives.
+_DEADLINE = frozenset(
+    {"case_number", "workflow", "rule", "title", "article", "due_at", "late_seconds", "level"}
+)
+
+#: The context each deadline notice's template receives (notifications checks its
+#: templates against these at load: a template that uses anything else is a load error).
 TEMPLATE_FIELDS: Mapping[str, frozenset[str]] = {
-    "deadline_warning": frozenset(
-        {
-            "case_number",
-            "workflow",
-            "rule",
-            "title",
-            "article",
-            "due_at",
-            "late_seconds",
-            "level",
-            "share",
-        }
-    ),
-    "deadline_breach": frozenset(
-        {"case_number", "workflow", "rule", "title", "article", "due_at", "late_seconds", "level"}
-    ),
-    "deadline_escalation": frozenset(
-        {
-            "case_number",
-            "workflow",
-            "rule",
-            "title",
-            "article",
-            "due_at",
-            "late_seconds",
-            "level",
-            "to",
-            "actions",
-        }
-    ),
+    "deadline_warning": _DEADLINE | {"share"},
+    "deadline_breach": _DEADLINE,
+    "deadline_escalation": _DEADLINE | {"to", "actions"},
 }
 
 

@@ -57,85 +57,6 @@ BLOCKS = ("subject", "body")
 #: The locale every notice must have, and the default of :meth:`TemplateSet.render`.
 PRIMARY_LOCALE = "zh-CN"
 
-#: The built-in notices and the context each one's templates receive (all values
-#: JSON-native; times already formatted ``YYYY-MM-DD HH:MM``, Beijing time). The
-#: deadline notices' fields are the engine's (``engine.notices.TEMPLATE_FIELDS``).
-NOTICE_FIELDS: Mapping[str, frozenset[str]] = {
-    # deadlines, to staff roles
-    "deadline_warning": frozenset(
-        {
-            "case_number",
-            "workflow",
-            "rule",
-            "title",
-            "article",
-            "due_at",
-            "late_seconds",
-            "level",
-            "share",
-        }
-    ),
-    "deadline_breach": frozenset(
-        {"case_number", "workflow", "rule", "title", "article", "due_at", "late_seconds", "level"}
-    ),
-    "deadline_escalation": frozenset(
-        {
-            "case_number",
-            "workflow",
-            "rule",
-            "title",
-            "article",
-            "due_at",
-            "late_seconds",
-            "level",
-            "to",
-            "actions",
-        }
-    ),
-    # the claim workflow (DOMAIN.md §1)
-    "claim_accepted": frozenset(
-        {
-            "case_number",
-            "reporter_name",
-            "insured_name",
-            "policy_number",
-            "incident_time",
-            "reported_at",
-        }
-    ),
-    "claim_not_accepted": frozenset(
-        {
-            "case_number",
-            "reporter_name",
-            "insured_name",
-            "policy_number",
-            "reasons",
-            "decided_at",
-        }
-    ),
-    "materials_missing": frozenset({"case_number", "applicant_name", "insured_name", "missing"}),
-    "scene_preservation": frozenset(
-        {"case_number", "reporter_name", "incident_place", "instruction"}
-    ),
-    "major_case_report": frozenset(
-        {
-            "case_number",
-            "org_unit",
-            "insured_name",
-            "policy_number",
-            "incident_time",
-            "incident_place",
-            "criteria",
-            "summary",
-            "reported_at",
-        }
-    ),
-    # surrender (DOMAIN.md §2)
-    "surrender_documents": frozenset(
-        {"case_number", "customer_name", "policy_number", "insurer", "documents"}
-    ),
-}
-
 #: Top-level statements a block rendered on its own never sees.
 _OUTSIDE_BLOCKS = (nodes.Assign, nodes.AssignBlock, nodes.Macro, nodes.Import, nodes.FromImport)
 
@@ -173,7 +94,8 @@ class TemplateSet:
 
     Args:
         fields: for each notice, the names of the context values its templates may use
-            (the built-in notices: :data:`NOTICE_FIELDS`).
+            (``Engine.notice_fields()``: the deadlines' and every registered
+            workflow's notices).
         override_dirs: an app's template folders, searched in order before the built-in
             one: a file there replaces the built-in file of the same name.
         locales: the locales every notice must have a template in. ``zh-CN`` is always
