@@ -187,6 +187,13 @@ def cases_show(url: str, case: str) -> None:
                 f"{d.due_at.astimezone(SHANGHAI):%Y-%m-%d %H:%M}, warned {d.warned}, "
                 f"{'breached, ' if d.breached else ''}level {d.level}  ({d.article})"
             )
+        for r in eng.refusals(c.id):
+            out.print(
+                f"  refused {r.at.astimezone(SHANGHAI):%Y-%m-%d %H:%M}: [bold]{r.event}[/] by "
+                f"{r.actor.name} ({r.kind}): " + "; ".join(r.reasons),
+                markup=True,
+                highlight=False,
+            )
         for ev in eng.available_events(c.id):
             why = (
                 ""

@@ -178,6 +178,20 @@ class State:
 
 
 @dataclass(frozen=True)
+class Permission:
+    """A row of the workflow's permission table (核决权限): ``roles`` may fire ``events``
+    — on their own org unit's cases only when ``own_org_unit`` — when the condition
+    ``when`` (a name in ``Hooks.conditions``, over the case data with the event's data
+    laid over it) holds. An event is allowed if any row allows it."""
+
+    events: tuple[str, ...]
+    roles: tuple[str, ...]
+    own_org_unit: bool = True
+    when: str | None = None
+    title: str = ""  # how the condition reads to people, e.g. "up to 5,000 yuan"
+
+
+@dataclass(frozen=True)
 class Transition:
     event: str
     source: str
@@ -208,6 +222,8 @@ class WorkflowDefinition:
     #: search keys copied from the case data into indexed columns: key -> dotted path
     index: Mapping[str, str] = field(default_factory=dict)
     deadlines: tuple[DeadlineRule, ...] = ()
+    #: who may fire what (empty: no table, every actor may fire every event)
+    permissions: tuple[Permission, ...] = ()
     source: str = "<mapping>"
 
     @cached_property
@@ -411,10 +427,77 @@ def _build(
             hooks=hooks,
             index=index,
             deadlines=_build_deadlines(data.get("deadlines", []), hooks, problems),
+            permissions=_build_permissions(data.get("permissions", []), hooks, problems),
             source=source,
         ),
         problems,
     )
+
+
+#: The roles baoflow knows (a role in a permission table must be one of them).
+ROLES = (
+    "service_agent",
+    "handler",
+    "supervisor",
+    "branch_manager",
+    "headquarters",
+    "auditor",
+    "administrator",
+)
+
+
+def _build_permissions(raw: Any, hooks: Hooks, problems: list[Problem]) -> tuple[Permission, ...]:
+    """``[[permissions]]``: shapes, roles and conditions here; events in validation.py."""
+    if not isinstance(raw, list):
+        problems.append(Problem("permissions", "must be an array of [[permissions]] tables"))
+        return ()
+    rows = []
+    for i, p in enumerate(raw):
+        where = f"permissions[{i}]"
+        if not isinstance(p, Mapping):
+            problems.append(Problem(where, "must be a table"))
+            continue
+        unknown = sorted(set(p) - {"events", "roles", "own_org_unit", "when", "title"})
+        if unknown:
+            problems.append(
+                Problem(
+                    where,
+                    f"unknown key(s) {', '.join(unknown)}; use events, roles, "
+                    "own_org_unit, when, title",
+                )
+            )
+        events, roles = p.get("events"), p.get("roles")
+        if (
+            not isinstance(events, list)
+            or not events
+            or not all(isinstance(e, str) for e in events)
+        ):
+            problems.append(Problem(f"{where}.events", "must be a non-empty list of event names"))
+            events = []
+        if not isinstance(roles, list) or not roles or not all(isinstance(r, str) for r in roles):
+            problems.append(Problem(f"{where}.roles", "must be a non-empty list of roles"))
+            roles = []
+        for j, role in enumerate(roles):
+            if role not in ROLES:
+                problems.append(
+                    Problem(f"{where}.roles[{j}]", f"unknown role {role!r}; use {', '.join(ROLES)}")
+                )
+        when = p.get("when")
+        if when is not None and when not in hooks.conditions:
+            known = ", ".join(sorted(hooks.conditions)) or "(none)"
+            problems.append(
+                Problem(f"{where}.when", f"no condition named {when!r}; known: {known}")
+            )
+        rows.append(
+            Permission(
+                events=tuple(events),
+                roles=tuple(roles),
+                own_org_unit=bool(p.get("own_org_unit", True)),
+                when=when if isinstance(when, str) else None,
+                title=str(p.get("title", "")),
+            )
+        )
+    return tuple(rows)
 
 
 def _build_notices(

@@ -10,6 +10,7 @@ parsing the message, and a message that says what is wrong and what to do next.
     ├── UnknownEvent             the workflow has no event of that name
     ├── EventNotAllowed          the event exists but not from the case's state
     ├── GuardRefused             a guard refused the transition, with its reasons
+    ├── NotPermitted             the actor's roles or org unit may not fire that event
     ├── InvalidData              the data given is malformed, with every problem
     ├── ConflictError            the case changed since it was read (optimistic lock)
     ├── IdempotencyKeyReused     the key was used before for a different request
@@ -114,6 +115,24 @@ class GuardRefused(BaoflowError):
         super().__init__(
             f"{event!r} on case {case_number} was refused:\n"
             + "\n".join(f"  - {r}" for r in self.reasons)
+        )
+
+
+class NotPermitted(BaoflowError):
+    """The workflow's permission table does not let this actor fire this event on this
+    case; ``who_can`` says who could (the attempt is recorded: ``Engine.refusals``)."""
+
+    def __init__(
+        self, case_number: str, event: str, actor: str, why: str, who_can: Sequence[str]
+    ) -> None:
+        self.case_number = case_number
+        self.event = event
+        self.actor = actor
+        self.why = why
+        self.who_can = tuple(who_can)
+        can = "; ".join(self.who_can) if self.who_can else "nobody (it is the system's own)"
+        super().__init__(
+            f"{actor} may not fire {event!r} on case {case_number}: {why}. Who can: {can}."
         )
 
 

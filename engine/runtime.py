@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from . import timers
+from . import authority, timers
 from .calendar import ChineseOfficialCalendar, WorkingCalendar
 from .clock import SHANGHAI, Clock, SystemClock
 from .definitions import Intake, Transition, TransitionContext, WorkflowDefinition
@@ -30,6 +30,7 @@ from .errors import (
     GuardRefused,
     IdempotencyKeyReused,
     InvalidData,
+    NotPermitted,
     Problem,
     UnknownWorkflow,
 )
@@ -45,6 +46,7 @@ from .types import (
     DeadlineStatus,
     HistoryEntry,
     OpenResult,
+    Refusal,
     RuleSla,
     SlaReport,
     TimerRun,
@@ -290,6 +292,7 @@ class Engine:
             version=1,
             created_at=now,
             updated_at=now,
+            org_unit=actor.org_unit,
         )
         if decision.then is not None:
             case, then_notes = self._apply(tx, case, decision.then, Actor.system("intake"), {}, now)
@@ -347,6 +350,34 @@ class Engine:
             if idempotency_key is None:
                 raise
             return _case_from_json(self._prior_after_race(request, exc))
+        except NotPermitted as exc:
+            self._audit_refusal(case, event, actor, "not_permitted", [exc.why], now)
+            raise
+        except GuardRefused as exc:
+            self._audit_refusal(case, event, actor, "guard_refused", exc.reasons, now)
+            raise
+
+    def _audit_refusal(
+        self,
+        case: int | str,
+        event: str,
+        actor: Actor,
+        kind: str,
+        reasons: Sequence[str],
+        now: datetime,
+    ) -> None:
+        """Record a refused attempt in its own transaction (the attempt's rolled back)."""
+        try:
+            with self.store.write() as tx:
+                tx.insert_refusal(case, now, actor, event, kind, reasons)
+        except Exception:  # the refusal itself must reach the caller whatever happens here
+            log.exception("could not record the refusal of %r on %s", event, case)
+
+    def refusals(self, case: int | str) -> list[Refusal]:
+        """Attempts on the case that were refused (not permitted, or by a guard), oldest
+        first: who tried what, when, and why it was refused."""
+        with self.store.read() as tx:
+            return tx.refusals(tx.load_case(case).id)
 
     def _apply(
         self,
@@ -372,6 +403,9 @@ class Engine:
         # and rewrite their columns only when they changed.
         writes = bool(transition.actions) or transition.store_as in definition.index_roots
         keys_before = _search_keys(definition, new_data) if writes else None
+        refused = authority.refusal(definition, actor, case, event, payload)
+        if refused is not None:
+            raise NotPermitted(case.number, event, _who(actor), *refused)
         ctx = self._context(tx, case, event, payload, actor, now, new_data)
         reasons = _run_guards(definition, transition, ctx)
         if reasons:
@@ -433,6 +467,7 @@ class Engine:
             version=case.version + 1,
             created_at=case.created_at,
             updated_at=now,
+            org_unit=case.org_unit,
         )
         return new_case, ctx.notes
 
@@ -542,9 +577,10 @@ class Engine:
             found = tx.load_case(case)
             return tx.history(found.id)
 
-    def available_events(self, case: int | str) -> list[AvailableEvent]:
+    def available_events(self, case: int | str, actor: Actor | None = None) -> list[AvailableEvent]:
         """The events the case's state allows, each with the reasons it would be refused
-        now (guards evaluated without event data)."""
+        now (guards evaluated without event data); with ``actor``, also why the
+        permission table would not let that actor fire it."""
         now = self.clock.now()
         with self.store.read() as tx:
             current = tx.load_case(case)
@@ -554,15 +590,18 @@ class Engine:
             for event in machine.allowed(current.state):
                 transition = definition.transition(event, current.state)
                 assert transition is not None
-                ctx = self._context(
-                    tx, current, event, {}, Actor.system("preview"), now, dict(current.data)
-                )
+                who = actor or Actor.system("preview")
+                ctx = self._context(tx, current, event, {}, who, now, dict(current.data))
+                reasons = _run_guards(definition, transition, ctx)
+                refused = authority.refusal(definition, who, current, event, {})
+                if refused is not None:
+                    reasons.insert(0, f"not permitted: {refused[0]}")
                 result.append(
                     AvailableEvent(
                         event=event,
                         title=transition.title,
                         target=transition.target,
-                        refusals=tuple(_run_guards(definition, transition, ctx)),
+                        refusals=tuple(reasons),
                     )
                 )
         return result
@@ -1100,6 +1139,12 @@ _PERIODS: dict[str | None, Callable[[datetime], str | None]] = {
 }
 
 
+def _who(actor: Actor) -> str:
+    roles = "/".join(actor.roles) or "no role"
+    unit = f", {actor.org_unit}" if actor.org_unit else ""
+    return f"{actor.name} ({actor.id}: {roles}{unit})"
+
+
 def _priority(raw: Any) -> int:
     """The case's ``priority`` as ``raise_priority`` counts it (absent or not a number: 0)."""
     try:
@@ -1247,6 +1292,7 @@ def _case_json(case: Case) -> dict[str, Any]:
         "version": case.version,
         "created_at": case.created_at.isoformat(),
         "updated_at": case.updated_at.isoformat(),
+        "org_unit": case.org_unit,
     }
 
 
@@ -1261,4 +1307,5 @@ def _case_from_json(raw: Mapping[str, Any]) -> Case:
         version=raw["version"],
         created_at=datetime.fromisoformat(raw["created_at"]),
         updated_at=datetime.fromisoformat(raw["updated_at"]),
+        org_unit=raw.get("org_unit"),
     )

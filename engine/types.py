@@ -62,6 +62,20 @@ class Case:
     version: int
     created_at: datetime
     updated_at: datetime
+    #: the org unit (branch) the case belongs to: that of whoever opened it
+    org_unit: str | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An attempt that was refused — not permitted, or refused by a guard — kept for
+    the audit (it changed nothing, so it is not in the case's history)."""
+
+    at: datetime
+    actor: Actor
+    event: str
+    kind: str  # not_permitted | guard_refused
+    reasons: tuple[str, ...]
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,13 @@ def validate(d: WorkflowDefinition) -> list[Problem]:
         elif s.name not in can_finish:
             add(Problem(f"states.{s.name}", "no path from here reaches a final state"))
     problems.extend(_deadline_problems(d, known))
+    events = set(d.events)
+    for i, row in enumerate(d.permissions):
+        for j, event in enumerate(row.events):
+            if event not in events:
+                problems.append(
+                    Problem(f"permissions[{i}].events[{j}]", f"unknown event {event!r}")
+                )
     return problems
 
 

@@ -80,6 +80,8 @@ def test_fire_list_and_show(tmp_path: Path) -> None:
             "h01",
             "--role",
             "handler",
+            "--org",
+            "SH",
             "--url",
             url,
             "--data",

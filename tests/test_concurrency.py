@@ -18,7 +18,7 @@ def _fire_after_barrier(
 ) -> None:
     clock = FakeClock(datetime(2026, 5, 6, 10, 0, tzinfo=SHANGHAI))
     eng = open_engine(url, clock=clock, migrate=False)
-    actor = Actor(who, who, roles=("handler",))
+    actor = Actor(who, who, roles=("handler",), org_unit="SH")
     try:
         eng.get_case(case_id)  # warm the connection so both start level
         barrier.wait(timeout=30)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from engine import SHANGHAI, ChineseOfficialCalendar, Engine, FakeClock, open_engine
 from engine.store import tables as t
-from tests.conftest import AGENT, HANDLER, ID_LI, POLICIES, report
+from tests.conftest import AGENT, HANDLER, ID_LI, POLICIES, SUPERVISOR, report
 
 
 def bj(*args: int) -> datetime:
@@ -139,7 +139,7 @@ def test_a_major_case_must_be_reported_to_headquarters_within_24_hours(
     assert rule.due_at == bj(2026, 5, 7, 9, 0)
     clock.set(bj(2026, 5, 6, 21, 0))
     assert eng.run_due_timers().fired == 1  # the 50% warning
-    eng.fire(case.id, "report_to_headquarters", HANDLER, {"summary": "一次事故2人死亡"})
+    eng.fire(case.id, "report_to_headquarters", SUPERVISOR, {"summary": "一次事故2人死亡"})
     assert at(clock, bj(2026, 5, 8), eng).fired == 0
     (rule,) = [d for d in eng.deadlines(case.id) if d.rule == "major_report"]
     assert rule.status == "met"

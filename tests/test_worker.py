@@ -131,17 +131,18 @@ def test_breaches_and_the_sla_report_by_org_unit(eng: Engine, clock: FakeClock) 
     shanghai = to_materials_complete(eng)  # opened by an agent of SH
     clock.advance(days=1)
     beijing_agent = Actor("a09", "赵敏", roles=("service_agent",), org_unit="BJ")
+    bj_handler = Actor("h09", "钱伟", roles=("handler",), org_unit="BJ")
     data = report(
         policy={"number": "P-ACC-001", "insured_name": "张伟"},
         incident={"time": eng.clock.now().isoformat(), "cause": "accident"},
         reporter={"phone": "13900000003"},
     )
     beijing = eng.open_case("claim", data, beijing_agent).case
-    beijing = eng.fire(beijing.id, "verify", HANDLER)
+    beijing = eng.fire(beijing.id, "verify", bj_handler)
     beijing = eng.fire(
         beijing.id,
         "apply",
-        HANDLER,
+        bj_handler,
         {
             "applicant_name": "张伟",
             "applicant_id_number": "110101199003074514",
@@ -149,9 +150,12 @@ def test_breaches_and_the_sla_report_by_org_unit(eng: Engine, clock: FakeClock) 
         },
     )
     beijing = eng.fire(
-        beijing.id, "receive_materials", HANDLER, {"items": beijing.data["materials"]["required"]}
+        beijing.id,
+        "receive_materials",
+        bj_handler,
+        {"items": beijing.data["materials"]["required"]},
     )
-    eng.fire(beijing.id, "complete_materials", HANDLER)
+    eng.fire(beijing.id, "complete_materials", bj_handler)
     clock.set(bj(2026, 5, 20))
     eng.run_due_timers()
     assert [b.case_number for b in eng.breaches(org_unit="SH")] == [shanghai.number]

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from ..errors import CaseNotFound
-from ..types import Actor, Case, HistoryEntry
+from ..types import Actor, Case, HistoryEntry, Refusal
 from . import tables as t
 
 _c = t.cases.c
@@ -743,6 +743,38 @@ class CoreTx:
                 ],
             )
 
+    # --- refused attempts (the audit) ----------------------------------------------------
+    def insert_refusal(
+        self,
+        case: int | str,
+        at: datetime,
+        actor: Actor,
+        event: str,
+        kind: str,
+        reasons: Sequence[str],
+    ) -> None:
+        case_id = self._case_row(case).id
+        self.conn.execute(
+            t.refusals.insert().values(
+                case_id=case_id,
+                at=at,
+                actor=actor.to_json(),
+                event=event,
+                kind=kind,
+                reasons=list(reasons),
+            )
+        )
+
+    def refusals(self, case_id: int) -> list[Refusal]:
+        r = t.refusals.c
+        rows = self.conn.execute(
+            sa.select(t.refusals).where(r.case_id == case_id).order_by(r.at, r.id)
+        )
+        return [
+            Refusal(row.at, Actor.from_json(row.actor), row.event, row.kind, tuple(row.reasons))
+            for row in rows
+        ]
+
     # --- the outbox's delivery (notifications.delivery) --------------------------------
     def outbox_to_expand(self, now: datetime, limit: int) -> list[sa.Row[Any]]:
         """Notices not yet resolved to addresses (``channel`` NULL), pending and due,
@@ -982,4 +1014,5 @@ def _case(row: sa.Row[Any]) -> Case:
         version=row.version,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        org_unit=row.org_unit,
     )

@@ -29,7 +29,7 @@ from ..policies import Policy
 from ..types import Actor, Case, HistoryEntry
 
 _CASE_COLUMNS = (
-    "id, number, workflow, workflow_version, state, data, version, created_at, updated_at"
+    "id, number, workflow, workflow_version, state, data, version, created_at, updated_at, org_unit"
 )
 _SELECT_BY_ID = f"SELECT {_CASE_COLUMNS} FROM cases WHERE id = ?"
 _SELECT_BY_NUMBER = f"SELECT {_CASE_COLUMNS} FROM cases WHERE number = ?"
@@ -343,7 +343,7 @@ def _actor_text(actor: Actor, dumps: Callable[[Any], str]) -> str:
 
 
 def _case(row: tuple[Any, ...]) -> Case:
-    id_, number, workflow, workflow_version, state, data, version, created, updated = row
+    id_, number, workflow, workflow_version, state, data, version, created, updated, unit = row
     return Case(
         id=id_,
         number=number,
@@ -354,4 +354,5 @@ def _case(row: tuple[Any, ...]) -> Case:
         version=version,
         created_at=parse_time(created),
         updated_at=parse_time(updated),
+        org_unit=unit,
     )

@@ -238,3 +238,18 @@ inbox = sa.Table(
     sa.Column("read_at", UTCDateTime),
     sa.Index("ix_inbox_user", "user_id", "created_at"),
 )
+
+#: Refused attempts (not permitted, or refused by a guard): the audit of what was tried
+#: and not done. A refusal changes nothing on the case, so it has no history row.
+refusals = sa.Table(
+    "refusals",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("case_id", BigId, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor", JSONType, nullable=False),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("reasons", JSONType, nullable=False),
+    sa.Index("ix_refusals_case", "case_id", "at"),
+)

@@ -1,0 +1,68 @@
+"""Who may fire what: the workflow's permission table (核决权限, issue #6).
+
+A definition may carry ``[[permissions]]`` rows — roles, the events they may fire, on
+their own org unit's cases or any, under a condition such as an amount limit. An actor
+may fire an event when any row allows it; the system (intake, timers, escalations) is
+not bound by the table (its own events are guarded by the workflow). A workflow with no
+table lets every actor fire every event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .definitions import Permission, WorkflowDefinition
+from .types import Actor, Case
+
+
+def refusal(
+    definition: WorkflowDefinition,
+    actor: Actor,
+    case: Case,
+    event: str,
+    data: Mapping[str, Any],
+) -> tuple[str, list[str]] | None:
+    """None if ``actor`` may fire ``event`` on ``case`` with ``data``; else why not, and
+    who could (each row that lists the event, as people read it)."""
+    if not definition.permissions or actor.is_system:
+        return None
+    rows = [p for p in definition.permissions if event in p.events]
+    who_can = [describe(p) for p in rows]
+    if not rows:
+        return f"no role may fire {event!r} in {definition.name}", who_can
+    facts: Mapping[str, Any] | None = None
+    reasons = []
+    for row in rows:
+        held = [r for r in row.roles if actor.has_role(r)]
+        if not held:
+            continue
+        if row.own_org_unit and not _same_unit(actor, case):
+            reasons.append(
+                f"as {'/'.join(held)} only on cases of their own org unit "
+                f"({actor.org_unit or 'none'}); this case is {case.org_unit or 'of no unit'}"
+            )
+            continue
+        if row.when is not None:
+            facts = facts if facts is not None else {**case.data, **data}
+            if not definition.hooks.conditions[row.when](facts):
+                reasons.append(f"as {'/'.join(held)} only {row.title or row.when}")
+                continue
+        return None
+    roles = ", ".join(actor.roles) or "no roles"
+    why = "; ".join(reasons) if reasons else f"their roles ({roles}) are not among those who can"
+    return why, who_can
+
+
+def describe(row: Permission) -> str:
+    """``supervisor, branch_manager (own org unit; up to 5,000 yuan)``."""
+    limits = []
+    if row.own_org_unit:
+        limits.append("own org unit")
+    if row.when is not None:
+        limits.append(row.title or row.when)
+    return ", ".join(row.roles) + (f" ({'; '.join(limits)})" if limits else "")
+
+
+def _same_unit(actor: Actor, case: Case) -> bool:
+    return actor.org_unit is not None and actor.org_unit == case.org_unit

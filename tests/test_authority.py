@@ -1,0 +1,195 @@
+"""Who may fire what (核决权限): the claim's permission table, role by role and event by
+event; a branch acts on its own cases; a condition such as an amount limit; a refused
+attempt changes nothing and is recorded for the audit (issue #6)."""
+
+from __future__ import annotations
+
+from copy import deepcopy
+from datetime import datetime
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from engine import (
+    SHANGHAI,
+    Actor,
+    Case,
+    DefinitionError,
+    Engine,
+    GuardRefused,
+    Hooks,
+    NotPermitted,
+    load_workflow,
+)
+from engine.authority import refusal
+from engine.definitions import ROLES
+from tests.conftest import AGENT, HANDLER, report
+from tests.toy import TOY
+from workflows.claim import build
+
+CLAIM = build()
+CASE = Case(
+    id=1,
+    number="LP-20260506-000001",
+    workflow="claim",
+    workflow_version=CLAIM.version,
+    state="reported",
+    data={},
+    version=1,
+    created_at=datetime(2026, 5, 6, 9, tzinfo=SHANGHAI),
+    updated_at=datetime(2026, 5, 6, 9, tzinfo=SHANGHAI),
+    org_unit="SH",
+)
+
+HANDLING = {
+    "verify",
+    "reject",
+    "apply",
+    "receive_materials",
+    "complete_materials",
+    "hand_over",
+    "insurer_requests_materials",
+    "materials_resubmitted",
+    "close",
+    "withdraw",
+}
+LOOKUP = {"match_policy", "confirm_not_ours", "confirm_identity"}
+#: What each role may fire on a case of its own branch (the claim's table, written out).
+MAY = {
+    "service_agent": LOOKUP | {"receive_materials", "withdraw"},
+    "handler": LOOKUP | HANDLING,
+    "supervisor": LOOKUP | HANDLING | {"report_to_headquarters"},
+    "branch_manager": LOOKUP | HANDLING | {"report_to_headquarters"},
+    "headquarters": {"report_to_headquarters"},
+    "auditor": set(),
+    "administrator": set(),
+}
+
+
+def allowed(role: str, event: str, org_unit: str = "SH") -> bool:
+    actor = Actor("u1", "某人", roles=(role,), org_unit=org_unit)
+    return refusal(CLAIM, actor, CASE, event, {}) is None
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("event", sorted(set(CLAIM.events)))
+def test_the_claim_matrix_every_role_by_every_event(role: str, event: str) -> None:
+    assert allowed(role, event) == (event in MAY[role])
+
+
+@pytest.mark.parametrize("event", ["register", "no_policy", "hold_for_identity"])
+def test_the_intakes_own_decisions_are_the_systems_alone(event: str) -> None:
+    assert not any(allowed(role, event) for role in ROLES)
+    assert refusal(CLAIM, Actor.system("intake"), CASE, event, {}) is None
+
+
+def test_a_branch_acts_only_on_its_own_cases_and_the_refusal_says_who_can() -> None:
+    beijing = Actor("h09", "钱伟", roles=("handler",), org_unit="BJ")
+    why, who_can = refusal(CLAIM, beijing, CASE, "verify", {}) or ("", [])
+    assert why == "as handler only on cases of their own org unit (BJ); this case is SH"
+    assert who_can == ["handler, supervisor, branch_manager (own org unit)"]
+    assert allowed("headquarters", "report_to_headquarters", org_unit="HQ")  # any branch
+
+
+def test_a_refused_attempt_changes_nothing_and_is_kept_for_the_audit(eng: Engine) -> None:
+    case = eng.open_case("claim", report(), AGENT).case
+    auditor = Actor("x01", "审计员", roles=("auditor",), org_unit="SH")
+    with pytest.raises(NotPermitted) as exc:
+        eng.fire(case.id, "verify", auditor)
+    assert "their roles (auditor) are not among those who can" in str(exc.value)
+    assert "Who can: handler, supervisor, branch_manager (own org unit)" in str(exc.value)
+    assert eng.get_case(case.id).version == case.version
+    with pytest.raises(GuardRefused):  # a guard's refusal is kept too
+        eng.fire(case.id, "reject", HANDLER, {"reasons": ["not_covered"], "notice": "不予受理"})
+    refused = eng.refusals(case.id)
+    assert [(r.actor.id, r.event, r.kind) for r in refused] == [
+        ("x01", "verify", "not_permitted"),
+        ("h01", "reject", "guard_refused"),
+    ]
+    assert refused[0].reasons == ("their roles (auditor) are not among those who can",)
+    assert refused[1].reasons[0].startswith("reason 'not_covered' is not borne out")
+
+
+class Payout(BaseModel):
+    amount: int
+
+
+def amounts_engine(eng: Engine) -> Engine:
+    spec = deepcopy(TOY)
+    spec["workflow"]["name"] = "payout"
+    spec["deadlines"] = []
+    spec["transitions"][2]["schema"] = "Payout"
+    spec["permissions"] = [
+        {"events": ["wait", "resume"], "roles": ["handler", "supervisor"]},
+        {
+            "events": ["finish"],
+            "roles": ["handler"],
+            "when": "small",
+            "title": "up to 5,000 yuan",
+        },
+        {"events": ["finish"], "roles": ["supervisor", "branch_manager"]},
+    ]
+    hooks = Hooks(
+        schemas={"Payout": Payout}, conditions={"small": lambda d: int(d["amount"]) <= 5000}
+    )
+    eng.register(load_workflow(spec, hooks))
+    return eng
+
+
+def test_an_amount_band_decides_who_may_approve(eng: Engine) -> None:
+    amounts_engine(eng)
+    handler = Actor("h01", "王芳", roles=("handler",), org_unit="SH")
+    supervisor = Actor("s01", "陈刚", roles=("supervisor",), org_unit="SH")
+    small = eng.open_case("payout", {}, handler).case
+    assert eng.fire(small.id, "finish", handler, {"amount": 5000}).state == "done"
+    large = eng.open_case("payout", {}, handler).case
+    with pytest.raises(NotPermitted) as exc:
+        eng.fire(large.id, "finish", handler, {"amount": 8000})
+    assert exc.value.why == "as handler only up to 5,000 yuan"
+    assert exc.value.who_can == (
+        "handler (own org unit; up to 5,000 yuan)",
+        "supervisor, branch_manager (own org unit)",
+    )
+    assert eng.fire(large.id, "finish", supervisor, {"amount": 8000}).state == "done"
+
+
+@pytest.mark.parametrize(
+    "row, location, message",
+    [
+        (
+            {"events": ["finish"], "roles": ["supervsior"]},
+            "permissions[0].roles[0]",
+            "unknown role",
+        ),
+        ({"events": ["fly"], "roles": ["handler"]}, "permissions[0].events[0]", "unknown event"),
+        ({"events": ["finish"], "roles": []}, "permissions[0].roles", "non-empty list"),
+        ({"events": [], "roles": ["handler"]}, "permissions[0].events", "non-empty list"),
+        (
+            {"events": ["finish"], "roles": ["handler"], "when": "tiny"},
+            "permissions[0].when",
+            "no condition named 'tiny'",
+        ),
+        ({"events": ["finish"], "roles": ["handler"], "who": 1}, "permissions[0]", "unknown key"),
+    ],
+)
+def test_a_bad_permission_row_is_refused_at_load(
+    row: dict[str, Any], location: str, message: str
+) -> None:
+    spec = deepcopy(TOY)
+    spec["permissions"] = [row]
+    with pytest.raises(DefinitionError) as exc:
+        load_workflow(spec, Hooks())
+    found = {p.location: p.message for p in exc.value.problems}
+    assert message in found[location], found
+
+
+def test_what_an_actor_may_do_next_says_what_the_table_forbids(eng: Engine) -> None:
+    case = eng.open_case("claim", report(), AGENT).case
+    agent_view = {a.event: a.refusals for a in eng.available_events(case.id, AGENT)}
+    assert agent_view["withdraw"] == ()
+    assert agent_view["verify"][0] == (
+        "not permitted: their roles (service_agent) are not among those who can"
+    )
+    handler_view = {a.event: a for a in eng.available_events(case.id, HANDLER)}
+    assert not any(r.startswith("not permitted") for r in handler_view["verify"].refusals)
