@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Column, Table
 
-from . import Actor, BaoflowError, Engine, SqlPolicyDirectory, open_engine
+from . import Actor, BaoflowError, ChineseOfficialCalendar, Engine, SqlPolicyDirectory, open_engine
 from .clock import SHANGHAI
 from .store import Store
 
@@ -61,7 +62,13 @@ url_option = click.option(
 
 @contextmanager
 def _engine(url: str) -> Iterator[Engine]:
-    eng = open_engine(url)
+    # BAOFLOW_UNKNOWN_YEARS=weekends: count days in a year whose holiday arrangement is
+    # not published yet on weekdays, logged and recorded on each deadline (late in the
+    # year, before the State Council publishes the next one); the default refuses.
+    fallback = os.environ.get("BAOFLOW_UNKNOWN_YEARS", "error")
+    if fallback not in ("error", "weekends"):
+        raise click.UsageError(f"BAOFLOW_UNKNOWN_YEARS must be error or weekends, not {fallback!r}")
+    eng = open_engine(url, calendar=ChineseOfficialCalendar(unknown_years=fallback))  # type: ignore[arg-type]
     try:
         yield eng
     finally:

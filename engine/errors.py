@@ -177,7 +177,9 @@ class CalendarYearUnknown(BaoflowError):
             f"the official holiday arrangement for {year} is not in {source}, so working "
             f"days in {year} are unknown and no deadline is guessed. The State Council "
             "publishes it each winter: upgrade the data (pip install -U chinesecalendar) "
-            "or pass open_engine(calendar=...) a calendar that knows the year."
+            "or pass open_engine(calendar=...) a calendar that knows the year, or choose "
+            "the logged weekday fallback (ChineseOfficialCalendar(unknown_years="
+            "'weekends'); for the command line BAOFLOW_UNKNOWN_YEARS=weekends)."
         )
 
 

@@ -109,3 +109,15 @@ def test_errors_are_one_clear_message_and_exit_status_2(tmp_path: Path) -> None:
         main, ["fire", "1", "verify", "--actor", "h01", "--url", url, "--data", "{oops"]
     )
     assert bad_json.exit_code == 2 and "not valid JSON" in bad_json.output
+
+
+def test_the_unknown_year_fallback_is_an_explicit_choice(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'y.db'}"
+    bad = CliRunner().invoke(
+        main, ["cases", "list", "--url", url], env={"BAOFLOW_UNKNOWN_YEARS": "guess"}
+    )
+    assert bad.exit_code == 2 and "BAOFLOW_UNKNOWN_YEARS must be error or weekends" in bad.output
+    ok = CliRunner().invoke(
+        main, ["cases", "list", "--url", url], env={"BAOFLOW_UNKNOWN_YEARS": "weekends"}
+    )
+    assert ok.exit_code == 0, ok.output

@@ -15,16 +15,26 @@ def test_the_demo_day_covers_every_outcome_and_says_where_the_database_is(tmp_pa
     db = tmp_path / "demo.db"
     result = CliRunner().invoke(main, ["demo", "--db", str(db)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    for heading in ("Cases by state", "Rejections by reason", "What is missing", str(db.resolve())):
+    for heading in (
+        "Cases by state",
+        "Rejections by reason",
+        "What is missing",
+        "Surrenders and endorsements",
+        "Notices sent",
+        str(db.resolve()),
+    ):
         assert heading in result.output
     eng = open_engine(f"sqlite:///{db}")
     cases = eng.find_cases(limit=10_000)
     eng.close()
-    states = Counter(c.state for c in cases)
+    states = Counter(c.state for c in cases if c.workflow == "claim")
+    kinds = Counter(c.workflow for c in cases)
+    assert kinds["surrender"] > 0 and kinds["endorsement"] > 0
     reasons = Counter(r for c in cases for r in (c.data.get("rejection") or {}).get("reasons", ()))
     assert {"unmatched", "identity_pending", "applied", "rejected", "withdrawn"} <= set(states)
     assert set(reasons) == {"outside_policy_period", "not_covered", "late_filing"}
-    assert {c.data["channel"] for c in cases} == {"phone", "in_person", "fax", "letter"}
-    assert any(c.data["major"]["is_major"] for c in cases if "major" in c.data)
-    assert any("scene_preservation" in c.data for c in cases)
+    claims = [c for c in cases if c.workflow == "claim"]
+    assert {c.data["channel"] for c in claims} == {"phone", "in_person", "fax", "letter"}
+    assert any(c.data["major"]["is_major"] for c in claims if "major" in c.data)
+    assert any("scene_preservation" in c.data for c in claims)
     assert "duplicate reports answered with the existing case" in result.output

@@ -27,6 +27,7 @@ from engine import (
     Actor,
     BaoflowError,
     Case,
+    ChineseOfficialCalendar,
     Engine,
     FakeClock,
     GuardRefused,
@@ -91,6 +92,8 @@ SCENARIOS = {
     "shared_name": 4,
     "withdrawn": 3,
     "bad_input": 4,
+    "surrender": 6,
+    "endorsement": 6,
 }
 
 
@@ -381,6 +384,10 @@ def _play(day: Day, scenario: str) -> None:
             eng.fire(
                 case.id, "withdraw", rng.choice(HANDLERS), {"reason": "客户来电表示不再申请理赔"}
             )
+    elif scenario == "surrender":
+        _surrender(day)
+    elif scenario == "endorsement":
+        _endorsement(day)
     elif scenario == "bad_input":
         data = _report(day, _in_force(day))
         flaw = rng.choice(["id", "future", "channel", "missing"])
@@ -393,6 +400,78 @@ def _play(day: Day, scenario: str) -> None:
         else:
             del data["incident"]["place"]
         _open(day, data)
+
+
+def _surrender(day: Day) -> None:
+    """退保: the request with its reason; most are referred, a few withdrawn at once."""
+    rng, eng = day.rng, day.eng
+    policy = _in_force(day)
+    data = {
+        "channel": rng.choice(list(Channel)).value,
+        "policy": {
+            "number": policy.number,
+            "product_name": policy.product_name,
+            "insured_name": policy.insured_name,
+        },
+        "customer": {
+            "name": policy.insured_name,
+            "phone": f"13{rng.randint(0, 9)}{rng.randint(10_000_000, 99_999_999)}",
+        },
+        "reason": rng.choice(
+            [
+                {"code": "financial", "detail": "家庭开支紧张，无力继续缴费"},
+                {"code": "better_alternative", "detail": "已购买其他公司同类产品"},
+                {"code": "product_unsuitable", "detail": "保障与需要不符"},
+            ]
+        ),
+    }
+    case = eng.open_case("surrender", data, rng.choice(AGENTS)).case
+    if rng.random() < 0.2:
+        eng.fire(case.id, "withdraw", rng.choice(AGENTS), {"reason": "客户决定继续持有保单"})
+    else:
+        eng.fire(case.id, "refer", rng.choice(HANDLERS), {"insurer": "承保保险公司上海分公司"})
+
+
+def _endorsement(day: Day) -> None:
+    """批改: typed changes; the application, the insurer, the endorsement or a refusal."""
+    rng, eng = day.rng, day.eng
+    policy = _in_force(day)
+    change = rng.choice(
+        [
+            {"kind": "beneficiary", "name": "王小明", "relationship": "子女", "share_percent": 100},
+            {"kind": "contact", "address": "上海市" + rng.choice(PLACES)},
+            {
+                "kind": "payment_account",
+                "bank": "工商银行",
+                "account_number": "6222020200112233445",
+            },
+        ]
+    )
+    data = {
+        "channel": rng.choice(list(Channel)).value,
+        "policy": {
+            "number": policy.number,
+            "product_name": policy.product_name,
+            "insured_name": policy.insured_name,
+        },
+        "requester": {
+            "name": policy.insured_name,
+            "phone": f"13{rng.randint(0, 9)}{rng.randint(10_000_000, 99_999_999)}",
+            "relationship": "本人",
+        },
+        "changes": [change],
+    }
+    case = eng.open_case("endorsement", data, rng.choice(AGENTS)).case
+    handler = rng.choice(HANDLERS)
+    if rng.random() < 0.3:
+        return  # the customer still has the application to fill in
+    form = {"form_number": f"PG-F-{case.id:04d}", "signed_by_policyholder": True}
+    eng.fire(case.id, "receive_application", handler, form)
+    eng.fire(case.id, "submit", handler, {"insurer": "承保保险公司上海分公司"})
+    if rng.random() < 0.8:
+        eng.fire(case.id, "confirm", handler, {"endorsement_number": f"PD-{case.id:06d}"})
+    else:
+        eng.fire(case.id, "decline", handler, {"reason": "需被保险人书面同意"})
 
 
 def _reject(day: Day, case: Case, reason: str, actor: Actor) -> None:
@@ -411,7 +490,11 @@ def run(*, db: Path, seed: int, reports: int, console: Console) -> None:
         SystemClock().now().astimezone(SHANGHAI).replace(hour=8, minute=30, second=0, microsecond=0)
     )
     clock = FakeClock(start)
-    eng = open_engine(f"sqlite:///{db}", clock=clock)
+    # The demo plays today: a deadline or escalation reaching into a year whose holiday
+    # arrangement is not published yet (late in the year) is counted on weekdays — the
+    # app's explicit, logged choice, recorded on the deadline (docs/deadlines.md).
+    calendar = ChineseOfficialCalendar(unknown_years="weekends")
+    eng = open_engine(f"sqlite:///{db}", clock=clock, calendar=calendar)
     rng = random.Random(seed)
     assert isinstance(eng.policies, SqlPolicyDirectory)
     policies = _policies(rng, start.date())
@@ -457,6 +540,21 @@ def _notices(eng: Engine, console: Console) -> None:
         console.print(
             f"[yellow]{run.dead} notice(s) in dead letter: baoflow outbox list --status dead[/]"
         )
+
+
+def _other_case_types(eng: Engine, console: Console) -> None:
+    table = Table(title="Surrenders and endorsements 退保与批改")
+    table.add_column("workflow")
+    table.add_column("state")
+    table.add_column("cases", justify="right")
+    for name in ("surrender", "endorsement"):
+        definition = eng.workflow(name)
+        counts = eng.count_by_state(name)
+        for state in definition.states:
+            n = counts.get((name, state.name), 0)
+            if n:
+                table.add_row(definition.title, f"{state.name} {state.title}", str(n))
+    console.print(table)
 
 
 def _summary(eng: Engine, day: Day, db: Path, console: Console) -> None:
@@ -513,6 +611,7 @@ def _summary(eng: Engine, day: Day, db: Path, console: Console) -> None:
     for code, n in missing.most_common():
         miss.add_row(f"{MATERIAL_TITLES[Material(code)]} ({code})", str(n))
     console.print(miss)
+    _other_case_types(eng, console)
     _notices(eng, console)
     console.print(
         f"\nDatabase: [bold]{db.resolve()}[/]\n"
