@@ -145,6 +145,9 @@ class DeadlineRule:
     starts_on: tuple[str, ...]
     stops_on: tuple[str, ...]
     stops_on_events: tuple[str, ...] = ()
+    #: events that start the clock too (when it is not running already), e.g. new facts
+    #: that make a case major after intake
+    starts_on_events: tuple[str, ...] = ()
     pauses: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     warnings: tuple[float, ...] = ()
     escalations: tuple[Escalation, ...] = ()
@@ -637,6 +640,7 @@ def _build_deadlines(raw: Any, hooks: Hooks, problems: list[Problem]) -> tuple[D
                 starts_on=tuple(r.get("starts_on", ())),
                 stops_on=tuple(r.get("stops_on", ())),
                 stops_on_events=tuple(r.get("stops_on_events", ())),
+                starts_on_events=tuple(r.get("starts_on_events", ())),
                 pauses={k: tuple(v) for k, v in pauses.items()},
                 warnings=tuple(float(w) for w in warnings),
                 escalations=tuple(escalations),

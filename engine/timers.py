@@ -67,6 +67,7 @@ def touches(definition: WorkflowDefinition, source: str | None, target: str, eve
         pause_states = {s for states in rule.pauses.values() for s in states}
         if (
             (target in rule.starts_on and source not in rule.starts_on)
+            or event in rule.starts_on_events
             or target in rule.stops_on
             or event in rule.stops_on_events
             or (target in pause_states) != (source in pause_states)
@@ -143,7 +144,9 @@ def on_transition(
                     f"期限「{rule.title or rule.name}」恢复计时，新的期限 {_local(plan.due)}"
                 )
             continue
-        entering = target in rule.starts_on and source not in rule.starts_on
+        entering = (target in rule.starts_on and source not in rule.starts_on) or (
+            event in rule.starts_on_events
+        )
         if not entering:
             continue
         if rule.when is not None and not definition.hooks.conditions[rule.when](data):

@@ -111,8 +111,13 @@ def _deadline_problems(d: WorkflowDefinition, known: set[str]) -> list[Problem]:
         if rule.name in seen:
             add(Problem(f"{where}.name", f"a deadline named {rule.name!r} is already defined"))
         seen.add(rule.name)
-        if not rule.starts_on:
-            add(Problem(f"{where}.starts_on", "name the state(s) whose entry starts the clock"))
+        if not rule.starts_on and not rule.starts_on_events:
+            add(
+                Problem(
+                    f"{where}.starts_on",
+                    "name the state(s) whose entry starts the clock (or starts_on_events)",
+                )
+            )
         if not rule.stops_on and not rule.stops_on_events:
             add(Problem(f"{where}.stops_on", "name the state(s) or event(s) that stop the clock"))
         for field_name, names in (("starts_on", rule.starts_on), ("stops_on", rule.stops_on)):
@@ -124,6 +129,9 @@ def _deadline_problems(d: WorkflowDefinition, known: set[str]) -> list[Problem]:
         for j, event in enumerate(rule.stops_on_events):
             if event not in events:
                 add(Problem(f"{where}.stops_on_events[{j}]", f"unknown event {event!r}"))
+        for j, event in enumerate(rule.starts_on_events):
+            if event not in events:
+                add(Problem(f"{where}.starts_on_events[{j}]", f"unknown event {event!r}"))
         for reason, states in rule.pauses.items():
             if not _IDENT.match(reason):
                 add(Problem(f"{where}.pauses.{reason}", "a pause reason must be lower_snake_case"))

@@ -58,10 +58,10 @@ LOOKUP = {"match_policy", "confirm_not_ours", "confirm_identity"}
 #: What each role may fire on a case of its own branch (the claim's table, written out).
 MAY = {
     "service_agent": LOOKUP | {"receive_materials", "withdraw"},
-    "handler": LOOKUP | HANDLING,
-    "supervisor": LOOKUP | HANDLING | {"report_to_headquarters"},
-    "branch_manager": LOOKUP | HANDLING | {"report_to_headquarters"},
-    "headquarters": {"report_to_headquarters"},
+    "handler": LOOKUP | HANDLING | {"update_facts"},
+    "supervisor": LOOKUP | HANDLING | {"report_to_headquarters", "update_facts"},
+    "branch_manager": LOOKUP | HANDLING | {"report_to_headquarters", "update_facts"},
+    "headquarters": {"report_to_headquarters", "acknowledge_report"},
     "auditor": set(),
     "administrator": set(),
 }

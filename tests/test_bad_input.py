@@ -140,10 +140,18 @@ def test_an_event_the_state_does_not_allow_names_the_state_and_the_allowed_event
     with pytest.raises(EventNotAllowed) as err:
         eng.fire(case.id, "hand_over", HANDLER, {"insurer": "平安人寿"})
     assert err.value.state == "reported"
-    assert err.value.allowed == ("verify", "reject", "report_to_headquarters", "withdraw")
+    assert err.value.allowed == (
+        "verify",
+        "reject",
+        "report_to_headquarters",
+        "acknowledge_report",
+        "update_facts",
+        "withdraw",
+    )
     assert err.value.case_number == case.number
     assert (
-        "it is in 'reported'. Allowed now: verify, reject, report_to_headquarters, withdraw"
+        "it is in 'reported'. Allowed now: verify, reject, report_to_headquarters, "
+        "acknowledge_report, update_facts, withdraw"
         in str(err.value)
     )
     assert stored(eng, case.id) == before

@@ -365,7 +365,14 @@ def test_available_events_show_why_verify_would_be_refused(eng: Engine) -> None:
         incident={"cause": "illness", "injury": "minor", "time": day("2021-06-01")},
     )
     events = {a.event: a for a in eng.available_events(case.id)}
-    assert list(events) == ["verify", "reject", "report_to_headquarters", "withdraw"]
+    assert list(events) == [
+        "verify",
+        "reject",
+        "report_to_headquarters",
+        "acknowledge_report",
+        "update_facts",
+        "withdraw",
+    ]
     assert not events["report_to_headquarters"].would_pass  # not a major case
     assert not events["verify"].would_pass
     assert len(events["verify"].refusals) == 3

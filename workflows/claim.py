@@ -306,9 +306,27 @@ class MaterialsRequested(Strict):
 
 
 class HeadquartersReport(Strict):
-    """重大案件呈报: what headquarters is told."""
+    """重大案件呈报: what headquarters is told (the criteria hit are the case's own)."""
 
     summary: Text
+    estimated_amount: Amount | None = None
+
+
+class HeadquartersAcknowledgement(Strict):
+    """Headquarters confirms it has the report (and may say what it wants next)."""
+
+    note: Text
+
+
+class FactsUpdate(Strict):
+    """New facts after intake (a second death, an amount raised, a complaint to the
+    media, a lawsuit): the case is assessed again, and may become major."""
+
+    deaths: int | None = Field(default=None, ge=0)
+    expected_amount: Amount | None = None
+    outcome_undetermined: bool | None = None
+    dispute: Dispute | None = None
+    note: Text
 
 
 class Withdrawal(Strict):
@@ -463,6 +481,12 @@ LIFE_LINES = frozenset({"life", "health"})
 
 def is_major(data: Mapping[str, Any]) -> bool:
     return bool((data.get("major") or {}).get("is_major"))
+
+
+def major_unreported(data: Mapping[str, Any]) -> bool:
+    """Major, and not reported to headquarters yet: the 24 hours run (from intake, or
+    from the new facts that made it major)."""
+    return is_major(data) and "headquarters_report" not in data
 
 
 def life_product(data: Mapping[str, Any]) -> bool:
@@ -805,6 +829,24 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
             return []
         return ["the applicant has no right to claim (保险金请求权) and no power of attorney"]
 
+    def update_facts(ctx: TransitionContext) -> None:
+        incident = ctx.new_data["incident"]
+        for key in ("deaths", "expected_amount", "outcome_undetermined", "dispute"):
+            if ctx.data.get(key) is not None:
+                incident[key] = ctx.data[key]
+        was_major = is_major(ctx.new_data)
+        ctx.new_data.setdefault("facts_updates", []).append(
+            {"at": ctx.now.isoformat(), "note": ctx.data["note"]}
+        )
+        assess(ctx)
+        if is_major(ctx.new_data) and not was_major:
+            ctx.notes.append("新情况使本案成为重大案件：自现在起24小时内向总部呈报")
+
+    def reported_to_headquarters(ctx: TransitionContext) -> list[str]:
+        if "headquarters_report" in ctx.new_data:
+            return []
+        return ["no major-case report has been made to headquarters yet"]
+
     def is_major_case(ctx: TransitionContext) -> list[str]:
         if is_major(ctx.new_data):
             return []
@@ -845,7 +887,7 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
             )
             data["scene_preservation"] = {"instruction": instruction, "insurer_notified_at": None}
             ctx.notes.append(f"现场保全：{instruction} (scene preservation instructed)")
-        if delay > s.late_notice:
+        if delay > s.late_notice and not data.get("flags", {}).get("late_notice"):
             data.setdefault("flags", {})["late_notice"] = True
             ctx.notes.append(
                 f"出险 {delay.days} 天后报案，已标记为迟延通知（保险法第二十一条），不影响受理。"
@@ -900,12 +942,14 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
             "right_to_claim": right_to_claim,
             "materials_complete": materials_complete,
             "is_major_case": is_major_case,
+            "reported_to_headquarters": reported_to_headquarters,
         },
         actions={
             "assess": assess,
             "attach_policy": attach_policy,
             "attach_identity": attach_identity,
             "record_checklist": record_checklist,
+            "update_facts": update_facts,
             "receive_materials": receive,
             "stamp_materials_complete": stamp("materials_complete_at"),
             "stamp_handed_over": stamp("handed_over_at"),
@@ -923,6 +967,8 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
             "Withdrawal": Withdrawal,
             "MaterialsRequested": MaterialsRequested,
             "HeadquartersReport": HeadquartersReport,
+            "HeadquartersAcknowledgement": HeadquartersAcknowledgement,
+            "FactsUpdate": FactsUpdate,
             "NotOurs": NotOurs,
         },
         intake={"claim_intake": _intake},
@@ -930,6 +976,7 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
             "scene_preservation_instructed": lambda data: "scene_preservation" in data,
             "materials_missing": lambda data: bool(missing_materials(data)),
             "is_major": is_major,
+            "major_unreported": major_unreported,
             "life_product": life_product,
             "not_life_product": lambda data: not life_product(data),
         },
