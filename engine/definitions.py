@@ -135,6 +135,15 @@ class Escalation:
 
 
 @dataclass(frozen=True)
+class Extension:
+    """``event`` extends a running instance to ``period``, counted from its start (e.g. a
+    complex complaint: 15 days become 30; with a superior's approval, 60)."""
+
+    event: str
+    period: Period
+
+
+@dataclass(frozen=True)
 class DeadlineRule:
     """ "Within ``period`` of entering ``starts_on``, reach ``stops_on``" — with warnings
     before, escalations after, named pauses that stop the clock, and its article."""
@@ -148,6 +157,11 @@ class DeadlineRule:
     #: events that start the clock too (when it is not running already), e.g. new facts
     #: that make a case major after intake
     starts_on_events: tuple[str, ...] = ()
+    #: events that end the running instance and start a new one now (new facts from a
+    #: complainant restart the period)
+    restarts_on_events: tuple[str, ...] = ()
+    #: events that extend a running instance to a longer period
+    extensions: tuple[Extension, ...] = ()
     pauses: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     warnings: tuple[float, ...] = ()
     escalations: tuple[Escalation, ...] = ()
@@ -641,6 +655,8 @@ def _build_deadlines(raw: Any, hooks: Hooks, problems: list[Problem]) -> tuple[D
                 stops_on=tuple(r.get("stops_on", ())),
                 stops_on_events=tuple(r.get("stops_on_events", ())),
                 starts_on_events=tuple(r.get("starts_on_events", ())),
+                restarts_on_events=tuple(r.get("restarts_on_events", ())),
+                extensions=_extensions(r.get("extensions", []), where, problems),
                 pauses={k: tuple(v) for k, v in pauses.items()},
                 warnings=tuple(float(w) for w in warnings),
                 escalations=tuple(escalations),
@@ -651,6 +667,22 @@ def _build_deadlines(raw: Any, hooks: Hooks, problems: list[Problem]) -> tuple[D
             )
         )
     return tuple(rules)
+
+
+def _extensions(raw: Any, where: str, problems: list[Problem]) -> tuple[Extension, ...]:
+    if not isinstance(raw, list):
+        problems.append(Problem(f"{where}.extensions", "must be an array of tables"))
+        return ()
+    found = []
+    for j, e in enumerate(raw):
+        at = f"{where}.extensions[{j}]"
+        if not isinstance(e, Mapping) or not isinstance(e.get("event"), str):
+            problems.append(Problem(at, "needs event = '...' and period = '...'"))
+            continue
+        found.append(
+            Extension(e["event"], _period(e.get("period"), f"{at}.period", problems, False))
+        )
+    return tuple(found)
 
 
 def _period(raw: Any, where: str, problems: list[Problem], allow_zero: bool) -> Period:

@@ -408,6 +408,9 @@ class Engine:
             raise NotPermitted(case.number, event, _who(actor), *refused)
         ctx = self._context(tx, case, event, payload, actor, now, new_data)
         reasons = _run_guards(definition, transition, ctx)
+        if event in self._deadline_events:
+            assert isinstance(tx, CoreTx), "deadline events run on Core (see fire)"
+            reasons += timers.extension_refusal(tx, definition, case.id, event, now)
         if reasons:
             raise GuardRefused(case.number, event, reasons)
         if transition.store_as is not None:
@@ -972,8 +975,9 @@ class Engine:
                 if rule is None:
                     continue
                 paused = timedelta(seconds=row.paused_seconds)
+                period = timers.instance_period(rule, row)
                 try:
-                    plan = timers.schedule(rule, row.started_at, paused, self.calendar)
+                    plan = timers.schedule(rule, row.started_at, paused, self.calendar, period)
                 except CalendarYearUnknown as exc:  # still unpublished: keep it, say so
                     log.warning("%s %s kept as it is: %s", case.number, rule.name, exc)
                     continue

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .calendar import WorkingCalendar, describe
 from .clock import SHANGHAI
-from .deadlines import due_at, resumed_start, warning_times
+from .deadlines import Period, due_at, resumed_start, warning_times
 from .definitions import DeadlineRule, WorkflowDefinition
 from .notices import Notice
 
@@ -42,11 +42,16 @@ class Schedule:
 
 
 def schedule(
-    rule: DeadlineRule, start: datetime, paused: timedelta, calendar: WorkingCalendar
+    rule: DeadlineRule,
+    start: datetime,
+    paused: timedelta,
+    calendar: WorkingCalendar,
+    period: Period | None = None,
 ) -> Schedule:
-    """The due time, the warnings before it and the escalation levels after it."""
+    """The due time, the warnings before it and the escalation levels after it
+    (``period``: the instance's own, after an extension; the rule's by default)."""
     effective = resumed_start(start, paused)
-    due = due_at(effective, rule.period, calendar, rule.close_of_business)
+    due = due_at(effective, period or rule.period, calendar, rule.close_of_business)
     times: dict[tuple[str, int], datetime] = {}
     for i, at in enumerate(warning_times(effective, due, rule.warnings), start=1):
         times[(WARNING, i)] = at
@@ -68,6 +73,8 @@ def touches(definition: WorkflowDefinition, source: str | None, target: str, eve
         if (
             (target in rule.starts_on and source not in rule.starts_on)
             or event in rule.starts_on_events
+            or event in rule.restarts_on_events
+            or any(event == e.event for e in rule.extensions)
             or target in rule.stops_on
             or event in rule.stops_on_events
             or (target in pause_states) != (source in pause_states)
@@ -95,6 +102,19 @@ def on_transition(
     for rule in definition.deadlines:
         instance = active.get(rule.name)
         pause_states = {s: reason for reason, states in rule.pauses.items() for s in states}
+        if instance is not None and event in rule.restarts_on_events:
+            tx.update_deadline(
+                case_id, rule.name, instance.armed_seq, status="restarted", stopped_at=now
+            )
+            tx.set_timer_status(
+                case_id, rule.name, instance.armed_seq, from_=("pending", "paused"), to="cancelled"
+            )
+            notes.append(f"期限「{rule.title or rule.name}」因新情况重新起算")
+            instance = None  # and a new one starts below
+        extension = next((e for e in rule.extensions if e.event == event), None)
+        if instance is not None and extension is not None:
+            notes.append(_extend(tx, rule, instance, extension, case_id, now, calendar))
+            continue
         if instance is not None:
             if target in rule.stops_on or event in rule.stops_on_events:
                 met = "breached_met" if _late(instance, now) else "met"
@@ -126,7 +146,9 @@ def on_transition(
                 notes.append(f"期限「{rule.title or rule.name}」暂停计时：{reason}")
             elif instance.status == "paused" and target not in pause_states:
                 paused = timedelta(seconds=instance.paused_seconds) + (now - instance.paused_since)
-                plan = schedule(rule, instance.started_at, paused, calendar)
+                plan = schedule(
+                    rule, instance.started_at, paused, calendar, instance_period(rule, instance)
+                )
                 tx.update_deadline(
                     case_id,
                     rule.name,
@@ -144,8 +166,10 @@ def on_transition(
                     f"期限「{rule.title or rule.name}」恢复计时，新的期限 {_local(plan.due)}"
                 )
             continue
-        entering = (target in rule.starts_on and source not in rule.starts_on) or (
-            event in rule.starts_on_events
+        entering = (
+            (target in rule.starts_on and source not in rule.starts_on)
+            or event in rule.starts_on_events
+            or event in rule.restarts_on_events
         )
         if not entering:
             continue
@@ -276,6 +300,72 @@ def effect(
         Effect("deadline_escalation", tuple(notes), base, changes, fire, notices),
         {"level": max(level, step.level)},
     )
+
+
+def instance_period(rule: DeadlineRule, instance: Any) -> Period:
+    """The period an instance runs on: the rule's, or the one an extension gave it."""
+    return Period.parse(instance.period) if instance.period else rule.period
+
+
+def extension_refusal(
+    tx: CoreTx, definition: WorkflowDefinition, case_id: int, event: str, now: datetime
+) -> list[str]:
+    """Why ``event`` may not extend its deadline now: there is none running, it is
+    already past due, or it already runs on that period or a longer one."""
+    reasons = []
+    active = {row.rule: row for row in tx.active_deadlines(case_id)}
+    for rule in definition.deadlines:
+        extension = next((e for e in rule.extensions if e.event == event), None)
+        if extension is None:
+            continue
+        title = rule.title or rule.name
+        instance = active.get(rule.name)
+        if instance is None:
+            reasons.append(f"「{title}」is not running: there is nothing to extend")
+            continue
+        if _late(instance, now):
+            reasons.append(
+                f"「{title}」was due {_local(instance.due_at)}: an extension must be made "
+                "before the deadline passes"
+            )
+        order = [rule.period, *(e.period for e in rule.extensions)]
+        current = instance_period(rule, instance)
+        now_at = order.index(current) if current in order else 0
+        wanted = 1 + rule.extensions.index(extension)
+        if wanted <= now_at:
+            reasons.append(f"「{title}」already runs on {current}: this extension is spent")
+        elif wanted > now_at + 1:
+            reasons.append(f"「{title}」must first be extended to {order[wanted - 1]}")
+    return reasons
+
+
+def _extend(
+    tx: CoreTx,
+    rule: DeadlineRule,
+    instance: Any,
+    extension: Any,
+    case_id: int,
+    now: datetime,
+    calendar: WorkingCalendar,
+) -> str:
+    """Give a running (or paused) instance its longer period, from its start."""
+    title = rule.title or rule.name
+    if instance.status == "paused":  # its timers are re-timed when it resumes
+        tx.update_deadline(case_id, rule.name, instance.armed_seq, period=str(extension.period))
+        return f"期限「{title}」延长至 {extension.period}（暂停中，恢复时重新计算）"
+    paused = timedelta(seconds=instance.paused_seconds)
+    plan = schedule(rule, instance.started_at, paused, calendar, extension.period)
+    tx.update_deadline(
+        case_id,
+        rule.name,
+        instance.armed_seq,
+        period=str(extension.period),
+        due_at=plan.due,
+        calendar=plan.calendar,
+    )
+    for (kind, level), at in plan.times.items():
+        tx.retime_timer(case_id, rule.name, instance.armed_seq, kind, level, at, status="pending")
+    return f"期限「{title}」延长至 {extension.period}，新的期限 {_local(plan.due)}"
 
 
 def _late(instance: Any, now: datetime) -> bool:

@@ -132,6 +132,22 @@ def _deadline_problems(d: WorkflowDefinition, known: set[str]) -> list[Problem]:
         for j, event in enumerate(rule.starts_on_events):
             if event not in events:
                 add(Problem(f"{where}.starts_on_events[{j}]", f"unknown event {event!r}"))
+        for j, event in enumerate(rule.restarts_on_events):
+            if event not in events:
+                add(Problem(f"{where}.restarts_on_events[{j}]", f"unknown event {event!r}"))
+        longest = rule.period
+        for j, ext in enumerate(rule.extensions):
+            if ext.event not in events:
+                add(Problem(f"{where}.extensions[{j}].event", f"unknown event {ext.event!r}"))
+            if ext.period.unit == longest.unit and ext.period.amount <= longest.amount:
+                add(
+                    Problem(
+                        f"{where}.extensions[{j}].period",
+                        f"{ext.period} does not extend {longest}: an extension is longer "
+                        "than the period before it",
+                    )
+                )
+            longest = ext.period
         for reason, states in rule.pauses.items():
             if not _IDENT.match(reason):
                 add(Problem(f"{where}.pauses.{reason}", "a pause reason must be lower_snake_case"))

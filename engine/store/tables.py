@@ -138,6 +138,8 @@ case_deadlines = sa.Table(
     sa.Column("stopped_at", UTCDateTime),
     # The calendar data the due time was computed on (and any year only guessed).
     sa.Column("calendar", sa.String(200)),
+    # The instance's period when an extension changed it (NULL: the rule's own).
+    sa.Column("period", sa.String(32)),
 )
 
 timers = sa.Table(
