@@ -241,6 +241,9 @@ class WorkflowDefinition:
     deadlines: tuple[DeadlineRule, ...] = ()
     #: who may fire what (empty: no table, every actor may fire every event)
     permissions: tuple[Permission, ...] = ()
+    #: parts between the prefix and the date in a case number: ``org_unit`` (the
+    #: opener's branch) or a dotted path into the opening data, e.g. TS-SH-20260506-…
+    case_number_parts: tuple[str, ...] = ()
     source: str = "<mapping>"
 
     @cached_property
@@ -445,6 +448,7 @@ def _build(
             index=index,
             deadlines=_build_deadlines(data.get("deadlines", []), hooks, problems),
             permissions=_build_permissions(data.get("permissions", []), hooks, problems),
+            case_number_parts=_number_parts(wf.get("case_number_parts", []), problems),
             source=source,
         ),
         problems,
@@ -515,6 +519,18 @@ def _build_permissions(raw: Any, hooks: Hooks, problems: list[Problem]) -> tuple
             )
         )
     return tuple(rows)
+
+
+def _number_parts(raw: Any, problems: list[Problem]) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(p, str) and p for p in raw):
+        problems.append(
+            Problem(
+                "workflow.case_number_parts",
+                "must be a list such as ['org_unit'] or paths into the opening data",
+            )
+        )
+        return ()
+    return tuple(raw)
 
 
 def _build_notices(

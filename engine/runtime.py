@@ -243,7 +243,10 @@ class Engine:
             existing = tx.load_case(decision.duplicate_of)
             return OpenResult(existing, created=False, notes=notes)
         day = now.astimezone(SHANGHAI).strftime("%Y%m%d")
-        prefix = definition.case_number_prefix
+        prefix = "-".join(
+            [definition.case_number_prefix]
+            + [_number_part(p, actor, ctx.new_data) for p in definition.case_number_parts]
+        )
         number = f"{prefix}-{day}-{tx.next_case_number(prefix, day):06d}"
         case_id = tx.insert_case(
             number=number,
@@ -1141,6 +1144,19 @@ _PERIODS: dict[str | None, Callable[[datetime], str | None]] = {
     "week": lambda at: "{}-W{:02d}".format(*at.isocalendar()[:2]),
     "month": lambda at: at.strftime("%Y-%m"),
 }
+
+
+def _number_part(part: str, actor: Actor, data: Mapping[str, Any]) -> str:
+    """One part of a case number: the opener's org unit, or a value of the opening data
+    (letters and digits only, upper case, at most 8)."""
+    if part == "org_unit":
+        raw: Any = actor.org_unit or "HQ"
+    else:
+        raw = data
+        for key in part.split("."):
+            raw = raw.get(key) if isinstance(raw, Mapping) else None
+    text = "".join(ch for ch in str(raw or "X") if ch.isalnum()).upper()
+    return text[:8] or "X"
 
 
 def _who(actor: Actor) -> str:

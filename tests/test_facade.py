@@ -66,7 +66,12 @@ def test_every_error_is_a_baoflow_error() -> None:
 
 
 def test_installed_workflows_are_discovered() -> None:
-    assert [w.name for w in engine.discover_workflows()] == ["claim", "endorsement", "surrender"]
+    assert [w.name for w in engine.discover_workflows()] == [
+        "claim",
+        "complaint",
+        "endorsement",
+        "surrender",
+    ]
 
 
 def test_transitions_is_imported_only_by_the_machine_module() -> None:

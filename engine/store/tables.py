@@ -95,7 +95,7 @@ idempotency_keys = sa.Table(
 case_counters = sa.Table(
     "case_counters",
     metadata,
-    sa.Column("prefix", sa.String(8), primary_key=True),
+    sa.Column("prefix", sa.String(40), primary_key=True),  # with its parts: TS-SH
     sa.Column("day", sa.String(8), primary_key=True),
     sa.Column("last", sa.Integer, nullable=False),
 )
