@@ -71,6 +71,16 @@ class CaseFinder:
     def history(self, case_id: int) -> list[HistoryEntry]:
         return self._tx.history(case_id)
 
+    def due_at(self, case_id: int, rule: str) -> datetime | None:
+        """When the case's running (or paused) instance of deadline ``rule`` is due, as
+        this transaction has it (after the transition's own changes), or None."""
+        if not isinstance(self._tx, CoreTx):  # deadline-touching events run on Core
+            return None
+        for row in self._tx.active_deadlines(case_id):
+            if row.rule == rule:
+                return row.due_at  # type: ignore[no-any-return]
+        return None
+
 
 class Services:
     """What guards, actions and intake hooks may use besides the case itself.

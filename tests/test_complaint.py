@@ -85,8 +85,8 @@ def test_a_registration_without_what_is_asked_is_refused(eng: Engine) -> None:
 def test_twenty_complainants_together_make_a_major_complaint(eng: Engine) -> None:
     case = register(eng, complainants=25)
     assert case.data["major_complaint"] is True
-    (opened,) = eng.history(case.id)
-    assert "重大投诉（第二十九条）" in opened.notes[0]
+    notes = [n for h in eng.history(case.id) for n in h.notes]
+    assert any("重大投诉（第二十九条）" in n for n in notes)
 
 
 def test_numbers_are_unique_under_concurrent_registration_on_postgresql(
@@ -264,3 +264,35 @@ def test_a_withdrawn_complaint_ends(eng: Engine, stage: str) -> None:
     case = eng.fire(case.id, "withdraw", AGENT, {"reason": "投诉人表示问题已解决"})
     assert case.state == "withdrawn"
     assert all(d.status != "running" for d in eng.deadlines(case.id))
+
+
+# --- what the complainant and headquarters are told -------------------------------------
+def told(eng: Engine, case_id: int) -> list[tuple[str, str, dict[str, Any]]]:
+    with eng.store.read() as tx:
+        return [(r.template, r.recipient, r.context) for r in tx.list_outbox(case_id=case_id)]
+
+
+def test_the_complainant_is_told_of_the_acceptance_and_of_each_extension(
+    eng: Engine,
+) -> None:
+    case = register(eng)
+    ((template, to, context),) = told(eng, case.id)
+    assert (template, to) == ("complaint_acknowledged", "complainant")
+    assert context["due_at"] == "2026-05-06 24:00"  # the engine's own deadline
+    assert context["request"] == REGISTRATION["request"]
+    eng.fire(case.id, "extend", HANDLER, {"reason": "涉及多家机构，需调取记录"})
+    eng.fire(case.id, "extend_again", SUPERVISOR, {"reason": "需第三方鉴定"})
+    extended = [c for t, _, c in told(eng, case.id) if t == "complaint_extended"]
+    assert [(c["reason"], c["due_at"]) for c in extended] == [
+        ("涉及多家机构，需调取记录", "2026-05-20 24:00"),
+        ("需第三方鉴定", "2026-06-22 24:00"),
+    ]
+
+
+def test_a_major_complaint_is_reported_to_headquarters(eng: Engine) -> None:
+    case = register(eng, complainants=25)
+    reports = [(to, c) for t, to, c in told(eng, case.id) if t == "major_complaint_report"]
+    assert [(to, c["complainants"], c["org_unit"]) for to, c in reports] == [
+        ("headquarters", 25, "SH")
+    ]
+    assert not any(t == "major_complaint_report" for t, _, _ in told(eng, register(eng).id))

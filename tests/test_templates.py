@@ -16,17 +16,19 @@ import pytest
 from engine.notices import TEMPLATE_FIELDS
 from notifications.message import NotificationConfigError
 from notifications.templates import BUILTIN_DIR, TemplateSet, UnknownTemplate
-from workflows.claim import NOTICES as CLAIM_NOTICES
+from workflows.claim import build as claim_build
+from workflows.complaint import build as complaint_build
+from workflows.surrender import build as surrender_build
 
 #: Every notice with built-in templates and the fields each receives, from where they are
-#: declared: the deadlines' (engine.notices), the claim's (its NoticeSpecs), and the
-#: surrender's, whose workflow (issue #6) will declare them.
+#: declared: the deadlines' (engine.notices) and each workflow's NoticeSpecs.
 NOTICE_FIELDS: dict[str, frozenset[str]] = {
     **TEMPLATE_FIELDS,
-    **{name: spec.fields for name, spec in CLAIM_NOTICES.items()},
-    "surrender_documents": frozenset(
-        {"case_number", "customer_name", "policy_number", "insurer", "documents"}
-    ),
+    **{
+        name: spec.fields
+        for build in (claim_build, surrender_build, complaint_build)
+        for name, spec in build().hooks.notices.items()
+    },
 }
 
 SNAPSHOTS = Path(__file__).parent / "snapshots" / "notices"
@@ -120,6 +122,27 @@ CONTEXTS: dict[str, dict[str, Any]] = {
         "policy_number": "P-ACC-001",
         "insurer": "平安人寿上海分公司",
         "documents": ["保险单正本", "投保人身份证件原件", "退保申请书", "投保人本人银行账户信息"],
+    },
+    "complaint_acknowledged": {
+        "case_number": "TS-SH-20260420-000001",
+        "complainant_name": "赵强",
+        "accepted_at": "2026-04-20 10:00",
+        "request": "理赔款迟迟未到账，要求尽快支付并说明原因",
+        "due_at": "2026-05-06 24:00",
+    },
+    "complaint_extended": {
+        "case_number": "TS-SH-20260420-000001",
+        "complainant_name": "赵强",
+        "reason": "涉及多家机构，需调取记录",
+        "due_at": "2026-05-20 24:00",
+    },
+    "major_complaint_report": {
+        "case_number": "TS-SH-20260420-000002",
+        "org_unit": "SH",
+        "accepted_at": "2026-04-20 10:00",
+        "complainants": 25,
+        "disaster": True,
+        "request": "台风受灾客户集体要求加快理赔",
     },
 }
 

@@ -15,7 +15,7 @@ complainant's satisfaction. A withdrawal ends it at any point.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -23,7 +23,14 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from engine import Hooks, Intake, TransitionContext, WorkflowDefinition, load_workflow
+from engine import (
+    Hooks,
+    Intake,
+    NoticeSpec,
+    TransitionContext,
+    WorkflowDefinition,
+    load_workflow,
+)
 from engine.deadlines import Period, Unit, due_at
 
 from .common import Channel, Phone, Strict, Text
@@ -162,6 +169,17 @@ def within_branch_authority(data: Mapping[str, Any]) -> bool:
     return _compensation(data) <= BRANCH_LIMIT and not _public(data)
 
 
+def _number(ctx: TransitionContext) -> str:
+    assert ctx.case is not None
+    return ctx.case.number
+
+
+def _bj(instant: str) -> str:
+    from engine.clock import SHANGHAI
+
+    return f"{datetime.fromisoformat(instant).astimezone(SHANGHAI):%Y-%m-%d %H:%M}"
+
+
 def build() -> WorkflowDefinition:
     """The complaint workflow with its hooks, validated."""
 
@@ -172,7 +190,52 @@ def build() -> WorkflowDefinition:
         if data["complainants"] >= MAJOR_COMPLAINANTS or data["disaster"]:
             data["major_complaint"] = True
             notes.append("重大投诉（第二十九条）：须制定专项处理方案并及时报告")
-        return Intake(notes=tuple(notes))
+        return Intake(then="acknowledge", notes=tuple(notes))
+
+    def system_only(ctx: TransitionContext) -> list[str]:
+        return [] if ctx.actor.is_system else [f"{ctx.event!r} is sent by the system"]
+
+    def due_text(ctx: TransitionContext) -> str:
+        """The reply's due time as the complainant reads it: the engine's own deadline,
+        as this transition (an extension, say) left it."""
+        from engine.clock import SHANGHAI
+
+        assert ctx.case is not None
+        due = ctx.services.cases.due_at(ctx.case.id, "reply")
+        if due is None:
+            return "（以通知为准）"
+        return f"{due.astimezone(SHANGHAI) - timedelta(minutes=1):%Y-%m-%d} 24:00"
+
+    def acknowledged(ctx: TransitionContext) -> dict[str, Any]:
+        d = ctx.new_data
+        return {
+            "case_number": _number(ctx),
+            "complainant_name": d["complainant"]["name"],
+            "accepted_at": _bj(d["accepted_at"]),
+            "request": d["request"],
+            "due_at": due_text(ctx),
+        }
+
+    def extended(ctx: TransitionContext) -> dict[str, Any]:
+        d = ctx.new_data
+        return {
+            "case_number": _number(ctx),
+            "complainant_name": d["complainant"]["name"],
+            "reason": ctx.data["reason"],
+            "due_at": due_text(ctx),
+        }
+
+    def major_report(ctx: TransitionContext) -> dict[str, Any]:
+        d = ctx.new_data
+        assert ctx.case is not None
+        return {
+            "case_number": _number(ctx),
+            "org_unit": ctx.case.org_unit,
+            "accepted_at": _bj(d["accepted_at"]),
+            "complainants": d["complainants"],
+            "disaster": d["disaster"],
+            "request": d["request"],
+        }
 
     def no_conflict_of_interest(ctx: TransitionContext) -> list[str]:
         handler = ctx.data.get("handler_id")
@@ -229,6 +292,7 @@ def build() -> WorkflowDefinition:
             "Withdrawal": Withdrawal,
         },
         guards={
+            "system_only": system_only,
             "no_conflict_of_interest": no_conflict_of_interest,
             "within_review_window": within_review_window,
             "improvement_done": improvement_done,
@@ -239,7 +303,30 @@ def build() -> WorkflowDefinition:
             "stamp_reply": stamp_reply,
         },
         intake={"complaint_intake": intake},
+        notices={
+            "complaint_acknowledged": NoticeSpec(
+                frozenset({"case_number", "complainant_name", "accepted_at", "request", "due_at"}),
+                acknowledged,
+            ),
+            "complaint_extended": NoticeSpec(
+                frozenset({"case_number", "complainant_name", "reason", "due_at"}), extended
+            ),
+            "major_complaint_report": NoticeSpec(
+                frozenset(
+                    {
+                        "case_number",
+                        "org_unit",
+                        "accepted_at",
+                        "complainants",
+                        "disaster",
+                        "request",
+                    }
+                ),
+                major_report,
+            ),
+        },
         conditions={
+            "major_complaint": lambda data: bool(data.get("major_complaint")),
             "within_supervisor_authority": within_supervisor_authority,
             "within_branch_authority": within_branch_authority,
         },
