@@ -19,7 +19,7 @@ def test_the_demo_day_covers_every_outcome_and_says_where_the_database_is(tmp_pa
         "Cases by state",
         "Rejections by reason",
         "What is missing",
-        "Surrenders and endorsements",
+        "Surrenders, endorsements, complaints",
         "Notices sent",
         str(db.resolve()),
     ):
@@ -29,7 +29,7 @@ def test_the_demo_day_covers_every_outcome_and_says_where_the_database_is(tmp_pa
     eng.close()
     states = Counter(c.state for c in cases if c.workflow == "claim")
     kinds = Counter(c.workflow for c in cases)
-    assert kinds["surrender"] > 0 and kinds["endorsement"] > 0
+    assert kinds["surrender"] > 0 and kinds["endorsement"] > 0 and kinds["complaint"] > 0
     reasons = Counter(r for c in cases for r in (c.data.get("rejection") or {}).get("reasons", ()))
     assert {"unmatched", "identity_pending", "applied", "rejected", "withdrawn"} <= set(states)
     assert set(reasons) == {"outside_policy_period", "not_covered", "late_filing"}

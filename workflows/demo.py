@@ -94,6 +94,7 @@ SCENARIOS = {
     "bad_input": 4,
     "surrender": 6,
     "endorsement": 6,
+    "complaint": 6,
 }
 
 
@@ -388,6 +389,8 @@ def _play(day: Day, scenario: str) -> None:
         _surrender(day)
     elif scenario == "endorsement":
         _endorsement(day)
+    elif scenario == "complaint":
+        _complaint(day)
     elif scenario == "bad_input":
         data = _report(day, _in_force(day))
         flaw = rng.choice(["id", "future", "channel", "missing"])
@@ -474,6 +477,44 @@ def _endorsement(day: Day) -> None:
         eng.fire(case.id, "decline", handler, {"reason": "需被保险人书面同意"})
 
 
+def _complaint(day: Day) -> None:
+    """投诉: registered and acknowledged; assigned; some extended, some resolved and
+    approved by the authority their amount calls for, replied and closed."""
+    rng, eng = day.rng, day.eng
+    data = {
+        "channel": rng.choice(list(Channel)).value,
+        "complainant": {
+            "name": rng.choice(SURNAMES) + rng.choice(GIVEN),
+            "phone": f"13{rng.randint(0, 9)}{rng.randint(10_000_000, 99_999_999)}",
+        },
+        "category": rng.choice(["claim", "service", "sales"]),
+        "request": rng.choice(
+            ["理赔进度缓慢，要求尽快处理", "对服务态度不满，要求道歉", "对销售说明有异议，要求解释"]
+        ),
+        "about_staff": ["h02"],
+    }
+    case = eng.open_case("complaint", data, rng.choice(AGENTS)).case
+    eng.fire(case.id, "assign", SUPERVISOR, {"handler_id": "h01", "handler_name": "王芳"})
+    handler = HANDLERS[0]
+    roll = rng.random()
+    if roll < 0.3:
+        eng.fire(case.id, "extend", handler, {"reason": "涉及多家机构，需调取记录"})
+        return
+    if roll < 0.5:
+        return  # still under investigation
+    amount = rng.choice(["0", "800", "3000"])
+    eng.fire(case.id, "propose", handler, {"text": "核实后补正并致歉", "compensation": amount})
+    eng.fire(case.id, "approve", SUPERVISOR)
+    eng.fire(case.id, "reply", handler, {"text": "经核实已处理，谨致歉意"})
+    improvement = {
+        "root_cause": "流程衔接不畅",
+        "corrective_action": "纳入周例会跟踪",
+        "done": True,
+    }
+    eng.fire(case.id, "record_improvement", handler, improvement)
+    eng.fire(case.id, "close", SUPERVISOR, {"satisfaction": rng.choice(["satisfied", "neutral"])})
+
+
 def _reject(day: Day, case: Case, reason: str, actor: Actor) -> None:
     notice = {
         "outside_policy_period": "经核实，出险日期不在保险期间内，本次报案不予受理。",
@@ -543,11 +584,11 @@ def _notices(eng: Engine, console: Console) -> None:
 
 
 def _other_case_types(eng: Engine, console: Console) -> None:
-    table = Table(title="Surrenders and endorsements 退保与批改")
+    table = Table(title="Surrenders, endorsements, complaints 退保、批改与投诉")
     table.add_column("workflow")
     table.add_column("state")
     table.add_column("cases", justify="right")
-    for name in ("surrender", "endorsement"):
+    for name in ("surrender", "endorsement", "complaint"):
         definition = eng.workflow(name)
         counts = eng.count_by_state(name)
         for state in definition.states:
