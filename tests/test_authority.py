@@ -193,3 +193,66 @@ def test_what_an_actor_may_do_next_says_what_the_table_forbids(eng: Engine) -> N
     )
     handler_view = {a.event: a for a in eng.available_events(case.id, HANDLER)}
     assert not any(r.startswith("not permitted") for r in handler_view["verify"].refusals)
+
+
+# --- the other case types' tables, role by role and event by event ------------------------
+DESK = {"service_agent", "handler", "supervisor", "branch_manager"}
+STAFF = {"handler", "supervisor", "branch_manager"}
+SUPERIORS = {"supervisor", "branch_manager"}
+#: workflow -> event -> the roles that may fire it on their own branch's case (approve:
+#: a resolution within a supervisor's authority).
+TABLES: dict[str, dict[str, set[str]]] = {
+    "surrender": {e: DESK for e in ("refer", "confirm_refund", "withdraw")},
+    "endorsement": {
+        e: DESK for e in ("receive_application", "submit", "confirm", "decline", "withdraw")
+    },
+    "complaint": {
+        "acknowledge": set(),  # the system's, at registration
+        "assign": SUPERIORS,
+        "mediate": STAFF,
+        "mediation_done": STAFF,
+        "new_facts": STAFF | {"service_agent"},
+        "extend": STAFF,
+        "extend_again": SUPERIORS,
+        "propose": STAFF,
+        "approve": SUPERIORS | {"headquarters"},
+        "send_back": SUPERIORS | {"headquarters"},
+        "reply": STAFF,
+        "request_review": STAFF | {"service_agent"},
+        "decide_review": SUPERIORS,
+        "record_improvement": STAFF,
+        "close": SUPERIORS,
+        "withdraw": STAFF | {"service_agent"},
+    },
+}
+
+
+def _definition(name: str) -> Any:
+    from workflows import complaint, endorsement, surrender
+
+    return {"surrender": surrender, "endorsement": endorsement, "complaint": complaint}[
+        name
+    ].build()
+
+
+@pytest.mark.parametrize("workflow", sorted(TABLES))
+@pytest.mark.parametrize("role", ROLES)
+def test_every_role_by_every_event_of_the_other_case_types(workflow: str, role: str) -> None:
+    definition = _definition(workflow)
+    assert set(TABLES[workflow]) == set(definition.events)
+    case = Case(
+        id=1,
+        number="X-1",
+        workflow=workflow,
+        workflow_version=definition.version,
+        state="accepted",
+        data={"resolution": {"compensation": "0"}},
+        version=1,
+        created_at=CASE.created_at,
+        updated_at=CASE.updated_at,
+        org_unit="SH",
+    )
+    actor = Actor("u1", "某人", roles=(role,), org_unit="SH")
+    for event, roles in TABLES[workflow].items():
+        may = refusal(definition, actor, case, event, {}) is None
+        assert may == (role in roles), (workflow, role, event)
