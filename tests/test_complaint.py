@@ -176,6 +176,8 @@ def test_the_whole_way_to_closing_with_follow_up_improvement(eng: Engine, clock:
     eng.fire(case.id, "record_improvement", HANDLER, {**improvement, "done": True})
     case = eng.fire(case.id, "close", SUPERVISOR, {"satisfaction": "satisfied"})
     assert (case.state, case.data["closing"]) == ("closed", {"satisfaction": "satisfied"})
+    (reply,) = [c for t, to, c in told(eng, case.id) if t == "complaint_reply"]
+    assert reply["reply"] == "理赔款已于今日补付，谨致歉意"  # sent through the outbox
 
 
 # --- the reply deadline -----------------------------------------------------------------

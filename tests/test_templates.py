@@ -136,6 +136,12 @@ CONTEXTS: dict[str, dict[str, Any]] = {
         "reason": "涉及多家机构，需调取记录",
         "due_at": "2026-05-20 24:00",
     },
+    "complaint_reply": {
+        "case_number": "TS-SH-20260420-000001",
+        "complainant_name": "赵强",
+        "accepted_at": "2026-04-20 10:00",
+        "reply": "经核实，理赔款已于2026年4月30日补付到账，对给您带来的不便深表歉意。",
+    },
     "major_complaint_report": {
         "case_number": "TS-SH-20260420-000002",
         "org_unit": "SH",

@@ -225,6 +225,15 @@ def build() -> WorkflowDefinition:
             "due_at": due_text(ctx),
         }
 
+    def replied(ctx: TransitionContext) -> dict[str, Any]:
+        d = ctx.new_data
+        return {
+            "case_number": _number(ctx),
+            "complainant_name": d["complainant"]["name"],
+            "accepted_at": _bj(d["accepted_at"]),
+            "reply": ctx.data["text"],
+        }
+
     def major_report(ctx: TransitionContext) -> dict[str, Any]:
         d = ctx.new_data
         assert ctx.case is not None
@@ -310,6 +319,9 @@ def build() -> WorkflowDefinition:
             ),
             "complaint_extended": NoticeSpec(
                 frozenset({"case_number", "complainant_name", "reason", "due_at"}), extended
+            ),
+            "complaint_reply": NoticeSpec(
+                frozenset({"case_number", "complainant_name", "accepted_at", "reply"}), replied
             ),
             "major_complaint_report": NoticeSpec(
                 frozenset(
