@@ -110,3 +110,32 @@ def local_date(instant: Any) -> date:
 def _local_date_of_text(text: str) -> date:
     # Stored incident times are read on every review of their case: parse each once.
     return datetime.fromisoformat(text).astimezone(SHANGHAI).date()
+
+
+class PolicyDetails(Strict):
+    """The policy a request is about, as the customer gives it."""
+
+    number: Text
+    product_name: Text
+    insured_name: Text
+
+
+class Withdrawal(Strict):
+    """The customer withdraws (a reason is recorded)."""
+
+    reason: Text
+
+
+def look_up_policy(ctx: Any) -> tuple[str, ...]:
+    """Attach the product line of the request's policy from the directory (for rules
+    that depend on it, e.g. life products' periods); if the policy is not one of ours,
+    the request is still taken, and the note says to check where it was bought."""
+    number = ctx.data["policy"]["number"]
+    found = ctx.services.policies.get(number)
+    if found is None:
+        return (
+            f"保单 {number} 不在本机构代理的保单中，请核实是否经本机构投保 "
+            "(the policy is not one of ours)",
+        )
+    ctx.new_data["policy"] = {**ctx.new_data["policy"], "product_line": found.product_line}
+    return ()

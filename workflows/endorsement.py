@@ -16,15 +16,9 @@ from pydantic import Field, model_validator
 
 from engine import Hooks, Intake, TransitionContext, WorkflowDefinition, load_workflow
 
-from .common import Channel, Phone, Strict, Text
+from .common import Channel, Phone, PolicyDetails, Strict, Text, Withdrawal, look_up_policy
 
 DEFINITION = Path(__file__).with_name("endorsement.toml")
-
-
-class PolicyDetails(Strict):
-    number: Text
-    product_name: Text
-    insured_name: Text
 
 
 class Requester(Strict):
@@ -101,10 +95,6 @@ class Decline(Strict):
     reason: Text
 
 
-class Withdrawal(Strict):
-    reason: Text
-
-
 def _life_product(data: object) -> bool:
     policy = data.get("policy") if isinstance(data, dict) else None
     return bool(policy and policy.get("product_line") in ("life", "health"))
@@ -115,18 +105,9 @@ def build() -> WorkflowDefinition:
 
     def intake(ctx: TransitionContext) -> Intake:
         ctx.new_data["requested_at"] = ctx.now.isoformat()
-        changes = ctx.data["changes"]
-        found = ctx.services.policies.get(ctx.data["policy"]["number"])
-        if found is None:
-            return Intake(
-                notes=(
-                    f"保单 {ctx.data['policy']['number']} 不在本机构代理的保单中，请核实 "
-                    "(the policy is not one of ours)",
-                )
-            )
-        ctx.new_data["policy"] = {**ctx.new_data["policy"], "product_line": found.product_line}
-        kinds = "、".join(_KIND_TITLES[c["kind"]] for c in changes)
-        return Intake(notes=(f"批改内容：{kinds}；请指导客户填写批改申请单",))
+        not_ours = look_up_policy(ctx)
+        kinds = "、".join(_KIND_TITLES[c["kind"]] for c in ctx.data["changes"])
+        return Intake(notes=(f"批改内容：{kinds}；请指导客户填写批改申请单", *not_ours))
 
     hooks = Hooks(
         schemas={

@@ -29,7 +29,17 @@ from engine import (
     load_workflow,
 )
 
-from .common import Channel, Email, Phone, Strict, Text, not_in_future
+from .common import (
+    Channel,
+    Email,
+    Phone,
+    PolicyDetails,
+    Strict,
+    Text,
+    Withdrawal,
+    look_up_policy,
+    not_in_future,
+)
 
 DEFINITION = Path(__file__).with_name("surrender.toml")
 
@@ -69,12 +79,6 @@ REASON_TITLES = {
 }
 
 
-class PolicyDetails(Strict):
-    number: Text
-    product_name: Text
-    insured_name: Text
-
-
 class Customer(Strict):
     """The policyholder asking (投保人)."""
 
@@ -107,26 +111,13 @@ class RefundConfirmation(Strict):
     confirmed_at: Annotated[datetime, AfterValidator(not_in_future)]
 
 
-class Withdrawal(Strict):
-    reason: Text
-
-
 def build(settings: SurrenderSettings | None = None) -> WorkflowDefinition:
     """The surrender workflow with its hooks, validated."""
     s = settings or SurrenderSettings()
 
     def intake(ctx: TransitionContext) -> Intake:
         ctx.new_data["requested_at"] = ctx.now.isoformat()
-        found = ctx.services.policies.get(ctx.data["policy"]["number"])
-        if found is None:
-            return Intake(
-                notes=(
-                    f"保单 {ctx.data['policy']['number']} 不在本机构代理的保单中，"
-                    "请核实是否经本机构投保 (the policy is not one of ours)",
-                )
-            )
-        ctx.new_data["policy"] = {**ctx.new_data["policy"], "product_line": found.product_line}
-        return Intake()
+        return Intake(notes=look_up_policy(ctx))
 
     def list_documents(ctx: TransitionContext) -> None:
         extra = list(ctx.data.get("extra_documents", ()))
