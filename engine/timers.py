@@ -312,6 +312,8 @@ def extension_refusal(
 ) -> list[str]:
     """Why ``event`` may not extend its deadline now: there is none running, it is
     already past due, or it already runs on that period or a longer one."""
+    if not any(e.event == event for rule in definition.deadlines for e in rule.extensions):
+        return []  # most deadline events extend nothing: no query for them
     reasons = []
     active = {row.rule: row for row in tx.active_deadlines(case_id)}
     for rule in definition.deadlines:

@@ -176,7 +176,7 @@ class Deliverer:
                         continue
                     for a in addresses:
                         children.append(_message_row(n, a, now))
-                    tx.set_outbox([n.id], status="expanded", delivered_at=None)
+                    tx.set_outbox([n.id], status="expanded")
                     resolved += 1
                     messages += len(addresses)
                 tx.insert_outbox_rows(children)

@@ -31,7 +31,17 @@ from engine import (
 )
 from engine.deadlines import Period, Unit
 
-from .common import Channel, Email, IdNumber, Phone, Strict, Text, local_date, not_in_future
+from .common import (
+    Channel,
+    Email,
+    IdNumber,
+    Phone,
+    Strict,
+    Text,
+    beijing_minute,
+    local_date,
+    not_in_future,
+)
 
 DEFINITION = Path(__file__).with_name("claim.toml")
 
@@ -597,12 +607,6 @@ def _best_policy(candidates: Sequence[Policy], day: date) -> Policy:
 
 
 # --- notices (issue #5): what the claim tells people, and the fields of each ------------
-def _bj(instant: Any) -> str:
-    """An instant (datetime or ISO text) as people read it: Beijing time, to the minute."""
-    at = datetime.fromisoformat(instant) if isinstance(instant, str) else instant
-    return f"{at.astimezone(SHANGHAI):%Y-%m-%d %H:%M}"
-
-
 def _number(ctx: TransitionContext) -> str:
     assert ctx.case is not None, "notices are sent by transitions of an existing case"
     return ctx.case.number
@@ -619,8 +623,8 @@ def _accepted(ctx: TransitionContext) -> dict[str, Any]:
         "reporter_name": d["reporter"]["name"],
         "insured_name": _policy(d).get("insured_name", ""),
         "policy_number": _policy(d).get("number") or "",
-        "incident_time": _bj(d["incident"]["time"]),
-        "reported_at": _bj(d.get("reported_at") or ctx.now),
+        "incident_time": beijing_minute(d["incident"]["time"]),
+        "reported_at": beijing_minute(d.get("reported_at") or ctx.now),
     }
 
 
@@ -632,7 +636,7 @@ def _not_accepted(ctx: TransitionContext) -> dict[str, Any]:
         "insured_name": _policy(d).get("insured_name", ""),
         "policy_number": _policy(d).get("number") or "",
         "reasons": [REJECT_TITLES[RejectReason(r)] for r in d["rejection"]["reasons"]],
-        "decided_at": _bj(ctx.now),
+        "decided_at": beijing_minute(ctx.now),
     }
 
 
@@ -664,11 +668,11 @@ def _major(ctx: TransitionContext) -> dict[str, Any]:
         "org_unit": ctx.actor.org_unit,  # the branch reporting
         "insured_name": _policy(d).get("insured_name", ""),
         "policy_number": _policy(d).get("number") or "",
-        "incident_time": _bj(d["incident"]["time"]),
+        "incident_time": beijing_minute(d["incident"]["time"]),
         "incident_place": d["incident"]["place"],
         "criteria": [MAJOR_TITLES[n] for n in (d.get("major") or {}).get("criteria", [])],
         "summary": ctx.data["summary"],
-        "reported_at": _bj(d.get("reported_at") or ctx.now),
+        "reported_at": beijing_minute(d.get("reported_at") or ctx.now),
     }
 
 

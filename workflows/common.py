@@ -139,3 +139,10 @@ def look_up_policy(ctx: Any) -> tuple[str, ...]:
         )
     ctx.new_data["policy"] = {**ctx.new_data["policy"], "product_line": found.product_line}
     return ()
+
+
+def beijing_minute(instant: Any) -> str:
+    """An instant (datetime or ISO text) as people read it in a notice: Beijing time, to
+    the minute (``2026-05-06 09:00``)."""
+    at = datetime.fromisoformat(instant) if isinstance(instant, str) else instant
+    return f"{at.astimezone(SHANGHAI):%Y-%m-%d %H:%M}"

@@ -24,6 +24,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from engine import (
+    SHANGHAI,
     Hooks,
     Intake,
     NoticeSpec,
@@ -33,7 +34,7 @@ from engine import (
 )
 from engine.deadlines import Period, Unit, due_at
 
-from .common import Channel, Phone, Strict, Text
+from .common import Channel, Phone, Strict, Text, beijing_minute
 
 DEFINITION = Path(__file__).with_name("complaint.toml")
 
@@ -174,12 +175,6 @@ def _number(ctx: TransitionContext) -> str:
     return ctx.case.number
 
 
-def _bj(instant: str) -> str:
-    from engine.clock import SHANGHAI
-
-    return f"{datetime.fromisoformat(instant).astimezone(SHANGHAI):%Y-%m-%d %H:%M}"
-
-
 def build() -> WorkflowDefinition:
     """The complaint workflow with its hooks, validated."""
 
@@ -198,8 +193,6 @@ def build() -> WorkflowDefinition:
     def due_text(ctx: TransitionContext) -> str:
         """The reply's due time as the complainant reads it: the engine's own deadline,
         as this transition (an extension, say) left it."""
-        from engine.clock import SHANGHAI
-
         assert ctx.case is not None
         due = ctx.services.cases.due_at(ctx.case.id, "reply")
         if due is None:
@@ -211,7 +204,7 @@ def build() -> WorkflowDefinition:
         return {
             "case_number": _number(ctx),
             "complainant_name": d["complainant"]["name"],
-            "accepted_at": _bj(d["accepted_at"]),
+            "accepted_at": beijing_minute(d["accepted_at"]),
             "request": d["request"],
             "due_at": due_text(ctx),
         }
@@ -230,7 +223,7 @@ def build() -> WorkflowDefinition:
         return {
             "case_number": _number(ctx),
             "complainant_name": d["complainant"]["name"],
-            "accepted_at": _bj(d["accepted_at"]),
+            "accepted_at": beijing_minute(d["accepted_at"]),
             "reply": ctx.data["text"],
         }
 
@@ -240,7 +233,7 @@ def build() -> WorkflowDefinition:
         return {
             "case_number": _number(ctx),
             "org_unit": ctx.case.org_unit,
-            "accepted_at": _bj(d["accepted_at"]),
+            "accepted_at": beijing_minute(d["accepted_at"]),
             "complainants": d["complainants"],
             "disaster": d["disaster"],
             "request": d["request"],
