@@ -28,6 +28,8 @@ from .definitions import (
 )
 from .errors import (
     BaoflowError,
+    CalendarDataInvalid,
+    CalendarDisagrees,
     CalendarYearUnknown,
     CaseNotFound,
     ConflictError,
@@ -48,6 +50,11 @@ from .store import Store
 from .types import (
     Actor,
     AvailableEvent,
+    CalendarDay,
+    CalendarImport,
+    CalendarImportRecord,
+    CalendarYear,
+    CalendarYearStatus,
     Case,
     DeadlineStatus,
     HistoryEntry,
@@ -61,6 +68,13 @@ __all__ = [
     "Actor",
     "AvailableEvent",
     "BaoflowError",
+    "CalendarDataInvalid",
+    "CalendarDay",
+    "CalendarDisagrees",
+    "CalendarImport",
+    "CalendarImportRecord",
+    "CalendarYear",
+    "CalendarYearStatus",
     "CalendarYearUnknown",
     "Case",
     "CaseNotFound",
@@ -137,7 +151,9 @@ def open_engine(
         workflows: the definitions to run; by default every installed workflow.
         policies: the policy directory; by default baoflow's own ``policies`` table.
         calendar: which days are working days; by default the Chinese official
-            calendar (holidays and make-up days), which refuses years it does not know.
+            calendar: the desk's imported arrangements, then chinesecalendar's, then a
+            provisional year from the statutory holidays, marked on every deadline it
+            touches (``ChineseOfficialCalendar(unknown_years="error")`` refuses instead).
         migrate: bring the schema to the newest revision first. With ``False`` an
             out-of-date schema raises :class:`StorageError`.
     """

@@ -62,13 +62,15 @@ url_option = click.option(
 
 @contextmanager
 def _engine(url: str) -> Iterator[Engine]:
-    # BAOFLOW_UNKNOWN_YEARS=weekends: count days in a year whose holiday arrangement is
-    # not published yet on weekdays, logged and recorded on each deadline (late in the
-    # year, before the State Council publishes the next one); the default refuses.
-    fallback = os.environ.get("BAOFLOW_UNKNOWN_YEARS", "error")
-    if fallback not in ("error", "weekends"):
-        raise click.UsageError(f"BAOFLOW_UNKNOWN_YEARS must be error or weekends, not {fallback!r}")
-    eng = open_engine(url, calendar=ChineseOfficialCalendar(unknown_years=fallback))  # type: ignore[arg-type]
+    # A year whose holiday arrangement is not published yet is counted provisionally
+    # from its statutory holidays (the default), or refused: BAOFLOW_UNKNOWN_YEARS=error.
+    # ("weekends", this setting's old value, now means provisional.)
+    choice = os.environ.get("BAOFLOW_UNKNOWN_YEARS", "provisional")
+    if choice not in ("provisional", "error", "weekends"):
+        raise click.UsageError(
+            f"BAOFLOW_UNKNOWN_YEARS must be provisional or error, not {choice!r}"
+        )
+    eng = open_engine(url, calendar=ChineseOfficialCalendar(unknown_years=choice))  # type: ignore[arg-type]
     try:
         yield eng
     finally:
@@ -189,9 +191,15 @@ def cases_show(url: str, case: str) -> None:
         out.print(table)
         for d in eng.deadlines(c.id):
             pause = f", paused {d.pause_reason}" if d.pause_reason else ""
+            guess = (
+                f" [yellow](provisional: {', '.join(map(str, d.provisional_years))} not "
+                "published)[/]"
+                if d.provisional
+                else ""
+            )
             out.print(
                 f"  deadline [bold]{d.rule}[/] {d.status}{pause}: due "
-                f"{d.due_at.astimezone(SHANGHAI):%Y-%m-%d %H:%M}, warned {d.warned}, "
+                f"{d.due_at.astimezone(SHANGHAI):%Y-%m-%d %H:%M}{guess}, warned {d.warned}, "
                 f"{'breached, ' if d.breached else ''}level {d.level}  ({d.article})"
             )
         for r in eng.refusals(c.id):
@@ -310,6 +318,93 @@ def deadlines_recompute(url: str) -> None:
     """Recompute running deadlines after the calendar data changed (each winter)."""
     with _engine(url) as eng:
         _c.out.print(f"{eng.recompute_deadlines()} deadline(s) moved")
+
+
+@main.group()
+def calendar() -> None:
+    """The working-day calendar: the desk's own holiday arrangements (docs/deadlines.md)."""
+
+
+@calendar.command("import")
+@url_option
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--by", "by", help="Who imports it (recorded); default: your login name.")
+@click.option(
+    "--override",
+    is_flag=True,
+    help="Import although chinesecalendar says otherwise of some days of the year.",
+)
+def calendar_import(url: str, file: str, by: str | None, override: bool) -> None:
+    """Import a year's holiday arrangement typed from the State Council's notice, and
+    recompute the running deadlines that count on it."""
+    who = by or os.environ.get("USER") or "operator"
+    with _engine(url) as eng:
+        done = eng.import_calendar(
+            Path(file), Actor(who, who, roles=("administrator",)), override=override
+        )
+    _c.out.print(
+        f"imported {done.year}: {done.holidays} holiday(s), {done.workdays} make-up working "
+        f"day(s) (import {done.import_id}); {done.recomputed} running deadline(s) recomputed"
+    )
+    for line in done.overridden:
+        _c.out.print(f"  overridden: {line}", highlight=False)
+
+
+@calendar.command("show")
+@url_option
+@click.argument("year", type=int)
+def calendar_show(url: str, year: int) -> None:
+    """A year's holidays and make-up working days, and where each comes from."""
+    with _engine(url) as eng:
+        shown = eng.calendar_year(year)
+    out = _c.out
+    out.print(f"{year}: {_SOURCES[shown.source]}", highlight=False)
+    for imp in shown.imports:
+        state = "current" if imp.current else "replaced"
+        out.print(
+            f"  import {imp.id} ({state}): {imp.source}; from {imp.file_name} by "
+            f"{imp.imported_by}, {imp.imported_at.astimezone(SHANGHAI):%Y-%m-%d %H:%M}"
+            + (" [override]" if imp.override else ""),
+            highlight=False,
+            markup=False,
+        )
+    for d in shown.days:
+        where = f"{d.source}, line {d.line}" if d.line else d.source
+        kind = "work" if d.working else "rest"
+        out.print(
+            f"  {d.day} {'一二三四五六日'[d.day.weekday()]}  {kind}  {d.name or '—'}  ({where})",
+            highlight=False,
+            markup=False,
+        )
+
+
+_SOURCES = {
+    "desk": "the desk's imported arrangement",
+    "package": "the published arrangement in chinesecalendar",
+    "provisional": "PROVISIONAL: statutory holidays and weekends only (not published yet)",
+    "unknown": "unknown (a strict calendar refuses it)",
+    "custom": "the app's own calendar",
+}
+
+
+@calendar.command("status")
+@url_option
+def calendar_status(url: str) -> None:
+    """Whether this year's and next year's arrangements are known, and how many running
+    deadlines count on a year only provisionally."""
+    with _engine(url) as eng:
+        rows = eng.calendar_status()
+    for row in rows:
+        line = f"{row.year}: {_SOURCES[row.source]}"
+        if row.provisional_deadlines:
+            line += f"; {row.provisional_deadlines} running deadline(s) depend on it"
+        _c.out.print(line, highlight=False)
+        if row.provisional:
+            _c.out.print(
+                f"  when the State Council publishes {row.year}'s arrangement: "
+                "baoflow calendar import FILE (docs/deadlines.md)",
+                highlight=False,
+            )
 
 
 @main.group()

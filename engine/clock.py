@@ -7,6 +7,7 @@ so a test can freeze or advance time and get deterministic results.
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
@@ -22,6 +23,11 @@ class Clock(Protocol):
     def now(self) -> datetime:
         """Return the current instant, timezone-aware (any zone; the engine stores UTC)."""
         ...
+
+
+def monotonic() -> float:
+    """Seconds on a clock that never jumps: for the age of a cache, never for "now"."""
+    return time.monotonic()
 
 
 class SystemClock:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 
 from .calendar import WorkingCalendar, first_working_day_from
@@ -75,7 +75,32 @@ def due_at(
         raise ValueError(f"{start!r} has no time zone")
     if period.unit is Unit.hours:
         return (start + timedelta(hours=period.amount)).astimezone(SHANGHAI)
-    day = start.astimezone(SHANGHAI).date()
+    return _end_of_days(start.astimezone(SHANGHAI).date(), period, calendar, close_of_business)
+
+
+def due_after(due: datetime, period: Period, calendar: WorkingCalendar) -> datetime:
+    """When a period that starts where another ended ends — an escalation level
+    ``after = "1 working_days"`` of a breach, say.
+
+    The starting day is the day the first period ended on, not counted (民法典第二百零一条):
+    a due time of 24:00 Thursday (stored as 00:00 Friday) starts from Thursday, so one
+    working day after it is Friday, not Monday.
+    """
+    if period.unit is Unit.hours:
+        return (due + timedelta(hours=period.amount)).astimezone(SHANGHAI)
+    return _end_of_days(last_day(due), period, calendar, None)
+
+
+def last_day(due: datetime) -> date:
+    """The Beijing day a period due at ``due`` ends on: a period that ends at 24:00 is
+    stored as 00:00 of the next day, and still ends on the day before it."""
+    return (due.astimezone(SHANGHAI) - timedelta(microseconds=1)).date()
+
+
+def _end_of_days(
+    day: date, period: Period, calendar: WorkingCalendar, close_of_business: time | None
+) -> datetime:
+    """The end of ``period`` (natural or working days) counted from starting day ``day``."""
     if period.unit is Unit.natural_days:
         last = first_working_day_from(day + timedelta(days=period.amount), calendar)
     else:

@@ -15,6 +15,8 @@ parsing the message, and a message that says what is wrong and what to do next.
     ├── ConflictError            the case changed since it was read (optimistic lock)
     ├── IdempotencyKeyReused     the key was used before for a different request
     ├── CalendarYearUnknown      the working-day calendar has no data for that year
+    ├── CalendarDataInvalid      a holiday-arrangement file cannot be imported, per line
+    ├── CalendarDisagrees        an arrangement differs from the published one
     └── StorageError             the database is not usable (e.g. not migrated)
 """
 
@@ -168,18 +170,49 @@ class IdempotencyKeyReused(BaoflowError):
 
 
 class CalendarYearUnknown(BaoflowError):
-    """A working-day question about a year whose holiday arrangement is not known."""
+    """A working-day question about a year whose holiday arrangement is not known, on a
+    calendar the app made strict (``ChineseOfficialCalendar(unknown_years="error")``)."""
 
     def __init__(self, year: int, source: str) -> None:
         self.year = year
         self.source = source
         super().__init__(
-            f"the official holiday arrangement for {year} is not in {source}, so working "
-            f"days in {year} are unknown and no deadline is guessed. The State Council "
-            "publishes it each winter: upgrade the data (pip install -U chinesecalendar) "
-            "or pass open_engine(calendar=...) a calendar that knows the year, or choose "
-            "the logged weekday fallback (ChineseOfficialCalendar(unknown_years="
-            "'weekends'); for the command line BAOFLOW_UNKNOWN_YEARS=weekends)."
+            f"the official holiday arrangement for {year} is not in {source}, and this "
+            f"calendar was made strict (unknown_years='error'), so no deadline in {year} is "
+            "computed. Import the year's arrangement from the State Council's notice "
+            "(baoflow calendar import FILE), or use the default calendar, which counts such "
+            "a year provisionally from its statutory holidays and recomputes it on import."
+        )
+
+
+class CalendarDataInvalid(BaoflowError):
+    """A holiday-arrangement file cannot be imported; every problem, with its line."""
+
+    def __init__(self, source: str, problems: Sequence[Problem]) -> None:
+        self.source = source
+        self.problems = tuple(problems)
+        n = len(self.problems)
+        super().__init__(
+            f"{source} cannot be imported ({n} problem{'s' if n != 1 else ''}; nothing was "
+            f"imported):\n{_bullets(self.problems)}"
+        )
+
+
+class CalendarDisagrees(BaoflowError):
+    """An imported arrangement says other things of some days than the published one."""
+
+    def __init__(self, year: int, published: str, differences: Sequence[str]) -> None:
+        self.year = year
+        self.published = published
+        self.differences = tuple(differences)
+        shown = "\n".join(f"  - {d}" for d in self.differences[:20])
+        more = len(self.differences) - 20
+        super().__init__(
+            f"the file's {year} arrangement differs from {published} on "
+            f"{len(self.differences)} day(s); nothing was imported:\n{shown}"
+            + (f"\n  … and {more} more" if more > 0 else "")
+            + "\nCheck the file against the notice; if the notice is right and the package "
+            "wrong, import again with override (baoflow calendar import FILE --override)."
         )
 
 

@@ -14,17 +14,20 @@ import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from . import authority, timers
-from .calendar import ChineseOfficialCalendar, WorkingCalendar
+from . import arrangements, authority, calendar_sync, timers
+from .calendar import PACKAGE, ChineseOfficialCalendar, WorkingCalendar
+from .calendar_sync import CalendarSync
 from .clock import SHANGHAI, Clock, SystemClock
 from .definitions import Intake, Transition, TransitionContext, WorkflowDefinition
 from .errors import (
     BaoflowError,
+    CalendarDisagrees,
     CalendarYearUnknown,
     ConflictError,
     GuardRefused,
@@ -32,6 +35,7 @@ from .errors import (
     InvalidData,
     NotPermitted,
     Problem,
+    StorageError,
     UnknownWorkflow,
 )
 from .machine import StateMachine
@@ -42,6 +46,9 @@ from .types import (
     Actor,
     AvailableEvent,
     Breach,
+    CalendarImport,
+    CalendarYear,
+    CalendarYearStatus,
     Case,
     DeadlineStatus,
     HistoryEntry,
@@ -114,6 +121,7 @@ class Engine:
         self.clock: Clock = clock or SystemClock()
         self.policies = policies
         self.calendar: WorkingCalendar = calendar or ChineseOfficialCalendar()
+        self._calendar_sync = CalendarSync(self.calendar)
         self._definitions: dict[tuple[str, int], WorkflowDefinition] = {}
         self._latest: dict[str, int] = {}
         self._machines: dict[tuple[str, int], StateMachine] = {}
@@ -173,6 +181,8 @@ class Engine:
         request = _Request(idempotency_key, None, OPEN_EVENT, f"opening a {workflow}", data)
         try:
             with self.store.write() as tx:
+                if definition.deadlines:  # the intake may arm one: count on current days
+                    self._calendar_sync.sync(tx, lock=True)
                 prior = self._prior(tx, request)
                 if prior is not None:
                     return _open_result_from_json(prior)
@@ -338,13 +348,16 @@ class Engine:
         """
         now = self.clock.now()
         data = data or {}
+        deadline_event = event in self._deadline_events
+        if not deadline_event and self._calendar_sync.due():
+            with self.store.read() as tx:  # guards count days too (the filing limit)
+                self._calendar_sync.sync(tx, lock=False)
         try:
-            transaction = (
-                self.store.write()
-                if event in self._deadline_events
-                else self.store.fire_transaction()
-            )
+            transaction = self.store.write() if deadline_event else self.store.fire_transaction()
             with transaction as tx:
+                if deadline_event:  # before any row lock: an import waits, or is waited for
+                    assert isinstance(tx, CoreTx)
+                    self._calendar_sync.sync(tx, lock=True)
                 current = tx.load_case(case)
                 if idempotency_key is not None:
                     request = _Request(
@@ -641,6 +654,8 @@ class Engine:
         Nothing here raises for one bad timer: it is logged and released.
         """
         with self.store.pinned():
+            with self.store.write() as tx:  # on the pinned connection: a worker sees an
+                self._calendar_sync.sync(tx, lock=False)  # import within a tick
             return self._run_due_timers(worker, batch, lease, limit)
 
     def _run_due_timers(
@@ -876,6 +891,8 @@ class Engine:
 
     def _fire_timer(self, tx: CoreTx, timer: Any, me: str, now: datetime) -> str:
         """One timer's effect, in ``tx``: "fired", "skipped", "retry" or "taken"."""
+        # Its escalation may fire an event that arms a deadline: lock before any row.
+        self._calendar_sync.sync(tx, lock=True)
         found = tx.timer_batch([timer.id])
         if not found:
             return "taken"  # the timer row itself is gone
@@ -966,6 +983,9 @@ class Engine:
                         stopped_at=row.stopped_at,
                         next_timer_at=pending.get((row.rule, row.armed_seq)),
                         calendar=row.calendar,
+                        provisional_years=tuple(
+                            int(y) for y in (row.provisional or "").split(",") if y
+                        ),
                     )
                 )
         return result
@@ -973,71 +993,191 @@ class Engine:
     def recompute_deadlines(self) -> int:
         """Recompute every running deadline on the calendar as it is now.
 
-        Run it after the calendar data changed (next year's arrangement published and
-        ``chinesecalendar`` upgraded): due times that move are rewritten with their
-        pending timers, and each change is a history row on its case
-        (``deadline_recomputed``) with the old and new due time. Returns how many moved.
+        Run it after the calendar data changed (a ``chinesecalendar`` upgrade that
+        publishes a year; ``calendar import`` runs it itself): due times that move, or
+        that are no longer provisional, are rewritten with their pending timers, and
+        each change is a history row on its case (``deadline_recomputed``) with the old
+        and new due time. Returns how many changed.
         """
         now = self.clock.now()
-        moved = 0
         with self.store.write() as tx:
-            for row in tx.running_deadlines():
-                case = tx.load_case(row.case_id)
-                definition = self.workflow(case.workflow, case.workflow_version)
-                rule = timers.rule_named(definition, row.rule)
-                if rule is None:
-                    continue
-                paused = timedelta(seconds=row.paused_seconds)
-                period = timers.instance_period(rule, row)
-                try:
-                    plan = timers.schedule(rule, row.started_at, paused, self.calendar, period)
-                except CalendarYearUnknown as exc:  # still unpublished: keep it, say so
-                    log.warning("%s %s kept as it is: %s", case.number, rule.name, exc)
-                    continue
-                if plan.due == row.due_at and plan.calendar == row.calendar:
-                    continue
-                tx.update_deadline(
-                    case.id, rule.name, row.armed_seq, due_at=plan.due, calendar=plan.calendar
+            tx.bump_calendar_generation()  # no deadline is armed meanwhile
+            self._calendar_sync.sync(tx, lock=False)
+            return self._recompute(tx, now)
+
+    def _recompute(self, tx: CoreTx, now: datetime, year: int | None = None) -> int:
+        """Recompute the running deadlines (those started by the end of ``year``)."""
+        moved = 0
+        for row in tx.running_deadlines():
+            if year is not None and row.started_at.astimezone(SHANGHAI).year > year:
+                continue
+            case = tx.load_case(row.case_id)
+            definition = self.workflow(case.workflow, case.workflow_version)
+            rule = timers.rule_named(definition, row.rule)
+            if rule is None:
+                continue
+            paused = timedelta(seconds=row.paused_seconds)
+            period = timers.instance_period(rule, row)
+            try:
+                plan = timers.schedule(rule, row.started_at, paused, self.calendar, period)
+            except CalendarYearUnknown as exc:  # a strict calendar: keep it, say so
+                log.warning("%s %s kept as it is: %s", case.number, rule.name, exc)
+                continue
+            if (plan.due, plan.calendar, plan.provisional) == (
+                row.due_at,
+                row.calendar,
+                row.provisional,
+            ):
+                continue
+            tx.update_deadline(
+                case.id,
+                rule.name,
+                row.armed_seq,
+                due_at=plan.due,
+                calendar=plan.calendar,
+                provisional=plan.provisional,
+            )
+            for (kind, level), at in plan.times.items():
+                tx.retime_timer(
+                    case.id, rule.name, row.armed_seq, kind, level, at, status="pending"
                 )
-                for (kind, level), at in plan.times.items():
-                    tx.retime_timer(
-                        case.id, rule.name, row.armed_seq, kind, level, at, status="pending"
-                    )
-                if not tx.update_case(
-                    case_id=case.id,
-                    expected_version=case.version,
-                    state=None,
-                    data=case.data,
-                    now=now,
-                    keys=None,
-                ):
-                    raise ConflictError(case.number, case.version, tx.current_version(case.id))
-                old, new = row.due_at.astimezone(SHANGHAI), plan.due.astimezone(SHANGHAI)
-                tx.append_history(
-                    case_id=case.id,
-                    seq=case.version + 1,
-                    at=now,
-                    actor=Actor.system("calendar"),
-                    event="deadline_recomputed",
-                    from_state=case.state,
-                    to_state=case.state,
-                    data={
-                        "rule": rule.name,
-                        "old_due_at": old.isoformat(),
-                        "new_due_at": new.isoformat(),
-                        "calendar": plan.calendar,
-                    },
-                    notes=[
-                        f"日历数据更新，期限「{rule.title or rule.name}」重算："
-                        f"{old:%Y-%m-%d %H:%M} → {new:%Y-%m-%d %H:%M}（{plan.calendar}）"
-                    ],
-                )
-                moved += 1
+            if not tx.update_case(
+                case_id=case.id,
+                expected_version=case.version,
+                state=None,
+                data=case.data,
+                now=now,
+                keys=None,
+            ):
+                raise ConflictError(case.number, case.version, tx.current_version(case.id))
+            old, new = row.due_at.astimezone(SHANGHAI), plan.due.astimezone(SHANGHAI)
+            title = rule.title or rule.name
+            change = (
+                f"{old:%Y-%m-%d %H:%M} → {new:%Y-%m-%d %H:%M}"
+                if old != new
+                else f"{new:%Y-%m-%d %H:%M} 不变"
+            )
+            tx.append_history(
+                case_id=case.id,
+                seq=case.version + 1,
+                at=now,
+                actor=Actor.system("calendar"),
+                event="deadline_recomputed",
+                from_state=case.state,
+                to_state=case.state,
+                data={
+                    "rule": rule.name,
+                    "old_due_at": old.isoformat(),
+                    "new_due_at": new.isoformat(),
+                    "calendar": plan.calendar,
+                    "was_provisional": row.provisional,
+                    "provisional": plan.provisional,
+                },
+                notes=[
+                    f"日历数据更新，期限「{title}」重算：{change}（{plan.calendar}）"
+                    f"{timers.caveat(plan)}"
+                ],
+            )
+            moved += 1
         if moved:
             log.info(
                 "recomputed %d deadline(s) on %s", moved, getattr(self.calendar, "source", "?")
             )
         return moved
+
+    # --- the calendar (issue #10) -----------------------------------------------------
+    def import_calendar(
+        self,
+        source: str | Path,
+        actor: Actor,
+        *,
+        file_name: str | None = None,
+        override: bool = False,
+    ) -> CalendarImport:
+        """Store a year's holiday arrangement typed from the State Council's notice
+        (a file's path, or its text; the format is in ``engine.arrangements`` and
+        docs/deadlines.md), and recompute in the same commit every running deadline
+        that may count on that year.
+
+        The file is checked whole first; nothing is imported if anything is wrong.
+        Where ``chinesecalendar`` already has the year and says otherwise of some day,
+        the import is refused unless ``override``.
+
+        Raises:
+            CalendarDataInvalid: every problem of the file, with its line.
+            CalendarDisagrees: the file differs from the published arrangement.
+            StorageError: this engine's calendar is not the official one.
+        """
+        calendar = self._calendar_sync.calendar
+        if calendar is None:
+            raise StorageError(
+                f"this engine counts on {type(self.calendar).__name__}, not the official "
+                "calendar: an imported arrangement would not be used. Open the engine "
+                "with the default calendar (or a ChineseOfficialCalendar) to import one."
+            )
+        if isinstance(source, Path):
+            file_name = file_name or str(source)
+            source = arrangements.read(source)
+        file_name = file_name or "the arrangement text"
+        arrangement = arrangements.parse(source, file_name)
+        differences = arrangements.disagreements(arrangement)
+        if differences and not override:
+            raise CalendarDisagrees(arrangement.year, PACKAGE, differences)
+        now = self.clock.now()
+        try:
+            with self.store.write() as tx:
+                generation = tx.bump_calendar_generation()  # first: every arming waits
+                import_id = tx.insert_calendar_import(
+                    year=arrangement.year,
+                    source=arrangement.source,
+                    file_name=file_name,
+                    imported_by=_who(actor),
+                    imported_at=now,
+                    override=bool(differences),
+                    days=arrangement.days,
+                )
+                calendar.load(generation, tx.desk_years())
+                moved = self._recompute(tx, now, arrangement.year)
+        except BaseException:
+            self._calendar_sync.forget()  # what was loaded did not commit
+            raise
+        log.info(
+            "imported the %d arrangement (%s) by %s; %d deadline(s) recomputed",
+            arrangement.year,
+            arrangement.source,
+            _who(actor),
+            moved,
+        )
+        return CalendarImport(
+            year=arrangement.year,
+            import_id=import_id,
+            holidays=sum(not d.working for d in arrangement.days),
+            workdays=sum(d.working for d in arrangement.days),
+            recomputed=moved,
+            overridden=tuple(differences),
+        )
+
+    def calendar_year(self, year: int) -> CalendarYear:
+        """The year's holidays and make-up days, where each comes from, and who
+        imported the desk's arrangement of it, when."""
+        calendar = self._calendar_sync.calendar
+        if calendar is None:
+            raise StorageError(
+                f"this engine counts on {type(self.calendar).__name__}: it has no layers to show"
+            )
+        with self.store.read() as tx:
+            self._calendar_sync.sync(tx, lock=False)
+            return calendar_sync.year_view(calendar, tx, year)
+
+    def calendar_status(self, years: Sequence[int] | None = None) -> list[CalendarYearStatus]:
+        """For this year and the next (or ``years``): where the working days come from,
+        and how many running deadlines count on the year only provisionally."""
+        if years is None:
+            today = self.clock.now().astimezone(SHANGHAI).year
+            years = [today, today + 1]
+        with self.store.read() as tx:
+            self._calendar_sync.sync(tx, lock=False)
+            return calendar_sync.statuses(self.calendar, tx, list(years))
 
     def next_timer_due(self) -> datetime | None:
         """When the earliest pending timer falls due (None when there is none)."""

@@ -146,6 +146,27 @@ class Worker:
             ", ".join(f"{r.rule} {r.on_time_rate:.0%}" for r in report.rules) or "(none)",
         )
 
+    def log_calendar(self) -> None:
+        """Say ahead which year is counted only provisionally: from November on for the
+        next year (the State Council publishes it in November or December), and at any
+        time for the current one. Logged at start and once a day."""
+        today = self.engine.clock.now().astimezone(SHANGHAI)
+        years = [today.year, today.year + 1] if today.month >= 11 else [today.year]
+        try:
+            rows = self.engine.calendar_status(years)
+        except Exception:  # a report must never stop the worker
+            log.exception("%s: could not read the calendar's status", self.name)
+            return
+        for row in rows:
+            if row.provisional:
+                log.warning(
+                    "the %d holiday arrangement is not published or imported: %d running "
+                    "deadline(s) count on it provisionally (statutory holidays and weekends "
+                    "only). When the State Council publishes it: baoflow calendar import FILE",
+                    row.year,
+                    row.provisional_deadlines,
+                )
+
     def start(self) -> None:
         """Start in the background; the first check runs at once (catch-up)."""
         self._scheduler.add_job(
@@ -163,7 +184,13 @@ class Worker:
                 CronTrigger.from_crontab(self.digest, timezone=SHANGHAI),
                 id="digest",
             )
+        self._scheduler.add_job(
+            self.log_calendar,
+            CronTrigger.from_crontab("0 8 * * *", timezone=SHANGHAI),
+            id="calendar",
+        )
         self._scheduler.start()
+        self.log_calendar()
         log.info(
             "%s: started (tick %.3gs, batch %d, lease %s)",
             self.name,

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .calendar import WorkingCalendar, describe
+from .calendar import WorkingCalendar, describe, provisional_years
 from .clock import SHANGHAI
-from .deadlines import Period, due_at, resumed_start, warning_times
+from .deadlines import Period, due_after, due_at, last_day, resumed_start, warning_times
 from .definitions import DeadlineRule, WorkflowDefinition
 from .notices import Notice
 
@@ -39,6 +39,8 @@ class Schedule:
     due: datetime
     times: Mapping[tuple[str, int], datetime]
     calendar: str = ""
+    #: years it counted only provisionally (no published arrangement yet), as stored
+    provisional: str | None = None
 
 
 def schedule(
@@ -60,10 +62,20 @@ def schedule(
         if level.after.amount == 0:
             times[(ESCALATION, level.level)] = due
         else:
-            times[(ESCALATION, level.level)] = due_at(due, level.after, calendar)
-    last = max(times.values()).astimezone(SHANGHAI).date()
-    label = describe(calendar, effective.astimezone(SHANGHAI).date(), last)
-    return Schedule(due, times, label)
+            times[(ESCALATION, level.level)] = due_after(due, level.after, calendar)
+    first = effective.astimezone(SHANGHAI).date()
+    last = last_day(max(times.values()))
+    guessed = provisional_years(calendar, first, last)
+    label = describe(calendar, first, last)
+    return Schedule(due, times, label, ",".join(map(str, guessed)) or None)
+
+
+def caveat(plan: Schedule) -> str:
+    """What a history note adds when a due time rests on a provisional year."""
+    if plan.provisional is None:
+        return ""
+    years = "、".join(plan.provisional.split(","))
+    return f"（暂定：{years}年放假安排尚未公布，按法定节假日计算，公布后重新计算）"
 
 
 def touches(definition: WorkflowDefinition, source: str | None, target: str, event: str) -> bool:
@@ -159,11 +171,13 @@ def on_transition(
                     paused_seconds=paused.total_seconds(),
                     due_at=plan.due,
                     calendar=plan.calendar,
+                    provisional=plan.provisional,
                 )
                 for (kind, level), at in plan.times.items():
                     tx.retime_timer(case_id, rule.name, instance.armed_seq, kind, level, at)
                 notes.append(
                     f"期限「{rule.title or rule.name}」恢复计时，新的期限 {_local(plan.due)}"
+                    f"{caveat(plan)}"
                 )
             continue
         entering = (
@@ -192,6 +206,7 @@ def on_transition(
                 "level": 0,
                 "stopped_at": None,
                 "calendar": plan.calendar,
+                "provisional": plan.provisional,
             }
         )
         tx.insert_timers(
@@ -210,7 +225,7 @@ def on_transition(
         )
         notes.append(
             f"期限「{rule.title or rule.name}」开始计时：{rule.period}，"
-            f"截止 {_local(plan.due)} ({rule.article})"
+            f"截止 {_local(plan.due)} ({rule.article}){caveat(plan)}"
         )
     return notes
 
@@ -364,10 +379,11 @@ def _extend(
         period=str(extension.period),
         due_at=plan.due,
         calendar=plan.calendar,
+        provisional=plan.provisional,
     )
     for (kind, level), at in plan.times.items():
         tx.retime_timer(case_id, rule.name, instance.armed_seq, kind, level, at, status="pending")
-    return f"期限「{title}」延长至 {extension.period}，新的期限 {_local(plan.due)}"
+    return f"期限「{title}」延长至 {extension.period}，新的期限 {_local(plan.due)}{caveat(plan)}"
 
 
 def _late(instance: Any, now: datetime) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 
@@ -147,8 +147,16 @@ class DeadlineStatus:
     level: int
     stopped_at: datetime | None
     next_timer_at: datetime | None
-    #: the calendar data the due time was computed on, and any year only guessed
+    #: the calendar data the due time was computed on, and any year only provisional
     calendar: str | None = None
+    #: the years the due time (or a timer after it) was counted on provisionally, from
+    #: the statutory holidays only: recomputed when the year's arrangement is imported
+    provisional_years: tuple[int, ...] = ()
+
+    @property
+    def provisional(self) -> bool:
+        """Whether the due time may still move once a year's arrangement is published."""
+        return bool(self.provisional_years)
 
 
 @dataclass(frozen=True)
@@ -206,3 +214,71 @@ class SlaReport:
     running: int
     breached_now: int
     median_time_in_state: dict[tuple[str, str], timedelta]
+
+
+@dataclass(frozen=True)
+class CalendarDay:
+    """A day that is not an ordinary weekday or weekend: a holiday, or a make-up working
+    day (``Engine.calendar_year``), and which layer of the calendar says so."""
+
+    day: date
+    working: bool
+    name: str
+    #: ``desk`` (imported), ``package`` (chinesecalendar) or ``provisional`` (the law)
+    source: str
+    line: int | None = None  # its line in the imported file, for a desk day
+
+
+@dataclass(frozen=True)
+class CalendarImportRecord:
+    """One ``calendar import`` of a year: who imported what, when, from which notice."""
+
+    id: int
+    year: int
+    source: str
+    file_name: str
+    imported_by: str
+    imported_at: datetime
+    override: bool
+    current: bool
+
+
+@dataclass(frozen=True)
+class CalendarYear:
+    """A year of the working-day calendar: where its days come from, its holidays and
+    make-up days, and the imports of it (``Engine.calendar_year``)."""
+
+    year: int
+    #: ``desk``, ``package``, ``provisional`` or ``unknown`` (a strict calendar)
+    source: str
+    days: tuple[CalendarDay, ...]
+    imports: tuple[CalendarImportRecord, ...] = ()
+
+
+@dataclass(frozen=True)
+class CalendarYearStatus:
+    """Whether a year's arrangement is known, and how many running deadlines wait for
+    it (``Engine.calendar_status``)."""
+
+    year: int
+    source: str
+    #: running or paused deadlines counted provisionally on this year
+    provisional_deadlines: int
+
+    @property
+    def provisional(self) -> bool:
+        return self.source == "provisional"
+
+
+@dataclass(frozen=True)
+class CalendarImport:
+    """What ``Engine.import_calendar`` did."""
+
+    year: int
+    import_id: int
+    holidays: int
+    workdays: int
+    #: running deadlines whose due time (or provisional mark) the import changed
+    recomputed: int
+    #: where the file differs from chinesecalendar (imported with override)
+    overridden: tuple[str, ...] = ()

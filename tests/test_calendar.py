@@ -46,29 +46,42 @@ def test_a_period_ending_on_a_rest_day_ends_on_the_next_working_day() -> None:
     assert roll(date(2026, 10, 1), OFFICIAL) == date(2026, 10, 8)  # National Day, 10-01..10-07
 
 
-def test_a_year_without_a_published_arrangement_is_an_error_not_a_guess() -> None:
-    with pytest.raises(CalendarYearUnknown, match="pip install -U chinesecalendar") as exc:
-        OFFICIAL.is_working_day(date(2099, 3, 2))
+def test_a_strict_calendar_refuses_a_year_without_a_published_arrangement() -> None:
+    strict = ChineseOfficialCalendar(unknown_years="error")
+    with pytest.raises(CalendarYearUnknown, match="baoflow calendar import FILE") as exc:
+        strict.is_working_day(date(2099, 3, 2))
     assert exc.value.year == 2099
 
 
-def test_the_weekday_fallback_is_explicit_and_logged(caplog: pytest.LogCaptureFixture) -> None:
-    fallback = ChineseOfficialCalendar(unknown_years="weekends")
-    with caplog.at_level(logging.WARNING, logger="baoflow.calendar"):
-        assert fallback.is_working_day(date(2099, 3, 2))  # a Monday
-        assert not fallback.is_working_day(date(2099, 3, 7))  # a Saturday
+def test_by_default_an_unpublished_year_counts_its_statutory_holidays_and_weekends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """全国年节及纪念日放假办法 (2024): certain for any year, unlike the bridge days."""
+    with caplog.at_level(logging.INFO, logger="baoflow.calendar"):
+        assert OFFICIAL.is_working_day(date(2099, 3, 2))  # a Monday
+        assert not OFFICIAL.is_working_day(date(2099, 3, 7))  # a Saturday
+        assert not OFFICIAL.is_working_day(date(2099, 1, 1))  # New Year's Day, a Thursday
+        assert OFFICIAL.is_working_day(date(2099, 1, 2))  # no bridge day is guessed
     assert [r.getMessage().split(":")[0] for r in caplog.records] == [
-        "no official holiday arrangement for 2099 in " + fallback.source
-    ]
-    with pytest.raises(ValueError, match="'error' or 'weekends'"):
+        "no published holiday arrangement for 2099"
+    ]  # said once per year
+
+
+def test_weekends_is_the_old_name_of_the_provisional_year_and_typos_are_refused() -> None:
+    assert not ChineseOfficialCalendar(unknown_years="weekends").is_working_day(date(2027, 1, 1))
+    with pytest.raises(ValueError, match="'provisional' or 'error'"):
         ChineseOfficialCalendar(unknown_years="guess")  # type: ignore[arg-type]
 
 
-def test_a_filing_limit_that_needs_an_unknown_year_refuses_to_guess(db_url: str) -> None:
-    """Incident 2025-01-01 on a 2-year line: the limit 2027-01-01 may be moved by a
-    holiday nobody has published yet, so the review says so instead of guessing."""
+def test_on_a_strict_calendar_a_filing_limit_in_an_unknown_year_refuses_to_guess(
+    db_url: str,
+) -> None:
+    """Incident 2025-07-01 on a 2-year line: the limit 2027-07-01 may be moved by a
+    holiday nobody has published yet; an app that chose a strict calendar is told so."""
     clock = FakeClock(datetime(2025, 7, 2, 9, 0, tzinfo=SHANGHAI))
-    eng: Engine = open_engine(db_url, clock=clock)  # the default: unknown years are errors
+    eng: Engine = open_engine(
+        db_url, clock=clock, calendar=ChineseOfficialCalendar(unknown_years="error")
+    )
     eng.policies.add(POLICIES)  # type: ignore[attr-defined]
     try:
         case = eng.open_case(
@@ -91,7 +104,9 @@ def test_a_filing_limit_that_needs_an_unknown_year_refuses_to_guess(db_url: str)
 def test_a_limit_far_in_an_unknown_future_is_never_looked_up(eng: Engine) -> None:
     """Only a limit already past needs the calendar: a 5-year life limit ending in 2031
     is simply not reached, whatever 2031's holidays will be."""
-    strict = open_engine(eng.store.url, clock=eng.clock)
+    strict = open_engine(
+        eng.store.url, clock=eng.clock, calendar=ChineseOfficialCalendar(unknown_years="error")
+    )
     try:
         case = strict.open_case("claim", report(), AGENT).case
         assert strict.fire(case.id, "verify", HANDLER).state == "verified"

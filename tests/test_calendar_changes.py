@@ -1,6 +1,7 @@
-"""When the calendar data changes (next year's arrangement is published), running
-deadlines are recomputed and the change is visible on the case; a guessed year is
-visible on the deadline (DESIGN.md §3.10, issue #4)."""
+"""When the calendar data changes (next year's arrangement is published in a new
+``chinesecalendar``), running deadlines are recomputed and the change is visible on the
+case; a provisional year is visible on the deadline (DESIGN.md §3.10, issues #4, #10).
+Imports of the desk's own arrangement: tests/test_calendar_import.py."""
 
 from __future__ import annotations
 
@@ -9,18 +10,18 @@ from datetime import date, datetime
 from click.testing import CliRunner
 
 from engine import SHANGHAI, ChineseOfficialCalendar, FakeClock, open_engine
+from engine.calendar import YearSource
 from engine.cli import main
 from tests.conftest import POLICIES
 from tests.test_timers import to_materials_complete
 
 
 class Published2027(ChineseOfficialCalendar):
-    """What the data could say once 2027 is published: 01-01 and 01-04 are holidays."""
+    """What a newer package could say once 2027 is published: 01-01 and 01-04 are
+    holidays."""
 
-    source = "test arrangement incl. 2027"
-
-    def knows_year(self, year: int) -> bool:
-        return year <= 2027
+    def year_source(self, year: int) -> YearSource:
+        return YearSource.package if year == 2027 else super().year_source(year)
 
     def is_working_day(self, day: date) -> bool:
         if day.year == 2027:
@@ -32,18 +33,20 @@ def bj(*args: int) -> datetime:
     return datetime(*args, tzinfo=SHANGHAI)  # type: ignore[misc]
 
 
-def test_a_guessed_year_shows_on_the_deadline_and_is_recomputed_once_published(
+def test_a_provisional_year_shows_on_the_deadline_and_is_recomputed_once_published(
     db_url: str,
 ) -> None:
     clock = FakeClock(bj(2026, 12, 30, 9, 0))
-    guessing = open_engine(db_url, clock=clock, calendar=ChineseOfficialCalendar("weekends"))
-    guessing.policies.add(POLICIES)  # type: ignore[attr-defined]
-    case = to_materials_complete(guessing)
-    (before,) = [d for d in guessing.deadlines(case.id) if d.rule == "hand_over"]
-    guessing.close()
-    # Thu 12-31, then the guess: Fri 2027-01-01 and Mon 01-04 count → end of 01-04.
-    assert before.due_at == bj(2027, 1, 5)
-    assert before.calendar is not None and "weekday fallback for 2027" in before.calendar
+    provisional = open_engine(db_url, clock=clock)  # the default calendar
+    provisional.policies.add(POLICIES)  # type: ignore[attr-defined]
+    case = to_materials_complete(provisional)
+    (before,) = [d for d in provisional.deadlines(case.id) if d.rule == "hand_over"]
+    provisional.close()
+    # Thu 12-31, then 2027 provisionally: Fri 01-01 is New Year's Day by law, so Mon 01-04
+    # and Tue 01-05 → end of 01-05.
+    assert before.due_at == bj(2027, 1, 6)
+    assert before.provisional and before.provisional_years == (2027,)
+    assert before.calendar is not None and "provisional for 2027" in before.calendar
 
     published = open_engine(db_url, clock=clock, calendar=Published2027(), migrate=False)
     try:
@@ -51,10 +54,11 @@ def test_a_guessed_year_shows_on_the_deadline_and_is_recomputed_once_published(
         (after,) = [d for d in published.deadlines(case.id) if d.rule == "hand_over"]
         # 12-31, then 01-01 and 01-04 are holidays: Tue 01-05, Wed 01-06 → end of 01-06.
         assert after.due_at == bj(2027, 1, 7)
-        assert after.calendar == "test arrangement incl. 2027"
+        assert not after.provisional and "provisional" not in (after.calendar or "")
         (row,) = [h for h in published.history(case.id) if h.event == "deadline_recomputed"]
-        assert row.data["old_due_at"].startswith("2027-01-05T00:00")
+        assert row.data["old_due_at"].startswith("2027-01-06T00:00")
         assert row.data["new_due_at"].startswith("2027-01-07T00:00")
+        assert row.data["was_provisional"] == "2027" and row.data["provisional"] is None
         assert published.recompute_deadlines() == 0  # nothing moves twice
         clock.set(bj(2027, 1, 6, 12, 0))
         fired = published.run_due_timers()
@@ -76,14 +80,15 @@ def test_baoflow_deadlines_recompute_reports_how_many_moved(tmp_path) -> None:  
 
 def test_recomputing_on_data_that_still_lacks_the_year_keeps_the_deadline(db_url: str) -> None:
     clock = FakeClock(bj(2026, 12, 30, 9, 0))
-    guessing = open_engine(db_url, clock=clock, calendar=ChineseOfficialCalendar("weekends"))
-    guessing.policies.add(POLICIES)  # type: ignore[attr-defined]
-    case = to_materials_complete(guessing)
-    guessing.close()
-    strict = open_engine(db_url, clock=clock, migrate=False)  # 2027 still unknown
-    try:
-        assert strict.recompute_deadlines() == 0
-        (kept,) = [d for d in strict.deadlines(case.id) if d.rule == "hand_over"]
-        assert kept.due_at == bj(2027, 1, 5) and "weekday fallback" in (kept.calendar or "")
-    finally:
-        strict.close()
+    first = open_engine(db_url, clock=clock)
+    first.policies.add(POLICIES)  # type: ignore[attr-defined]
+    case = to_materials_complete(first)
+    first.close()
+    for calendar in (ChineseOfficialCalendar(), ChineseOfficialCalendar(unknown_years="error")):
+        again = open_engine(db_url, clock=clock, calendar=calendar, migrate=False)
+        try:
+            assert again.recompute_deadlines() == 0  # 2027 still unpublished
+            (kept,) = [d for d in again.deadlines(case.id) if d.rule == "hand_over"]
+            assert kept.due_at == bj(2027, 1, 6) and kept.provisional_years == (2027,)
+        finally:
+            again.close()

@@ -116,7 +116,7 @@ def test_the_unknown_year_fallback_is_an_explicit_choice(tmp_path: Path) -> None
     bad = CliRunner().invoke(
         main, ["cases", "list", "--url", url], env={"BAOFLOW_UNKNOWN_YEARS": "guess"}
     )
-    assert bad.exit_code == 2 and "BAOFLOW_UNKNOWN_YEARS must be error or weekends" in bad.output
+    assert bad.exit_code == 2 and "BAOFLOW_UNKNOWN_YEARS must be provisional or error" in bad.output
     ok = CliRunner().invoke(
         main, ["cases", "list", "--url", url], env={"BAOFLOW_UNKNOWN_YEARS": "weekends"}
     )

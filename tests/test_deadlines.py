@@ -3,12 +3,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 import pytest
 
 from engine import SHANGHAI, CalendarYearUnknown, ChineseOfficialCalendar
-from engine.deadlines import Period, Unit, due_at, resumed_start, warning_times
+from engine.deadlines import (
+    Period,
+    Unit,
+    due_after,
+    due_at,
+    last_day,
+    resumed_start,
+    warning_times,
+)
 
 CAL = ChineseOfficialCalendar()
 
@@ -78,9 +86,35 @@ def test_a_pause_moves_the_start_on_and_the_period_is_counted_again() -> None:
     assert due_at(start, Period(3, Unit.working_days), CAL) == bj(2026, 5, 13)
 
 
-def test_a_day_period_into_an_unpublished_year_refuses_to_guess() -> None:
+def test_a_day_period_into_an_unpublished_year_skips_its_statutory_holidays() -> None:
+    """Wed 2026-12-30 + 5 working days: Thu 12-31, then 2027 provisionally — Fri 01-01
+    is New Year's Day by law — Mon 01-04 .. Thu 01-07 → end of 01-07."""
+    assert due_at(bj(2026, 12, 30, 10, 0), Period(5, Unit.working_days), CAL) == bj(2027, 1, 8)
+
+
+def test_a_strict_calendar_refuses_a_day_period_into_an_unpublished_year() -> None:
+    strict = ChineseOfficialCalendar(unknown_years="error")
     with pytest.raises(CalendarYearUnknown):
-        due_at(bj(2026, 12, 30, 10, 0), Period(5, Unit.working_days), CAL)
+        due_at(bj(2026, 12, 30, 10, 0), Period(5, Unit.working_days), strict)
+
+
+def test_one_working_day_after_a_breach_at_24_00_is_the_next_working_day() -> None:
+    """A breach at the end of Thu 2026-06-04 (stored as 00:00 Fri): the breach day is
+    the starting day, not counted; day 1 is Fri 06-05 → end of Fri, not of Mon 06-08."""
+    breach = bj(2026, 6, 5, 0, 0)
+    assert due_after(breach, Period(1, Unit.working_days), CAL) == bj(2026, 6, 6)
+    assert due_after(breach, Period(2, Unit.working_days), CAL) == bj(2026, 6, 9)  # Mon
+    assert due_after(breach, Period(2, Unit.hours), CAL) == bj(2026, 6, 5, 2, 0)
+
+
+def test_a_period_after_a_breach_at_close_of_business_counts_from_that_day() -> None:
+    """A breach at 17:30 Thu 06-04: the same starting day as one at 24:00."""
+    assert due_after(bj(2026, 6, 4, 17, 30), Period(1, Unit.working_days), CAL) == bj(2026, 6, 6)
+
+
+def test_the_last_day_of_a_period_ending_at_24_00_is_the_day_before_its_instant() -> None:
+    assert last_day(bj(2026, 6, 5, 0, 0)) == date(2026, 6, 4)
+    assert last_day(bj(2026, 6, 5, 17, 30)) == date(2026, 6, 5)
 
 
 @pytest.mark.parametrize(

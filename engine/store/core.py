@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
+from ..calendar import DeskDay, DeskYear
 from ..errors import CaseNotFound
 from ..types import Actor, Case, HistoryEntry, Refusal
 from . import tables as t
@@ -913,6 +914,116 @@ class CoreTx:
         if unread_only:
             q = q.where(i.read_at.is_(None))
         return list(self.conn.execute(q.order_by(i.created_at.desc(), i.id.desc())))
+
+    # --- the desk's holiday arrangements (issue #10) -------------------------------------
+    def calendar_generation(self, *, lock: bool = False) -> int:
+        """Which stored arrangements are current. With ``lock`` (a transaction that
+        computes deadlines), under a share lock: an import in flight is waited for and
+        then seen, and an import that starts later waits for this transaction, whose
+        deadlines it then recomputes. (SQLite serialises writers anyway.)"""
+        q = sa.select(t.calendar_state.c.generation).where(t.calendar_state.c.id == 1)
+        if lock:
+            q = q.with_for_update(read=True)
+        return int(self.conn.execute(q).scalar() or 0)
+
+    def bump_calendar_generation(self) -> int:
+        """Take the arrangements' lock and move them on (the first step of an import)."""
+        cs = t.calendar_state.c
+        self.conn.execute(
+            t.calendar_state.update().where(cs.id == 1).values(generation=cs.generation + 1)
+        )
+        return self.calendar_generation()
+
+    def desk_years(self) -> list[DeskYear]:
+        """The current arrangement of every year the desk imported, with its days."""
+        ci, cd = t.calendar_imports.c, t.calendar_days.c
+        imports = list(
+            self.conn.execute(
+                sa.select(t.calendar_imports).where(ci.current.is_(True)).order_by(ci.year)
+            )
+        )
+        if not imports:
+            return []
+        days: dict[int, list[DeskDay]] = {row.id: [] for row in imports}
+        q = sa.select(t.calendar_days).where(cd.import_id.in_(list(days))).order_by(cd.day)
+        for d in self.conn.execute(q):
+            days[d.import_id].append(DeskDay(d.day, d.working, d.name, d.line))
+        return [
+            DeskYear(
+                year=row.year,
+                days=tuple(days[row.id]),
+                source=row.source,
+                imported_by=row.imported_by,
+                imported_at=row.imported_at,
+                import_id=row.id,
+                override=row.override,
+            )
+            for row in imports
+        ]
+
+    def insert_calendar_import(
+        self,
+        *,
+        year: int,
+        source: str,
+        file_name: str,
+        imported_by: str,
+        imported_at: datetime,
+        override: bool,
+        days: Sequence[DeskDay],
+    ) -> int:
+        """Store a year's arrangement as the current one; an earlier import of the year
+        is kept, no longer current. Returns the import's id."""
+        ci = t.calendar_imports.c
+        self.conn.execute(
+            t.calendar_imports.update()
+            .where(ci.year == year, ci.current.is_(True))
+            .values(current=False)
+        )
+        import_id = self.conn.execute(
+            t.calendar_imports.insert()
+            .values(
+                year=year,
+                source=source,
+                file_name=file_name,
+                imported_by=imported_by,
+                imported_at=imported_at,
+                override=override,
+                current=True,
+            )
+            .returning(ci.id)
+        ).scalar_one()
+        self.conn.execute(
+            t.calendar_days.insert(),
+            [
+                {
+                    "import_id": import_id,
+                    "day": d.day,
+                    "working": d.working,
+                    "name": d.name,
+                    "line": d.line,
+                }
+                for d in days
+            ],
+        )
+        return int(import_id)
+
+    def calendar_imports(self, year: int) -> list[sa.Row[Any]]:
+        """Every import of ``year``, newest first (the current one and those it replaced)."""
+        ci = t.calendar_imports.c
+        q = sa.select(t.calendar_imports).where(ci.year == year).order_by(ci.id.desc())
+        return list(self.conn.execute(q))
+
+    def provisional_deadline_years(self) -> dict[str, int]:
+        """Running and paused deadlines counted on provisional years, by their
+        ``provisional`` value (``"2027"``, ``"2027,2028"``)."""
+        d = t.case_deadlines.c
+        q = (
+            sa.select(d.provisional, sa.func.count())
+            .where(d.status.in_(("running", "paused")), d.provisional.is_not(None))
+            .group_by(d.provisional)
+        )
+        return {row[0]: int(row[1]) for row in self.conn.execute(q)}
 
     def next_due(self) -> datetime | None:
         tm = t.timers.c

@@ -140,6 +140,9 @@ case_deadlines = sa.Table(
     sa.Column("calendar", sa.String(200)),
     # The instance's period when an extension changed it (NULL: the rule's own).
     sa.Column("period", sa.String(32)),
+    # The years its due time was counted on only provisionally ("2027"; NULL: none),
+    # recomputed when the year's arrangement is imported (issue #10).
+    sa.Column("provisional", sa.String(40)),
 )
 
 timers = sa.Table(
@@ -254,4 +257,44 @@ refusals = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("reasons", JSONType, nullable=False),
     sa.Index("ix_refusals_case", "case_id", "at"),
+)
+
+# --- the desk's own holiday arrangements (issue #10) ------------------------------------
+#: One ``baoflow calendar import``: a year's arrangement typed from the State Council's
+#: notice. A later import of the same year supersedes it (``current`` false); the rows
+#: stay, so who imported what, and when, is kept.
+calendar_imports = sa.Table(
+    "calendar_imports",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("year", sa.Integer, nullable=False),
+    sa.Column("source", sa.String(500), nullable=False),  # the notice it was typed from
+    sa.Column("file_name", sa.String(500), nullable=False),
+    sa.Column("imported_by", sa.String(200), nullable=False),
+    sa.Column("imported_at", UTCDateTime, nullable=False),
+    # imported although chinesecalendar says otherwise for some days
+    sa.Column("override", sa.Boolean, nullable=False),
+    sa.Column("current", sa.Boolean, nullable=False),
+    sa.Index("ix_calendar_imports_year", "year"),
+)
+
+#: The days of an import: holidays (``working`` false) and make-up working days.
+calendar_days = sa.Table(
+    "calendar_days",
+    metadata,
+    sa.Column("import_id", BigId, sa.ForeignKey("calendar_imports.id"), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("working", sa.Boolean, nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("line", sa.Integer),  # where it stands in the imported file
+)
+
+#: One row (id 1): which imports the calendar is at. An import bumps ``generation``
+#: first; a transition that computes a deadline reads it under a share lock, so the two
+#: serialise and no deadline is computed on data an import has just replaced.
+calendar_state = sa.Table(
+    "calendar_state",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("generation", sa.Integer, nullable=False),
 )
