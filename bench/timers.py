@@ -117,7 +117,7 @@ HANDLER = Actor("h01", "王芳", roles=("handler",), org_unit="SH")
 
 
 def calendar() -> ChineseOfficialCalendar:
-    return ChineseOfficialCalendar(unknown_years="weekends")
+    return ChineseOfficialCalendar()
 
 
 # --- helpers ------------------------------------------------------------------------

@@ -82,11 +82,9 @@ def clock() -> FakeClock:
 @pytest.fixture
 def eng(db_url: str, clock: FakeClock) -> Iterator[Engine]:
     # Tests move the clock into years whose holiday arrangement is not published yet
-    # (2027, 2028): they take the explicit weekday fallback. tests/test_calendar.py
-    # checks the default, which refuses such years.
-    engine_ = open_engine(
-        db_url, clock=clock, calendar=ChineseOfficialCalendar(unknown_years="weekends")
-    )
+    # (2027, 2028): the default calendar counts them provisionally (tests/test_calendar.py,
+    # tests/test_calendar_import.py).
+    engine_ = open_engine(db_url, clock=clock, calendar=ChineseOfficialCalendar())
     assert isinstance(engine_.policies, SqlPolicyDirectory)
     engine_.policies.add(POLICIES)
     yield engine_

@@ -331,7 +331,7 @@ def eng_3y(db_url: str, clock: FakeClock) -> Iterator[Engine]:
         db_url,
         clock=clock,
         workflows=[claim.build(settings)],
-        calendar=ChineseOfficialCalendar(unknown_years="weekends"),  # the clock goes to 2027
+        calendar=ChineseOfficialCalendar(),  # the clock goes to 2027
     )
     assert isinstance(engine_.policies, SqlPolicyDirectory)
     engine_.policies.add(POLICIES)

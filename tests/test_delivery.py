@@ -380,9 +380,7 @@ def test_two_deliverers_on_postgresql_send_each_message_once(
     from engine import ChineseOfficialCalendar, open_engine
     from tests.conftest import POLICIES
 
-    eng = open_engine(
-        pg_only_url, clock=clock, calendar=ChineseOfficialCalendar(unknown_years="weekends")
-    )
+    eng = open_engine(pg_only_url, clock=clock, calendar=ChineseOfficialCalendar())
     try:
         eng.policies.add(POLICIES)  # type: ignore[attr-defined]
         for i in range(40):

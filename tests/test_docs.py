@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ def test_the_python_examples_in_the_docs_run(
     path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)  # examples write their SQLite files here
+    shutil.copytree(ROOT / "docs" / "examples", tmp_path / "docs" / "examples")  # and read these
     namespace: dict[str, object] = {"__name__": "__doc_example__"}  # blocks build on each other
     for block in python_blocks(path):
         exec(compile(block, f"{path.name}:example", "exec"), namespace)

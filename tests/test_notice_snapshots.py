@@ -105,7 +105,7 @@ def eng(tmp_path: Path, clock: FakeClock) -> Iterator[Engine]:
     engine_ = open_engine(
         f"sqlite:///{tmp_path / 'snap.db'}",
         clock=clock,
-        calendar=ChineseOfficialCalendar(unknown_years="weekends"),
+        calendar=ChineseOfficialCalendar(),
     )
     engine_.policies.add(POLICIES)  # type: ignore[attr-defined]
     yield engine_

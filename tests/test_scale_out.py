@@ -39,7 +39,7 @@ WAIT = 240.0  # seconds a queue read may block before the test gives up
 
 
 def _calendar() -> ChineseOfficialCalendar:
-    return ChineseOfficialCalendar(unknown_years="weekends")
+    return ChineseOfficialCalendar()
 
 
 # --- the workers (module level: spawned processes import them) -----------------------

@@ -196,7 +196,7 @@ def test_a_timer_whose_case_moved_on_is_skipped_and_recorded(eng: Engine, clock:
 
 def test_timers_survive_a_restart_and_fire_once_marked_late(db_url: str) -> None:
     clock = FakeClock(bj(2026, 5, 6, 9, 0))
-    calendar = ChineseOfficialCalendar(unknown_years="weekends")
+    calendar = ChineseOfficialCalendar()
     first = open_engine(db_url, clock=clock, calendar=calendar)
     first.policies.add(POLICIES)  # type: ignore[attr-defined]
     case = to_materials_complete(first)

@@ -98,7 +98,7 @@ def test_baoflow_worker_catches_up_after_downtime_and_stops_on_sigterm(tmp_path:
     the worker cleanly once its batch is done."""
     url = f"sqlite:///{tmp_path / 'worker.db'}"
     clock = FakeClock(bj(2026, 5, 6, 9, 0))  # months before the real clock
-    eng = open_engine(url, clock=clock, calendar=ChineseOfficialCalendar(unknown_years="weekends"))
+    eng = open_engine(url, clock=clock, calendar=ChineseOfficialCalendar())
     eng.policies.add(POLICIES)  # type: ignore[attr-defined]
     case = to_materials_complete(eng)
     eng.close()
@@ -194,7 +194,7 @@ def test_the_worker_wakes_for_a_timer_due_before_its_next_tick(eng: Engine, db_u
                 .where(t.timers.c.id == timer_id)
                 .values(due_at=soon + timedelta(seconds=0.2 * i))
             )
-    real = open_engine(db_url, calendar=ChineseOfficialCalendar("weekends"), migrate=False)
+    real = open_engine(db_url, calendar=ChineseOfficialCalendar(), migrate=False)
     worker = Worker(real, tick=30, name="w-wake", digest=None)
     worker.start()
     try:

@@ -32,7 +32,7 @@ from engine import (
     WorkflowDefinition,
     load_workflow,
 )
-from engine.deadlines import Period, Unit, due_at
+from engine.deadlines import Period, Unit, due_at, last_day
 
 from .common import Channel, Phone, Strict, Text, beijing_minute
 
@@ -266,7 +266,8 @@ def build() -> WorkflowDefinition:
             return []
         return [
             f"a review may be asked within 30 days of the reply (第二十条); the reply was "
-            f"sent {replied:%Y-%m-%d} and the window closed {last:%Y-%m-%d %H:%M}"
+            f"sent {replied.astimezone(SHANGHAI):%Y-%m-%d} and the window closed at the end of "
+            f"{last_day(last)}"
         ]
 
     def improvement_done(ctx: TransitionContext) -> list[str]:

@@ -27,7 +27,6 @@ from engine import (
     Actor,
     BaoflowError,
     Case,
-    ChineseOfficialCalendar,
     Engine,
     FakeClock,
     GuardRefused,
@@ -531,11 +530,10 @@ def run(*, db: Path, seed: int, reports: int, console: Console) -> None:
         SystemClock().now().astimezone(SHANGHAI).replace(hour=8, minute=30, second=0, microsecond=0)
     )
     clock = FakeClock(start)
-    # The demo plays today: a deadline or escalation reaching into a year whose holiday
-    # arrangement is not published yet (late in the year) is counted on weekdays — the
-    # app's explicit, logged choice, recorded on the deadline (docs/deadlines.md).
-    calendar = ChineseOfficialCalendar(unknown_years="weekends")
-    eng = open_engine(f"sqlite:///{db}", clock=clock, calendar=calendar)
+    # The demo plays today: late in the year, a deadline reaching into a year whose
+    # holiday arrangement is not published yet is counted provisionally, as the default
+    # calendar does, and says so (docs/deadlines.md).
+    eng = open_engine(f"sqlite:///{db}", clock=clock)
     rng = random.Random(seed)
     assert isinstance(eng.policies, SqlPolicyDirectory)
     policies = _policies(rng, start.date())
@@ -654,6 +652,14 @@ def _summary(eng: Engine, day: Day, db: Path, console: Console) -> None:
     console.print(miss)
     _other_case_types(eng, console)
     _notices(eng, console)
+    for year in eng.calendar_status():
+        if year.provisional and year.provisional_deadlines:
+            console.print(
+                f"\nCalendar: {year.year}'s holiday arrangement is not published yet; "
+                f"{year.provisional_deadlines} running deadline(s) are counted on its "
+                "statutory holidays for now and move when it is imported "
+                f"(baoflow calendar status --url sqlite:///{db})"
+            )
     console.print(
         f"\nDatabase: [bold]{db.resolve()}[/]\n"
         f"Look around: baoflow cases list --url sqlite:///{db}   "
