@@ -328,3 +328,15 @@ def test_an_outcome_outside_the_list_is_invalid(eng: Engine) -> None:
     with pytest.raises(InvalidData) as err:
         eng.fire(case.id, "complete_survey", HANDLER, {"finding": "maybe", "summary": "?"})
     assert err.value.problems[0].location == "finding"
+
+
+def test_a_survey_redone_after_the_first_is_complete_keeps_the_first_on_record(
+    eng: Engine,
+) -> None:
+    case = request(eng, major(eng).id)
+    eng.fire(case.id, "complete_survey", HANDLER, {"finding": "inconclusive", "summary": "待复勘"})
+    case = request(eng, case.id, SUPERVISOR, reason="复勘：补查监控")
+    assert [s["outcome"]["finding"] for s in case.data["earlier_surveys"]] == ["inconclusive"]
+    assert case.data["survey"]["reason"] == "复勘：补查监控"
+    assert case.data["survey"]["outcome"] is None
+    assert [d.status for d in survey_deadline(eng, case.id)] == ["met", "running"]
