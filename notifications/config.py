@@ -62,6 +62,7 @@ _TOP = {
     "channels",
     "people",
     "parties",
+    "organisations",
 }
 
 

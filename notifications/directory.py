@@ -20,6 +20,17 @@ or any configured channel). Configured as data::
     name = "reporter.name"
     sms = "reporter.phone"
     relationship = "reporter.relationship"   # 本人 / self: the data subject
+
+An **organisation** is a third kind of recipient: one of several outside bodies (the
+insurers an agency works with), chosen per case by the name the case data gives at
+``key``, each with its own contact addresses here — so a notice about a case goes to
+that case's insurer and to no other::
+
+    [organisations.insurer]
+    key = "underwriter.name"                 # which insurer: a dotted path into the case
+    [organisations.insurer.contacts."平安人寿"]
+    name = "平安人寿上海分公司理赔查勘岗"      # optional: how the contact is addressed
+    email = "survey@pingan.example.com"
 """
 
 from __future__ import annotations
@@ -36,6 +47,8 @@ SELF = frozenset({"本人", "self"})
 
 _PERSON_KEYS = {"id", "name", "roles", "org_unit", "locale"}
 _PARTY_KEYS = {"name", "relationship", "locale"}
+_ORGANISATION_KEYS = {"key", "contacts"}
+_CONTACT_KEYS = {"name", "locale"}
 
 
 @dataclass(frozen=True)
@@ -60,9 +73,28 @@ class Party:
 
 
 @dataclass(frozen=True)
+class Contact:
+    """How to reach one organisation (an insurer's claims survey desk)."""
+
+    name: str
+    addresses: Mapping[str, str]  # channel name -> address on that channel
+    locale: str = "zh-CN"
+
+
+@dataclass(frozen=True)
+class Organisation:
+    """A recipient that is one of several organisations: the case data names which
+    (``key``, a dotted path), ``contacts`` says how to reach each by that name."""
+
+    key: str
+    contacts: Mapping[str, Contact]
+
+
+@dataclass(frozen=True)
 class Directory:
     people: Sequence[Person] = ()
     parties: Mapping[str, Party] = field(default_factory=dict)
+    organisations: Mapping[str, Organisation] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, raw: Mapping[str, Any], channels: Collection[str]) -> Directory:
@@ -125,9 +157,14 @@ class Directory:
                 relationship=spec.get("relationship"),
                 locale=str(spec.get("locale", "zh-CN")),
             )
+        organisations = _organisations(raw.get("organisations") or {}, channels, problems)
+        for name in sorted(set(organisations) & set(parties)):
+            problems.append(
+                f"organisations.{name}: {name!r} is a party too; a recipient is one or the other"
+            )
         if problems:
             raise NotificationConfigError("the notification directory", problems)
-        return cls(people, parties)
+        return cls(people, parties, organisations)
 
     def resolve(
         self, recipient: str, org_unit: str | None, case_data: Mapping[str, Any] | None
@@ -136,6 +173,9 @@ class Directory:
         party = self.parties.get(recipient)
         if party is not None:
             return self._party(recipient, party, case_data or {})
+        organisation = self.organisations.get(recipient)
+        if organisation is not None:
+            return self._organisation(recipient, organisation, case_data or {})
         holders = [p for p in self.people if recipient in p.roles]
         if not holders:
             return [], f"nobody in the directory has the role {recipient!r}"
@@ -167,6 +207,74 @@ class Directory:
             paths = ", ".join(party.addresses.values()) or "(none configured)"
             return [], f"the case has no address for its {recipient} (looked at {paths})"
         return found, None
+
+    def _organisation(
+        self, recipient: str, org: Organisation, data: Mapping[str, Any]
+    ) -> tuple[list[Address], str | None]:
+        which = _path(data, org.key)
+        if not which:
+            return [], f"the case does not name its {recipient} (looked at {org.key})"
+        contact = org.contacts.get(str(which))
+        if contact is None:
+            known = ", ".join(org.contacts) or "(none)"
+            return [], (
+                f"no contact for the {recipient} {which!r} in the directory (known: {known}); "
+                f'add [organisations.{recipient}.contacts."{which}"]'
+            )
+        # An organisation is never the data subject: what it is sent is masked.
+        return [
+            Address(channel, to, contact.name, contact.locale, data_subject=False)
+            for channel, to in contact.addresses.items()
+        ], None
+
+
+def _organisations(
+    raw: Any, channels: Collection[str], problems: list[str]
+) -> dict[str, Organisation]:
+    """``[organisations.NAME]`` tables, their problems appended to ``problems``."""
+    found: dict[str, Organisation] = {}
+    if not isinstance(raw, Mapping):
+        problems.append("organisations: must be a table of [organisations.NAME] tables")
+        return found
+    for oname, spec in raw.items():
+        where = f"organisations.{oname}"
+        if not isinstance(spec, Mapping):
+            problems.append(f"{where}: must be a table with key and contacts")
+            continue
+        for extra in sorted(set(spec) - _ORGANISATION_KEYS):
+            problems.append(f"{where}.{extra}: unknown key; use key, contacts")
+        key = spec.get("key")
+        if not isinstance(key, str) or not key:
+            problems.append(
+                f"{where}.key: is required: the dotted path to the organisation's name in "
+                "the case data, e.g. 'underwriter.name'"
+            )
+        contacts: dict[str, Contact] = {}
+        for cname, c in (spec.get("contacts") or {}).items():
+            at = f"{where}.contacts.{cname}"
+            if not isinstance(c, Mapping):
+                problems.append(f"{at}: must be a table of addresses")
+                continue
+            addresses = {k: v for k, v in c.items() if k not in _CONTACT_KEYS}
+            for ch, to in addresses.items():
+                if ch not in channels:
+                    problems.append(
+                        f"{at}.{ch}: no channel named {ch!r} is configured; "
+                        f"configured: {', '.join(sorted(channels)) or '(none)'}"
+                    )
+                elif not isinstance(to, str) or not to:
+                    problems.append(f"{at}.{ch}: must be the address on that channel")
+            if not addresses:
+                problems.append(f"{at}: has no address on any channel; add e.g. email or inbox")
+            contacts[str(cname)] = Contact(
+                name=str(c.get("name", cname)),
+                addresses={k: str(v) for k, v in addresses.items()},
+                locale=str(c.get("locale", "zh-CN")),
+            )
+        if not contacts:
+            problems.append(f"{where}.contacts: list at least one organisation and its address")
+        found[str(oname)] = Organisation(str(key or ""), contacts)
+    return found
 
 
 def _path(data: Mapping[str, Any], dotted: str) -> Any:

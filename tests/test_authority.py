@@ -47,6 +47,7 @@ HANDLING = {
     "reject",
     "apply",
     "receive_materials",
+    "request_materials",
     "complete_materials",
     "hand_over",
     "insurer_requests_materials",
@@ -55,12 +56,14 @@ HANDLING = {
     "withdraw",
 }
 LOOKUP = {"match_policy", "confirm_not_ours", "confirm_identity"}
+#: 调查: asking the insurer to survey a major case, the desk's assistance, the outcome.
+SURVEY = {"request_survey", "record_survey_assistance", "complete_survey"}
 #: What each role may fire on a case of its own branch (the claim's table, written out).
 MAY = {
-    "service_agent": LOOKUP | {"receive_materials", "withdraw"},
-    "handler": LOOKUP | HANDLING | {"update_facts"},
-    "supervisor": LOOKUP | HANDLING | {"report_to_headquarters", "update_facts"},
-    "branch_manager": LOOKUP | HANDLING | {"report_to_headquarters", "update_facts"},
+    "service_agent": LOOKUP | {"receive_materials", "withdraw", "record_survey_assistance"},
+    "handler": LOOKUP | HANDLING | SURVEY | {"update_facts"},
+    "supervisor": LOOKUP | HANDLING | SURVEY | {"report_to_headquarters", "update_facts"},
+    "branch_manager": LOOKUP | HANDLING | SURVEY | {"report_to_headquarters", "update_facts"},
     "headquarters": {"report_to_headquarters", "acknowledge_report"},
     "auditor": set(),
     "administrator": set(),

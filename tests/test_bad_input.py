@@ -145,13 +145,17 @@ def test_an_event_the_state_does_not_allow_names_the_state_and_the_allowed_event
         "reject",
         "report_to_headquarters",
         "acknowledge_report",
+        "request_survey",
+        "record_survey_assistance",
+        "complete_survey",
         "update_facts",
         "withdraw",
     )
     assert err.value.case_number == case.number
     assert (
         "it is in 'reported'. Allowed now: verify, reject, report_to_headquarters, "
-        "acknowledge_report, update_facts, withdraw" in str(err.value)
+        "acknowledge_report, request_survey, record_survey_assistance, complete_survey, "
+        "update_facts, withdraw" in str(err.value)
     )
     assert stored(eng, case.id) == before
 

@@ -512,10 +512,12 @@ def test_a_case_matched_later_is_assessed_for_major_then(eng: Engine) -> None:
 def test_an_accidental_death_reported_within_24_hours_calls_for_scene_preservation(
     eng: Engine,
 ) -> None:
-    """现场保全: tell the reporter to protect the scene and notify the insurer to survey it."""
+    """现场保全: tell the reporter to protect the scene and notify the insurer to survey it
+    (both notices are written by the registration itself: tests/test_claim_survey.py)."""
     case = open_report(eng, incident={"injury": "death", "deaths": 1, "time": at(23)}).case
     assert case.data["scene_preservation"]["instruction"]
-    assert case.data["scene_preservation"]["insurer_notified_at"] is None
+    notified = case.data["scene_preservation"]["insurer_notified_at"]
+    assert datetime.fromisoformat(notified) == eng.clock.now()
     assert any("现场保全" in n for n in eng.history(case.id)[-1].notes)
 
 

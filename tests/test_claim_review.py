@@ -370,10 +370,14 @@ def test_available_events_show_why_verify_would_be_refused(eng: Engine) -> None:
         "reject",
         "report_to_headquarters",
         "acknowledge_report",
+        "request_survey",
+        "record_survey_assistance",
+        "complete_survey",
         "update_facts",
         "withdraw",
     ]
     assert not events["report_to_headquarters"].would_pass  # not a major case
+    assert not events["request_survey"].would_pass  # nor surveyed at the desk's request
     assert not events["verify"].would_pass
     assert len(events["verify"].refusals) == 3
     assert events["verify"].refusals == refusal(eng, case.id).reasons

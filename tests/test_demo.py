@@ -37,4 +37,5 @@ def test_the_demo_day_covers_every_outcome_and_says_where_the_database_is(tmp_pa
     assert {c.data["channel"] for c in claims} == {"phone", "in_person", "fax", "letter"}
     assert any(c.data["major"]["is_major"] for c in claims if "major" in c.data)
     assert any("scene_preservation" in c.data for c in claims)
+    assert any(c.data.get("survey") for c in claims)  # a major case surveyed (调查)
     assert "duplicate reports answered with the existing case" in result.output

@@ -14,8 +14,12 @@ import pytest
 
 from engine import ChineseOfficialCalendar, Engine, FakeClock, open_engine
 from notifications.templates import TemplateSet
-from tests.conftest import AGENT, HANDLER, POLICIES, SUPERVISOR, report
+from tests.conftest import AGENT, HANDLER, ID_ZHANG, POLICIES, SUPERVISOR, report
 from tests.test_claim_review import FIRE, ZHAO, day
+from workflows.claim import ClaimSettings, build
+
+#: The agency's catalogue: who underwrites the product of P-ACC-001.
+UNDERWRITERS = {"综合意外险": "平安财险上海分公司"}
 
 SNAPSHOTS = Path(__file__).parent / "snapshots" / "cases"
 UPDATE = os.environ.get("BAOFLOW_UPDATE_SNAPSHOTS") == "1"
@@ -78,11 +82,47 @@ def test_the_notices_of_a_fatal_accident_reported_at_once(eng: Engine, clock: Fa
     assert set(written) == {
         "claim_accepted",
         "scene_preservation",
+        "scene_survey_request",
         "major_case_report",
         "materials_missing",
     }
     for notice, context in written.items():
         check(templates, notice, context)
+
+
+def test_the_notices_of_a_major_case_surveyed_and_asked_for_more(
+    eng: Engine, clock: FakeClock
+) -> None:
+    """A burn treated in hospital, 900,000 yuan expected: the insurer is asked to survey
+    it; later the desk asks for a pathology report the one-time notice did not list."""
+    templates = TemplateSet(eng.notice_fields())
+    case = eng.open_case(
+        "claim",
+        report(
+            policy={"number": "P-ACC-001", "product_name": "综合意外险", "insured_name": "张伟"},
+            incident={"injury": "burn", "expected_amount": "900000", "course": "厨房燃气爆燃"},
+        ),
+        AGENT,
+    ).case
+    clock.advance(hours=1)
+    eng.fire(case.id, "request_survey", HANDLER, {"reason": "核实爆燃原因及烧伤程度"})
+    eng.fire(case.id, "verify", HANDLER)
+    eng.fire(
+        case.id,
+        "apply",
+        HANDLER,
+        {"applicant_name": "张伟", "applicant_id_number": ID_ZHANG, "relationship": "self"},
+    )
+    eng.fire(
+        case.id,
+        "request_materials",
+        HANDLER,
+        {"items": ["pathology_report"], "reason": "烧伤创面病理检查结果为核定伤残等级所需"},
+    )
+    written = notices(eng, case.id)
+    assert {"survey_request", "materials_requested"} <= set(written)
+    for notice in ("survey_request", "materials_requested"):
+        check(templates, notice, written[notice])
 
 
 def test_the_written_notice_of_non_acceptance(eng: Engine) -> None:
@@ -106,6 +146,7 @@ def eng(tmp_path: Path, clock: FakeClock) -> Iterator[Engine]:
         f"sqlite:///{tmp_path / 'snap.db'}",
         clock=clock,
         calendar=ChineseOfficialCalendar(),
+        workflows=[build(ClaimSettings(underwriters=UNDERWRITERS))],
     )
     engine_.policies.add(POLICIES)  # type: ignore[attr-defined]
     yield engine_

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +32,7 @@ from engine import (
 )
 from engine.deadlines import Period, Unit
 
+from .checklist import Checklist, Condition, load_checklist
 from .common import (
     Channel,
     Email,
@@ -61,6 +63,15 @@ class ClaimSettings:
             which, for an accidental death, calls for scene preservation.
         late_notice: a report later than this after the incident is flagged as late
             notice (保险法第二十一条) — flagged, never refused.
+        checklist: the desk's own materials checklist (a TOML file shaped like
+            ``claim_materials.toml``, validated at ``build()``); the shipped one by default.
+        underwriters: the underwriting insurer of each product (险种名称 -> 承保保险公司),
+            the agency's own catalogue: the policy directory does not say who underwrites
+            a policy. The scene-survey and survey notices go to the insurer named here
+            (``underwriter.name`` on the case); a survey request may name it instead.
+        survey_working_days: how long the desk's assistance with a major case's survey may
+            run before it is chased (细则第四条(二) 调查 names no period: the company's
+            choice; 10 working days leaves the insurer most of its 30 days, 保险法第二十三条).
     """
 
     filing_limit_years: Mapping[str, int] = field(default_factory=lambda: {"life": 5, "default": 2})
@@ -72,9 +83,12 @@ class ClaimSettings:
     #: defaults. The law's periods (保险法第二十三、二十五条; the life standards) are not.
     hand_over_working_days: int = 3
     major_report_hours: int = 24
+    survey_working_days: int = 10
+    checklist: Path | str | None = None
+    underwriters: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("hand_over_working_days", "major_report_hours"):
+        for name in ("hand_over_working_days", "major_report_hours", "survey_working_days"):
             if getattr(self, name) < 1:
                 raise ValueError(
                     f"ClaimSettings.{name} must be 1 or more, not {getattr(self, name)}"
@@ -104,6 +118,15 @@ class Injury(StrEnum):
     disability = "disability"
     burn = "burn"
     death = "death"
+
+
+class Diagnosis(StrEnum):
+    """The diagnosis category of an illness claim: what decides the medical proof asked
+    for (细则第四条(四)2 收集理赔资料 6: the pathology report)."""
+
+    cancer = "cancer"  # 恶性肿瘤
+    critical_illness = "critical_illness"  # 其他重大疾病
+    other = "other"  # 一般疾病
 
 
 class Complaint(StrEnum):
@@ -156,6 +179,8 @@ class IncidentInfo(Strict):
     expected_amount: Amount | None = None
     outcome_undetermined: bool = False
     dispute: Dispute = Dispute()
+    #: optional: reports taken before it existed, and accidents, have none
+    diagnosis_category: Diagnosis | None = None
 
     @model_validator(mode="after")
     def _deaths_match_injury(self) -> IncidentInfo:
@@ -263,25 +288,6 @@ class Material(StrEnum):
     repair_invoices = "repair_invoices"
 
 
-MATERIAL_TITLES = {
-    Material.policy_original: "保险单正本",
-    Material.premium_receipt: "保费收据",
-    Material.id_insured: "被保险人身份证件",
-    Material.id_beneficiary: "受益人（申请人）身份证件",
-    Material.claim_form: "理赔申请书",
-    Material.accident_proof: "事故证明",
-    Material.death_certificate: "死亡证明",
-    Material.disability_proof: "残疾证明",
-    Material.burn_proof: "烧烫伤证明",
-    Material.medical_records: "门急诊病史",
-    Material.test_results: "检（化）验资料",
-    Material.outpatient_receipts: "门急诊收据原件",
-    Material.inpatient_receipts: "住院收据原件",
-    Material.pathology_report: "病理报告",
-    Material.repair_invoices: "维修、物损发票",
-}
-
-
 class MaterialsReceived(Strict):
     items: tuple[Material, ...] = Field(min_length=1)
 
@@ -315,6 +321,53 @@ class MaterialsRequested(Strict):
     items: tuple[Material, ...] = Field(min_length=1)
 
 
+class DeskMaterialsRequest(Strict):
+    """The desk asks the claimant for more materials after the one-time notice
+    (保险法第二十二条: recorded, and flagged for each item that notice did not list)."""
+
+    items: tuple[Material, ...] = Field(min_length=1)
+    reason: Text  # why it is asked now and not in the one-time notice
+
+
+class SurveyRequest(Strict):
+    """调查: a major case needs the insurer's survey (细则第四条(二) 调查)."""
+
+    reason: Text  # what is to be surveyed, and why
+    #: the underwriting insurer, when the case does not know it yet (or to correct it)
+    insurer: Text | None = None
+
+
+class AssistanceStep(StrEnum):
+    contacted_insurer = "contacted_insurer"  # 联系保险公司
+    contacted_claimant = "contacted_claimant"  # 联系报案人、家属
+    accompanied_survey = "accompanied_survey"  # 陪同查勘
+    collected_documents = "collected_documents"  # 协助收集资料
+    other = "other"
+
+
+class SurveyAssistance(Strict):
+    """One step of the desk's assistance with the survey (协助), by whoever fires it."""
+
+    step: AssistanceStep
+    note: Text
+
+
+class SurveyFinding(StrEnum):
+    confirmed = "confirmed"  # 查勘结果与报案相符
+    partly_confirmed = "partly_confirmed"  # 部分相符
+    not_confirmed = "not_confirmed"  # 与报案不符
+    inconclusive = "inconclusive"  # 无法确定
+
+
+class SurveyOutcome(Strict):
+    """The survey is done: what it found (the insurer's survey report)."""
+
+    finding: SurveyFinding
+    summary: Text
+    surveyor: Text | None = None  # who surveyed (the insurer's surveyor)
+    report_reference: Text | None = None  # the insurer's survey report number
+
+
 class HeadquartersReport(Strict):
     """重大案件呈报: what headquarters is told (the criteria hit are the case's own)."""
 
@@ -336,6 +389,7 @@ class FactsUpdate(Strict):
     expected_amount: Amount | None = None
     outcome_undetermined: bool | None = None
     dispute: Dispute | None = None
+    diagnosis_category: Diagnosis | None = None  # a diagnosis made after the report
     note: Text
 
 
@@ -348,50 +402,85 @@ class NotOurs(Strict):
 
 
 # --- pure rules --------------------------------------------------------------------
-def required_materials(data: Mapping[str, Any]) -> list[Material]:
-    """The full checklist for this case (细则第四条 收集理赔资料 1-7), in order."""
+def _treated(data: Mapping[str, Any]) -> bool:
     incident = data["incident"]
-    required = [
-        Material.policy_original,
-        Material.premium_receipt,
-        Material.id_insured,
-        Material.claim_form,
-    ]
-    application = data.get("application") or {}
-    if application.get("relationship", "self") != Relationship.self:
-        required.append(Material.id_beneficiary)
-    injury = incident["injury"]
-    if incident["cause"] in ACCIDENTAL_CAUSES:
-        required.append(Material.accident_proof)
-    if injury == Injury.death:
-        required.append(Material.death_certificate)
-    if injury == Injury.disability:
-        required.append(Material.disability_proof)
-    if injury == Injury.burn:
-        required.append(Material.burn_proof)
-    treated = (
+    return bool(
         incident.get("hospital")
         or incident["cause"] == Cause.illness
-        or injury
-        in (
-            Injury.minor,
-            Injury.serious,
-            Injury.disability,
-            Injury.burn,
-        )
+        or incident["injury"] in (Injury.minor, Injury.serious, Injury.disability, Injury.burn)
     )
-    if treated:
-        required += [Material.medical_records, Material.test_results, Material.outpatient_receipts]
-    if incident.get("hospitalised"):
-        required.append(Material.inpatient_receipts)
-    if incident.get("property_damage"):
-        required.append(Material.repair_invoices)
-    return required
 
 
-def missing_materials(data: Mapping[str, Any]) -> list[Material]:
-    received = set((data.get("materials") or {}).get("received", ()))
-    return [m for m in required_materials(data) if m not in received]
+def _injury(kind: Injury) -> Condition:
+    return lambda data: data["incident"]["injury"] == kind
+
+
+def _diagnosis(kind: Diagnosis) -> Condition:
+    return lambda data: data["incident"].get("diagnosis_category") == kind
+
+
+#: The facts a checklist rule may depend on (``when`` in claim_materials.toml), over the
+#: case data when the checklist is drawn up (at ``apply``) and checked (``complete_materials``).
+CHECKLIST_CONDITIONS: dict[str, Condition] = {
+    "always": lambda data: True,
+    # the applicant is not the insured: their own ID is needed too
+    "applicant_not_insured": lambda data: (
+        (data.get("application") or {}).get("relationship", "self") != Relationship.self
+    ),
+    "accidental_cause": lambda data: data["incident"]["cause"] in ACCIDENTAL_CAUSES,
+    "death": _injury(Injury.death),
+    "disability": _injury(Injury.disability),
+    "burn": _injury(Injury.burn),
+    # treated by a doctor: at a hospital, for an illness, or for an injury that needs care
+    "treated": _treated,
+    "hospitalised": lambda data: bool(data["incident"].get("hospitalised")),
+    "diagnosis_cancer": _diagnosis(Diagnosis.cancer),
+    "diagnosis_critical_illness": _diagnosis(Diagnosis.critical_illness),
+    "property_damage": lambda data: bool(data["incident"].get("property_damage")),
+}
+
+#: The shipped checklist (package data); a desk's own goes in ClaimSettings.checklist.
+CHECKLIST = Path(__file__).with_name("claim_materials.toml")
+
+
+def load_claim_checklist(path: Path | str = CHECKLIST) -> Checklist:
+    """The claim checklist in ``path``, validated against the claim's materials and
+    conditions.
+
+    Raises:
+        DefinitionError: every problem of the file, each with its location.
+    """
+    return load_checklist(
+        path, materials=[m.value for m in Material], conditions=CHECKLIST_CONDITIONS
+    )
+
+
+@cache
+def default_checklist() -> Checklist:
+    return load_claim_checklist()
+
+
+#: How each material reads to people, from the shipped checklist.
+MATERIAL_TITLES = {Material(r.material): r.title for r in default_checklist().rules}
+
+
+def required_materials(
+    data: Mapping[str, Any], checklist: Checklist | None = None
+) -> list[Material]:
+    """The full checklist for this case (细则第四条 收集理赔资料 1-7), in order: the rules
+    of ``checklist`` (the shipped one by default) that the facts make apply."""
+    return [Material(m) for m in (checklist or default_checklist()).required(data)]
+
+
+def missing_materials(
+    data: Mapping[str, Any], checklist: Checklist | None = None
+) -> list[Material]:
+    """What the facts require, and the desk asked for since, that has not been received."""
+    materials = data.get("materials") or {}
+    received = set(materials.get("received", ()))
+    wanted = [*required_materials(data, checklist)]
+    wanted += [Material(m) for m in materials.get("requested", ()) if Material(m) not in wanted]
+    return [m for m in wanted if m not in received]
 
 
 def major_criteria(
@@ -501,6 +590,22 @@ def major_unreported(data: Mapping[str, Any]) -> bool:
 
 def life_product(data: Mapping[str, Any]) -> bool:
     return (data.get("policy") or {}).get("product_line") in LIFE_LINES
+
+
+def first_notice_items(data: Mapping[str, Any]) -> list[str]:
+    """What the one-time notice of missing materials (保险法第二十二条) listed: nothing
+    when there was none (the materials were complete at ``apply``). A case applied
+    before the notice was recorded listed its checklist then (nothing was received
+    before ``apply``)."""
+    if "one_time_notice" in data:
+        return list((data["one_time_notice"] or {}).get("items", ()))
+    return list((data.get("materials") or {}).get("required", ()))
+
+
+def survey_open(data: Mapping[str, Any]) -> bool:
+    """A survey was requested and its outcome is not recorded yet (细则第四条(二) 调查)."""
+    survey = data.get("survey")
+    return survey is not None and survey.get("outcome") is None
 
 
 # --- hooks -------------------------------------------------------------------------
@@ -640,14 +745,71 @@ def _not_accepted(ctx: TransitionContext) -> dict[str, Any]:
     }
 
 
-def _missing(ctx: TransitionContext) -> dict[str, Any]:
+def _applicant_name(d: Mapping[str, Any]) -> str:
+    return str((d.get("application") or {}).get("applicant_name") or d["reporter"]["name"])
+
+
+def _missing(checklist: Checklist) -> Any:
+    def build(ctx: TransitionContext) -> dict[str, Any]:
+        d = ctx.new_data
+        return {
+            "case_number": _number(ctx),
+            "applicant_name": _applicant_name(d),
+            "insured_name": _policy(d).get("insured_name", ""),
+            "missing": [checklist.title(m) for m in missing_materials(d, checklist)],
+        }
+
+    return build
+
+
+def _requested(checklist: Checklist) -> Any:
+    def build(ctx: TransitionContext) -> dict[str, Any]:
+        d = ctx.new_data
+        return {
+            "case_number": _number(ctx),
+            "applicant_name": _applicant_name(d),
+            "insured_name": _policy(d).get("insured_name", ""),
+            "items": [checklist.title(m) for m in ctx.data["items"]],
+            "reason": ctx.data["reason"],
+        }
+
+    return build
+
+
+def _underwriter(d: Mapping[str, Any]) -> str:
+    return str((d.get("underwriter") or {}).get("name") or "")
+
+
+def _scene_survey(ctx: TransitionContext) -> dict[str, Any]:
+    d = ctx.new_data
+    incident = d["incident"]
+    return {
+        "case_number": _number(ctx),
+        "insurer_name": _underwriter(d),
+        "insured_name": _policy(d).get("insured_name", ""),
+        "policy_number": _policy(d).get("number") or "",
+        "product_name": _policy(d).get("product_name") or "",
+        "incident_time": beijing_minute(incident["time"]),
+        "incident_place": incident["place"],
+        "incident_course": incident["course"],
+        "deaths": incident.get("deaths", 0),
+        "reported_at": beijing_minute(d.get("reported_at") or ctx.now),
+    }
+
+
+def _survey_request(ctx: TransitionContext) -> dict[str, Any]:
     d = ctx.new_data
     return {
         "case_number": _number(ctx),
-        "applicant_name": (d.get("application") or {}).get("applicant_name")
-        or d["reporter"]["name"],
+        "org_unit": ctx.actor.org_unit,  # the branch asking
+        "insurer_name": _underwriter(d),
         "insured_name": _policy(d).get("insured_name", ""),
-        "missing": [MATERIAL_TITLES[m] for m in missing_materials(d)],
+        "policy_number": _policy(d).get("number") or "",
+        "incident_time": beijing_minute(d["incident"]["time"]),
+        "incident_place": d["incident"]["place"],
+        "criteria": [MAJOR_TITLES[n] for n in (d.get("major") or {}).get("criteria", [])],
+        "reason": ctx.data["reason"],
+        "requested_at": beijing_minute(ctx.now),
     }
 
 
@@ -680,50 +842,96 @@ def _spec(build: Any, *fields: str) -> NoticeSpec:
     return NoticeSpec(frozenset(fields), build)
 
 
-#: The claim's notices (``notify`` in claim.toml), each with the fields its template gets.
-NOTICES: dict[str, NoticeSpec] = {
-    "claim_accepted": _spec(
-        _accepted,
-        "case_number",
-        "reporter_name",
-        "insured_name",
-        "policy_number",
-        "incident_time",
-        "reported_at",
-    ),
-    "claim_not_accepted": _spec(
-        _not_accepted,
-        "case_number",
-        "reporter_name",
-        "insured_name",
-        "policy_number",
-        "reasons",
-        "decided_at",
-    ),
-    "materials_missing": _spec(
-        _missing, "case_number", "applicant_name", "insured_name", "missing"
-    ),
-    "scene_preservation": _spec(
-        _scene, "case_number", "reporter_name", "incident_place", "instruction"
-    ),
-    "major_case_report": _spec(
-        _major,
-        "case_number",
-        "org_unit",
-        "insured_name",
-        "policy_number",
-        "incident_time",
-        "incident_place",
-        "criteria",
-        "summary",
-        "reported_at",
-    ),
-}
+def claim_notices(checklist: Checklist) -> dict[str, NoticeSpec]:
+    """The claim's notices (``notify`` in claim.toml), each with the fields its template
+    gets; the materials notices name the materials as ``checklist`` titles them."""
+    return {
+        "claim_accepted": _spec(
+            _accepted,
+            "case_number",
+            "reporter_name",
+            "insured_name",
+            "policy_number",
+            "incident_time",
+            "reported_at",
+        ),
+        "claim_not_accepted": _spec(
+            _not_accepted,
+            "case_number",
+            "reporter_name",
+            "insured_name",
+            "policy_number",
+            "reasons",
+            "decided_at",
+        ),
+        "materials_missing": _spec(
+            _missing(checklist), "case_number", "applicant_name", "insured_name", "missing"
+        ),
+        "materials_requested": _spec(
+            _requested(checklist),
+            "case_number",
+            "applicant_name",
+            "insured_name",
+            "items",
+            "reason",
+        ),
+        "scene_preservation": _spec(
+            _scene, "case_number", "reporter_name", "incident_place", "instruction"
+        ),
+        "scene_survey_request": _spec(
+            _scene_survey,
+            "case_number",
+            "insurer_name",
+            "insured_name",
+            "policy_number",
+            "product_name",
+            "incident_time",
+            "incident_place",
+            "incident_course",
+            "deaths",
+            "reported_at",
+        ),
+        "major_case_report": _spec(
+            _major,
+            "case_number",
+            "org_unit",
+            "insured_name",
+            "policy_number",
+            "incident_time",
+            "incident_place",
+            "criteria",
+            "summary",
+            "reported_at",
+        ),
+        "survey_request": _spec(
+            _survey_request,
+            "case_number",
+            "org_unit",
+            "insurer_name",
+            "insured_name",
+            "policy_number",
+            "incident_time",
+            "incident_place",
+            "criteria",
+            "reason",
+            "requested_at",
+        ),
+    }
+
+
+#: The notices with the shipped checklist.
+NOTICES: dict[str, NoticeSpec] = claim_notices(default_checklist())
 
 
 def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
-    """The claim workflow with its hooks, validated; ``settings`` tune company figures."""
+    """The claim workflow with its hooks, validated; ``settings`` tune company figures.
+
+    Raises:
+        DefinitionError: the definition, or the checklist file, is invalid (every
+            problem listed).
+    """
     s = settings or ClaimSettings()
+    checklist = load_claim_checklist(s.checklist) if s.checklist else default_checklist()
 
     def policy_of(ctx: TransitionContext) -> Policy | None:
         number = (ctx.new_data.get("policy") or {}).get("number")
@@ -835,7 +1043,13 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
 
     def update_facts(ctx: TransitionContext) -> None:
         incident = ctx.new_data["incident"]
-        for key in ("deaths", "expected_amount", "outcome_undetermined", "dispute"):
+        for key in (
+            "deaths",
+            "expected_amount",
+            "outcome_undetermined",
+            "dispute",
+            "diagnosis_category",
+        ):
             if ctx.data.get(key) is not None:
                 incident[key] = ctx.data[key]
         was_major = is_major(ctx.new_data)
@@ -857,16 +1071,19 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
         return ["the case is not major (细则第四条 重大案件): there is nothing to report"]
 
     def materials_complete(ctx: TransitionContext) -> list[str]:
-        missing = missing_materials(ctx.new_data)
+        missing = missing_materials(ctx.new_data, checklist)
         if not missing:
             return []
-        listed = "、".join(f"{MATERIAL_TITLES[m]} ({m.value})" for m in missing)
+        listed = "、".join(f"{checklist.title(m)} ({m.value})" for m in missing)
         return [f"理赔材料不齐全，请一次性补齐：{listed} — {len(missing)} item(s) missing"]
 
     def assess(ctx: TransitionContext) -> None:
         """Major-case criteria, scene preservation and late notice, from the facts."""
         data = ctx.new_data
         incident = data["incident"]
+        product = str((data.get("policy") or {}).get("product_name") or "")
+        if "underwriter" not in data and product in s.underwriters:
+            data["underwriter"] = {"name": s.underwriters[product], "source": "product"}
         sum_insured = (data.get("policy") or {}).get("sum_insured")
         hits = major_criteria(incident, Decimal(sum_insured) if sum_insured else None, s)
         was = (data.get("major") or {}).get("criteria", [])
@@ -884,13 +1101,24 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
             and delay <= s.prompt_report
             and "scene_preservation" not in data
         ):
-            # Addressed to the reporter (it is quoted in the scene_preservation notice);
-            # the desk notifies the insurer itself (细则第四条(二) 现场保全).
+            # Addressed to the reporter (it is quoted in the scene_preservation notice).
             instruction = (
                 "请在确保安全的前提下保护事故现场，勿移动或清理，等候保险公司查勘人员到场。"
             )
-            data["scene_preservation"] = {"instruction": instruction, "insurer_notified_at": None}
+            # 细则第四条(二) 现场保全: the same transition tells the underwriting insurer to
+            # survey (scene_survey_request to "insurer"); its notice is in the outbox
+            # from this commit on.
+            data["scene_preservation"] = {
+                "instruction": instruction,
+                "insurer_notified_at": ctx.now.isoformat(),
+            }
             ctx.notes.append(f"现场保全：{instruction} (scene preservation instructed)")
+            if not _underwriter(data):
+                ctx.notes.append(
+                    "现场保全：承保保险公司未知（ClaimSettings.underwriters 无此险种），"
+                    "查勘通知将无法送达，请直接通知承保公司查勘 "
+                    "(the underwriter is unknown: the survey notice cannot be delivered)"
+                )
         if delay > s.late_notice and not data.get("flags", {}).get("late_notice"):
             data.setdefault("flags", {})["late_notice"] = True
             ctx.notes.append(
@@ -910,10 +1138,51 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
         ctx.new_data.pop("identity_candidates", None)
 
     def record_checklist(ctx: TransitionContext) -> None:
-        ctx.new_data["materials"] = {
-            "required": [m.value for m in required_materials(ctx.new_data)],
-            "received": [],
-        }
+        required = [m.value for m in required_materials(ctx.new_data, checklist)]
+        ctx.new_data["materials"] = {"required": required, "received": []}
+        # 保险法第二十二条: what the one-time notice (materials_missing, sent by this
+        # same transition) lists is the yardstick every later request is held to.
+        ctx.new_data["one_time_notice"] = (
+            {"at": ctx.now.isoformat(), "by": ctx.actor.id, "items": required} if required else None
+        )
+
+    def flag_later_request(ctx: TransitionContext) -> None:
+        """保险法第二十二条: an item asked for after the one-time notice that the notice
+        did not list is flagged — the request stands; the flag is the compliance record."""
+        data = ctx.new_data
+        first = set(first_notice_items(data))
+        late = [item for item in ctx.data["items"] if item not in first]
+        if not late:
+            return
+        assert ctx.case is not None
+        flags = data.setdefault("flags", {}).setdefault("not_in_one_time_notice", [])
+        for item in late:
+            flags.append(
+                {
+                    "item": item,
+                    "at": ctx.now.isoformat(),
+                    "by": ctx.actor.id,
+                    "by_name": ctx.actor.name,
+                    "request": ctx.event,
+                    "seq": ctx.case.version + 1,  # the history row of the request
+                }
+            )
+        listed = "、".join(f"{checklist.title(m)} ({m})" for m in late)
+        first_at = (
+            "首次补充材料通知未列明"
+            if data.get("one_time_notice")
+            else "受理时材料齐全、未发首次通知"
+        )
+        ctx.notes.append(
+            f"保险法第二十二条（一次性通知）：{listed} — {first_at}，本次要求已记录并标记 "
+            f"({len(late)} item(s) not in the one-time notice: flagged)"
+        )
+
+    def request_materials(ctx: TransitionContext) -> None:
+        materials = ctx.new_data["materials"]
+        asked = list(dict.fromkeys([*materials.get("requested", ()), *ctx.data["items"]]))
+        materials["requested"] = asked
+        flag_later_request(ctx)
 
     def receive(ctx: TransitionContext) -> None:
         materials = ctx.new_data["materials"]  # the checklist `apply` recorded
@@ -922,12 +1191,73 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
         # A note for the desk against the recorded checklist; `complete_materials`
         # re-derives the list from the facts before it lets the case move on.
         seen = set(received)
-        missing = [code for code in materials["required"] if code not in seen]
+        wanted = dict.fromkeys([*materials["required"], *materials.get("requested", ())])
+        missing = [code for code in wanted if code not in seen]
         ctx.notes.append(
-            "仍缺：" + "、".join(MATERIAL_TITLES[Material(m)] for m in missing)
-            if missing
-            else "材料已齐全"
+            "仍缺：" + "、".join(checklist.title(m) for m in missing) if missing else "材料已齐全"
         )
+
+    def survey_may_be_requested(ctx: TransitionContext) -> list[str]:
+        reasons = []
+        if not is_major(ctx.new_data):
+            reasons.append(
+                "the case is not major (细则第四条(二) 重大案件): only a major case is "
+                "surveyed at the desk's request (细则第四条(二) 调查); if new facts make it "
+                "major, record them with update_facts first"
+            )
+        if survey_open(ctx.new_data):
+            since = ctx.new_data["survey"]["requested_at"]
+            reasons.append(f"a survey is already under way (requested {beijing_minute(since)})")
+        if not ctx.data.get("insurer") and not _underwriter(ctx.new_data):
+            reasons.append(
+                "the underwriting insurer is not known (ClaimSettings.underwriters has no "
+                "entry for this product): give insurer, so the survey request reaches it"
+            )
+        return reasons
+
+    def survey_under_way(ctx: TransitionContext) -> list[str]:
+        if survey_open(ctx.new_data):
+            return []
+        if "survey" in ctx.new_data:
+            return ["the survey is already complete; request a new one if it must be redone"]
+        return ["no survey has been requested (request_survey) on this case"]
+
+    def open_survey(ctx: TransitionContext) -> None:
+        data = ctx.new_data
+        if ctx.data.get("insurer"):
+            data["underwriter"] = {"name": ctx.data["insurer"], "source": "survey_request"}
+        if "survey" in data:  # a survey redone: the earlier one stays on record
+            data.setdefault("earlier_surveys", []).append(data["survey"])
+        data["survey"] = {
+            "requested_at": ctx.now.isoformat(),
+            "requested_by": ctx.actor.id,
+            "reason": ctx.data["reason"],
+            "insurer": _underwriter(data),
+            "assistance": [],
+            "outcome": None,
+        }
+        ctx.notes.append(
+            f"调查：已通知承保保险公司 {_underwriter(data)} 查勘；协助至查勘完成 "
+            "(细则第四条(二) 调查)"
+        )
+
+    def assist_survey(ctx: TransitionContext) -> None:
+        ctx.new_data["survey"]["assistance"].append(
+            {
+                "at": ctx.now.isoformat(),
+                "by": ctx.actor.id,
+                "by_name": ctx.actor.name,
+                "step": ctx.data["step"],
+                "note": ctx.data["note"],
+            }
+        )
+
+    def finish_survey(ctx: TransitionContext) -> None:
+        ctx.new_data["survey"]["outcome"] = {
+            **ctx.data,
+            "completed_at": ctx.now.isoformat(),
+            "recorded_by": ctx.actor.id,
+        }
 
     def stamp(key: str) -> Any:
         def action(ctx: TransitionContext) -> None:
@@ -936,7 +1266,7 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
         return action
 
     hooks = Hooks(
-        notices=NOTICES,
+        notices=claim_notices(checklist),
         guards={
             "system_only": system_only,
             "review_passes": review_passes,
@@ -947,6 +1277,8 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
             "materials_complete": materials_complete,
             "is_major_case": is_major_case,
             "reported_to_headquarters": reported_to_headquarters,
+            "survey_may_be_requested": survey_may_be_requested,
+            "survey_under_way": survey_under_way,
         },
         actions={
             "assess": assess,
@@ -955,6 +1287,11 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
             "record_checklist": record_checklist,
             "update_facts": update_facts,
             "receive_materials": receive,
+            "request_materials": request_materials,
+            "flag_later_request": flag_later_request,
+            "open_survey": open_survey,
+            "assist_survey": assist_survey,
+            "finish_survey": finish_survey,
             "stamp_materials_complete": stamp("materials_complete_at"),
             "stamp_handed_over": stamp("handed_over_at"),
         },
@@ -970,6 +1307,10 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
             "Closing": Closing,
             "Withdrawal": Withdrawal,
             "MaterialsRequested": MaterialsRequested,
+            "DeskMaterialsRequest": DeskMaterialsRequest,
+            "SurveyRequest": SurveyRequest,
+            "SurveyAssistance": SurveyAssistance,
+            "SurveyOutcome": SurveyOutcome,
             "HeadquartersReport": HeadquartersReport,
             "HeadquartersAcknowledgement": HeadquartersAcknowledgement,
             "FactsUpdate": FactsUpdate,
@@ -978,7 +1319,7 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
         intake={"claim_intake": _intake},
         conditions={
             "scene_preservation_instructed": lambda data: "scene_preservation" in data,
-            "materials_missing": lambda data: bool(missing_materials(data)),
+            "materials_missing": lambda data: bool(missing_materials(data, checklist)),
             "is_major": is_major,
             "major_unreported": major_unreported,
             "life_product": life_product,
@@ -989,6 +1330,7 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
     company_periods = {
         "hand_over": Period(s.hand_over_working_days, Unit.working_days),
         "major_report": Period(s.major_report_hours, Unit.hours),
+        "survey_assistance": Period(s.survey_working_days, Unit.working_days),
     }
     return replace(
         definition,

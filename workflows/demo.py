@@ -37,7 +37,9 @@ from engine import (
     open_engine,
 )
 
-from .claim import MATERIAL_TITLES, Material, missing_materials
+from . import complaint, endorsement, surrender
+from .claim import MATERIAL_TITLES, ClaimSettings, Material, missing_materials
+from .claim import build as build_claim
 from .common import CHANNEL_TITLES, Channel
 
 AGENTS = [
@@ -71,6 +73,14 @@ GIVEN = [
 ]
 PLACES = ["浦东新区世纪大道", "徐汇区漕溪北路", "闵行区莘庄", "静安区南京西路", "嘉定区安亭镇"]
 INSURERS = ["平安人寿", "中国人寿", "太平洋财险", "人保财险"]
+#: The agency's catalogue: who underwrites each product (the survey notices go there;
+#: notifications.demo.toml has each insurer's survey desk).
+UNDERWRITERS = {
+    "终身寿险": "中国人寿",
+    "百万医疗险": "平安人寿",
+    "综合意外险": "人保财险",
+    "家庭财产险": "太平洋财险",
+}
 LINES = {
     "life": ("终身寿险", ("accident", "illness")),
     "health": ("百万医疗险", ("illness", "accident")),
@@ -263,6 +273,25 @@ def _carry(day: Day, case: Case, *, stop_missing: bool = False) -> None:
     )
 
 
+def _survey(day: Day, case: Case) -> None:
+    """调查: the insurer is asked to survey the major case; the desk assists."""
+    eng, rng = day.eng, day.rng
+    eng.fire(case.id, "request_survey", SUPERVISOR, {"reason": "核实事故经过及死亡人数"})
+    eng.fire(
+        case.id,
+        "record_survey_assistance",
+        rng.choice(AGENTS),
+        {"step": "contacted_claimant", "note": "已联系家属，约定查勘时间"},
+    )
+    if rng.random() < 0.5:
+        eng.fire(
+            case.id,
+            "complete_survey",
+            SUPERVISOR,
+            {"finding": "confirmed", "summary": "查勘结果与报案情况相符"},
+        )
+
+
 def _play(day: Day, scenario: str) -> None:
     rng, eng = day.rng, day.eng
     now = day.clock.now()
@@ -320,6 +349,7 @@ def _play(day: Day, scenario: str) -> None:
             ),
         )
         if case:
+            _survey(day, case)
             _carry(day, case)
     elif scenario == "scene":
         policy = _in_force(day, product_line="accident")
@@ -533,7 +563,13 @@ def run(*, db: Path, seed: int, reports: int, console: Console) -> None:
     # The demo plays today: late in the year, a deadline reaching into a year whose
     # holiday arrangement is not published yet is counted provisionally, as the default
     # calendar does, and says so (docs/deadlines.md).
-    eng = open_engine(f"sqlite:///{db}", clock=clock)
+    workflows = [
+        build_claim(ClaimSettings(underwriters=UNDERWRITERS)),
+        surrender.build(),
+        endorsement.build(),
+        complaint.build(),
+    ]
+    eng = open_engine(f"sqlite:///{db}", clock=clock, workflows=workflows)
     rng = random.Random(seed)
     assert isinstance(eng.policies, SqlPolicyDirectory)
     policies = _policies(rng, start.date())
