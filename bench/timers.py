@@ -86,14 +86,13 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from baoflow.engine import SHANGHAI, Actor, ChineseOfficialCalendar, Engine, FakeClock, open_engine
+from baoflow.engine import timers as engine_timers
+from baoflow.engine.notices import outbox_rows
+from baoflow.engine.store import CoreTx, normalise_url
+from baoflow.engine.store.core import _PG_TAKE_DUE_BATCH
+from baoflow.workflows.examples import POLICIES, report
 from sqlalchemy.pool import NullPool
-
-from engine import SHANGHAI, Actor, ChineseOfficialCalendar, Engine, FakeClock, open_engine
-from engine import timers as engine_timers
-from engine.notices import outbox_rows
-from engine.store import CoreTx, normalise_url
-from engine.store.core import _PG_TAKE_DUE_BATCH
-from workflows.examples import POLICIES, report
 
 ROOT = Path(__file__).resolve().parent.parent
 URL_ENV = "BAOFLOW_BENCH_PG_URL"
@@ -800,7 +799,7 @@ LATENCY_TRIGGER = [
 
 def _latency_worker(url: str, tick: float, batch: int, stop: Any, out: Any) -> None:
     """A real Worker on the system clock until told to stop."""
-    from engine.scheduler import Worker
+    from baoflow.engine.scheduler import Worker
 
     eng = None
     try:

@@ -1,6 +1,6 @@
 """baoflow's engine: the facade an app embeds.
 
-    >>> from engine import open_engine, Actor
+    >>> from baoflow.engine import open_engine, Actor
     >>> eng = open_engine("sqlite:///baoflow.db")            # doctest: +SKIP
     >>> opened = eng.open_case("claim", report, agent)        # doctest: +SKIP
     >>> eng.fire(opened.case.number, "verify", handler)       # doctest: +SKIP

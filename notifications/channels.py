@@ -36,8 +36,7 @@ from email.utils import format_datetime, parseaddr
 from typing import Any, Final
 
 import httpx
-
-from notifications.message import Channel, DeliveryFailed, Message, NotificationConfigError
+from baoflow.notifications.message import Channel, DeliveryFailed, Message, NotificationConfigError
 
 __all__ = [
     "SMS_PLACEHOLDERS",

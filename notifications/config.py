@@ -52,7 +52,7 @@ from .message import Channel, NotificationConfigError
 from .templates import TemplateSet
 
 if TYPE_CHECKING:
-    from engine import Engine
+    from baoflow.engine import Engine
 
 _TOP = {
     "templates",

@@ -36,8 +36,8 @@ from .message import Address, Channel, DeliveryFailed, Message, NotificationErro
 from .templates import Rendered, TemplateSet
 
 if TYPE_CHECKING:
-    from engine import Clock, Engine
-    from engine.store import Store
+    from baoflow.engine import Clock, Engine
+    from baoflow.engine.store import Store
 
 log = logging.getLogger("baoflow.notifications")
 

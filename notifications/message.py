@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from engine.errors import BaoflowError
+from baoflow.engine.errors import BaoflowError
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from baoflow.notifications.message import NotificationConfigError, NotificationError
 from jinja2 import (
     ChoiceLoader,
     Environment,
@@ -39,8 +40,6 @@ from jinja2 import (
     nodes,
     select_autoescape,
 )
-
-from notifications.message import NotificationConfigError, NotificationError
 
 #: The built-in templates.
 BUILTIN_DIR = Path(__file__).parent / "templates"

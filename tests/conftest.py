@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
-from engine import (
+from baoflow.engine import (
     SHANGHAI,
     Actor,
     ChineseOfficialCalendar,
@@ -20,14 +19,14 @@ from engine import (
     SqlPolicyDirectory,
     open_engine,
 )
-from engine.store import normalise_url
+from baoflow.engine.store import normalise_url
 
 # Re-exported: the tests take the example world from here.
-from workflows.examples import ID_LI as ID_LI
-from workflows.examples import ID_ZHANG as ID_ZHANG
-from workflows.examples import ID_ZHANG_2 as ID_ZHANG_2
-from workflows.examples import POLICIES as POLICIES
-from workflows.examples import report as report
+from baoflow.workflows.examples import ID_LI as ID_LI
+from baoflow.workflows.examples import ID_ZHANG as ID_ZHANG
+from baoflow.workflows.examples import ID_ZHANG_2 as ID_ZHANG_2
+from baoflow.workflows.examples import POLICIES as POLICIES
+from baoflow.workflows.examples import report as report
 
 PG_ENV = "BAOFLOW_TEST_PG_URL"
 

@@ -9,9 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
-
-from engine import (
+from baoflow.engine import (
     SHANGHAI,
     Actor,
     Case,
@@ -22,11 +20,13 @@ from engine import (
     NotPermitted,
     load_workflow,
 )
-from engine.authority import refusal
-from engine.definitions import ROLES
+from baoflow.engine.authority import refusal
+from baoflow.engine.definitions import ROLES
+from baoflow.workflows.claim import build
+from pydantic import BaseModel
+
 from tests.conftest import AGENT, HANDLER, report
 from tests.toy import TOY
-from workflows.claim import build
 
 CLAIM = build()
 CASE = Case(
@@ -231,7 +231,7 @@ TABLES: dict[str, dict[str, set[str]]] = {
 
 
 def _definition(name: str) -> Any:
-    from workflows import complaint, endorsement, surrender
+    from baoflow.workflows import complaint, endorsement, surrender
 
     return {"surrender": surrender, "endorsement": endorsement, "complaint": complaint}[
         name

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-
-from engine import (
+from baoflow.engine import (
     BaoflowError,
     CaseNotFound,
     ConflictError,
@@ -26,6 +25,7 @@ from engine import (
     UnknownEvent,
     UnknownWorkflow,
 )
+
 from tests.conftest import AGENT, HANDLER, ID_LI, report
 
 BAD_CHECK_DIGIT = "110101199003074515"  # ID_ZHANG with its last digit changed

@@ -6,8 +6,7 @@ import logging
 from datetime import date, datetime
 
 import pytest
-
-from engine import (
+from baoflow.engine import (
     SHANGHAI,
     CalendarYearUnknown,
     ChineseOfficialCalendar,
@@ -16,7 +15,8 @@ from engine import (
     GuardRefused,
     open_engine,
 )
-from engine import first_working_day_from as roll
+from baoflow.engine import first_working_day_from as roll
+
 from tests.conftest import AGENT, HANDLER, POLICIES, report
 
 OFFICIAL = ChineseOfficialCalendar()

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from baoflow.engine import SHANGHAI, ChineseOfficialCalendar, FakeClock, open_engine
+from baoflow.engine.calendar import YearSource
+from baoflow.cli import main
 from click.testing import CliRunner
 
-from engine import SHANGHAI, ChineseOfficialCalendar, FakeClock, open_engine
-from engine.calendar import YearSource
-from engine.cli import main
 from tests.conftest import POLICIES
 from tests.test_timers import to_materials_complete
 

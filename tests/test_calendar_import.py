@@ -14,9 +14,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner
-
-from engine import (
+from baoflow.engine import (
     SHANGHAI,
     Actor,
     CalendarDataInvalid,
@@ -27,8 +25,10 @@ from engine import (
     Policy,
     open_engine,
 )
-from engine.cli import main
-from engine.scheduler import Worker
+from baoflow.cli import main
+from baoflow.engine.scheduler import Worker
+from click.testing import CliRunner
+
 from tests.conftest import AGENT, HANDLER, ID_ZHANG, POLICIES, report
 
 EXAMPLE = Path(__file__).parent.parent / "docs" / "examples" / "arrangement-2027.toml"
@@ -327,7 +327,7 @@ def test_a_file_that_is_not_utf8_or_missing_is_refused_by_name(desk: Any, tmp_pa
 
 
 def test_every_problem_of_a_file_is_reported_at_once() -> None:
-    from engine.arrangements import parse
+    from baoflow.engine.arrangements import parse
 
     with pytest.raises(CalendarDataInvalid) as refused:
         parse('year = 2027\nsorce = "x"\n[[holidays]]\nname = "元旦"\nfrom = 2027-01-01\n', "f")
@@ -390,7 +390,7 @@ def test_an_import_and_a_deadline_being_armed_cannot_interleave(pg_only_url: str
             with eng.store.engine.connect() as other, other.begin():
                 other.exec_driver_sql("SET LOCAL lock_timeout = '300ms'")
                 with pytest.raises(sa.exc.OperationalError, match="lock timeout"):
-                    from engine.store import CoreTx
+                    from baoflow.engine.store import CoreTx
 
                     CoreTx(other).calendar_generation(lock=True)
     finally:
@@ -456,7 +456,7 @@ def test_the_command_line_imports_shows_and_reports_the_calendar(tmp_path: Path)
 
 
 def test_a_strict_calendar_still_refuses_and_cannot_import(db_url: str) -> None:
-    from engine import CalendarYearUnknown, StorageError
+    from baoflow.engine import CalendarYearUnknown, StorageError
 
     clock = FakeClock(bj(2026, 12, 28, 9, 0))
     strict = open_engine(db_url, clock=clock, calendar=ChineseOfficialCalendar("error"))

@@ -20,8 +20,7 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-
-from notifications.channels import (
+from baoflow.notifications.channels import (
     SmsGatewayChannel,
     SmtpChannel,
     WebhookChannel,
@@ -30,7 +29,13 @@ from notifications.channels import (
     sign,
     verify_signature,
 )
-from notifications.message import Address, Channel, DeliveryFailed, Message, NotificationConfigError
+from baoflow.notifications.message import (
+    Address,
+    Channel,
+    DeliveryFailed,
+    Message,
+    NotificationConfigError,
+)
 
 TIMEOUT = 2.0
 SECRET = "s3cret-签名"

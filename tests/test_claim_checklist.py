@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from engine import DefinitionError, Engine, InvalidData, open_engine
-from tests.conftest import AGENT, HANDLER, ID_LI, POLICIES, report
-from workflows.checklist import checklist_from_mapping
-from workflows.claim import (
+from baoflow.engine import DefinitionError, Engine, InvalidData, open_engine
+from baoflow.workflows.checklist import checklist_from_mapping
+from baoflow.workflows.claim import (
     CHECKLIST,
     CHECKLIST_CONDITIONS,
     ClaimSettings,
@@ -26,6 +24,8 @@ from workflows.claim import (
     load_claim_checklist,
     required_materials,
 )
+
+from tests.conftest import AGENT, HANDLER, ID_LI, POLICIES, report
 
 BASICS = ["policy_original", "premium_receipt", "id_insured", "claim_form"]
 MEDICAL = ["medical_records", "test_results", "outpatient_receipts"]
@@ -79,7 +79,7 @@ def test_the_shipped_checklist_lists_every_material_once_with_its_title_and_arti
 
 def test_the_shipped_checklist_is_package_data() -> None:
     pyproject = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
-    patterns = pyproject["tool"]["setuptools"]["package-data"]["workflows"]
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["baoflow.workflows"]
     assert any(CHECKLIST.match(p) for p in patterns)
 
 

@@ -11,8 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-
-from engine import (
+from baoflow.engine import (
     SHANGHAI,
     Actor,
     Engine,
@@ -22,8 +21,9 @@ from engine import (
     Policy,
     TransitionContext,
 )
+from baoflow.workflows import claim
+
 from tests.conftest import AGENT, HANDLER, ID_LI, ID_ZHANG, ID_ZHANG_2, SUPERVISOR, report
-from workflows import claim
 
 NOW = datetime(2026, 5, 6, 9, 0, tzinfo=SHANGHAI)
 #: A valid GB 11643 number that belongs to nobody in POLICIES.

@@ -13,10 +13,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from baoflow.engine import SHANGHAI, Engine, EventNotAllowed, GuardRefused, InvalidData, Policy
+from baoflow.workflows.claim import required_materials
 
-from engine import SHANGHAI, Engine, EventNotAllowed, GuardRefused, InvalidData, Policy
 from tests.conftest import AGENT, HANDLER, ID_LI, ID_ZHANG, ID_ZHANG_2, SUPERVISOR, report
-from workflows.claim import required_materials
 
 ID_WANG = "320102199208081238"  # 王磊, beneficiary of P-LIFE-001 (valid GB 11643, fictitious)
 ID_QIAN = "110101199003071938"  # 钱芳, insured of P-HOME-001 below

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from baoflow.engine import ChineseOfficialCalendar, Engine, FakeClock, InvalidData, open_engine
+from baoflow.workflows.claim import CHECKLIST, ClaimSettings, build
 
-from engine import ChineseOfficialCalendar, Engine, FakeClock, InvalidData, open_engine
 from tests.conftest import AGENT, HANDLER, ID_LI, POLICIES, SUPERVISOR, report
 from tests.test_delivery import rows
-from workflows.claim import CHECKLIST, ClaimSettings, build
 
 SELF_LI = {"applicant_name": "李娜", "applicant_id_number": ID_LI, "relationship": "self"}
 #: The default report's checklist: an accidental fall treated at 仁济医院.

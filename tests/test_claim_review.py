@@ -14,8 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-
-from engine import (
+from baoflow.engine import (
     SHANGHAI,
     ChineseOfficialCalendar,
     Engine,
@@ -25,9 +24,10 @@ from engine import (
     SqlPolicyDirectory,
     open_engine,
 )
+from baoflow.workflows import claim
+from baoflow.workflows.claim import ClaimSettings
+
 from tests.conftest import AGENT, HANDLER, POLICIES, SUPERVISOR, report
-from workflows import claim
-from workflows.claim import ClaimSettings
 
 # P-OLD-001: property, 2022-01-01..2024-12-31, fire and theft
 ZHAO = {"number": "P-OLD-001", "product_name": "家庭财产险", "insured_name": "赵强"}

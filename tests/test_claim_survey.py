@@ -11,8 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-
-from engine import (
+from baoflow.engine import (
     SHANGHAI,
     Actor,
     ChineseOfficialCalendar,
@@ -22,10 +21,11 @@ from engine import (
     InvalidData,
     open_engine,
 )
-from notifications.config import deliverer_from_config
+from baoflow.notifications.config import deliverer_from_config
+from baoflow.workflows.claim import ClaimSettings, build
+
 from tests.conftest import AGENT, HANDLER, POLICIES, SUPERVISOR, report
 from tests.test_delivery import Recorder, rows
-from workflows.claim import ClaimSettings, build
 
 #: The agency's catalogue: P-ACC-001 and P-ACC-002 are 综合意外险; 终身寿险 is left out.
 UNDERWRITERS = {"综合意外险": "平安财险"}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from baoflow.engine import open_engine
+from baoflow.cli import main
 from click.testing import CliRunner
 
-from engine import open_engine
-from engine.cli import main
 from tests.conftest import AGENT, POLICIES, report
 
 CSV_HEADER = "number,product_name,product_line,insured_name,insured_id_number,start_date,end_date,coverages,sum_insured,beneficiaries\n"
@@ -21,7 +21,7 @@ def _url(tmp_path: Path) -> str:
 def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["db", "upgrade", "--url", _url(tmp_path)])
     assert result.exit_code == 0, result.output
-    from engine.store import Store
+    from baoflow.engine.store import Store
 
     store = Store(_url(tmp_path))
     assert f"schema at revision {store.head_revision()}" in result.output

@@ -10,8 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-
-from engine import (
+from baoflow.engine import (
     SHANGHAI,
     Actor,
     ChineseOfficialCalendar,
@@ -22,6 +21,7 @@ from engine import (
     NotPermitted,
     open_engine,
 )
+
 from tests.conftest import AGENT, HANDLER, SUPERVISOR
 
 MANAGER = Actor("m01", "孙丽", roles=("branch_manager",), org_unit="SH")

@@ -7,7 +7,8 @@ import multiprocessing as mp
 from datetime import datetime
 from typing import Any
 
-from engine import SHANGHAI, Actor, ConflictError, Engine, FakeClock, open_engine
+from baoflow.engine import SHANGHAI, Actor, ConflictError, Engine, FakeClock, open_engine
+
 from tests.conftest import AGENT, report
 
 CTX = mp.get_context("spawn")  # a fresh interpreter each, as two workers would be

@@ -10,8 +10,16 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from baoflow.engine import (
+    SHANGHAI,
+    DefinitionError,
+    Engine,
+    FakeClock,
+    GuardRefused,
+    Hooks,
+    load_workflow,
+)
 
-from engine import SHANGHAI, DefinitionError, Engine, FakeClock, GuardRefused, Hooks, load_workflow
 from tests.conftest import HANDLER
 
 REPLY: dict[str, Any] = {

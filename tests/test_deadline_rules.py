@@ -7,9 +7,9 @@ from copy import deepcopy
 from typing import Any
 
 import pytest
+from baoflow.engine import DefinitionError, Hooks, load_workflow
+from baoflow.engine.deadlines import Period, Unit
 
-from engine import DefinitionError, Hooks, load_workflow
-from engine.deadlines import Period, Unit
 from tests.toy import TOY
 
 

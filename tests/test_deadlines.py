@@ -6,9 +6,8 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 
 import pytest
-
-from engine import SHANGHAI, CalendarYearUnknown, ChineseOfficialCalendar
-from engine.deadlines import (
+from baoflow.engine import SHANGHAI, CalendarYearUnknown, ChineseOfficialCalendar
+from baoflow.engine.deadlines import (
     Period,
     Unit,
     due_after,

@@ -7,11 +7,11 @@ from copy import deepcopy
 from typing import Any
 
 import pytest
+from baoflow.engine import DefinitionError, Engine, Hooks, load_workflow, open_engine
+from baoflow.engine.clock import FakeClock
+from baoflow.workflows import claim
 
-from engine import DefinitionError, Engine, Hooks, load_workflow, open_engine
-from engine.clock import FakeClock
 from tests.conftest import AGENT, HANDLER, POLICIES, report
-from workflows import claim
 
 MINIMAL: dict[str, Any] = {
     "workflow": {"name": "toy", "version": 1, "case_number_prefix": "TY", "initial": "new"},

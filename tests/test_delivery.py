@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from baoflow.engine import SHANGHAI, Engine, FakeClock, GuardRefused
+from baoflow.cli import main
+from baoflow.notifications.config import deliverer_from_config
+from baoflow.notifications.delivery import Deliverer
+from baoflow.notifications.message import DeliveryFailed, Message, NotificationConfigError
 from click.testing import CliRunner
 
-from engine import SHANGHAI, Engine, FakeClock, GuardRefused
-from engine.cli import main
-from notifications.config import deliverer_from_config
-from notifications.delivery import Deliverer
-from notifications.message import DeliveryFailed, Message, NotificationConfigError
 from tests.conftest import HANDLER, SUPERVISOR, report
 from tests.test_channels import Collector, free_port
 
@@ -183,7 +183,7 @@ def test_a_channel_that_is_down_is_retried_with_backoff_until_it_is_back(
     eng: Engine, clock: FakeClock
 ) -> None:
     """A real SMTP server on loopback, stopped and started again."""
-    from notifications.channels import SmtpChannel
+    from baoflow.notifications.channels import SmtpChannel
 
     handler = Collector()
     port = free_port()
@@ -249,7 +249,7 @@ def test_a_crash_between_sending_and_marking_sends_at_most_one_duplicate(
     def crash(*_a: Any, **_k: Any) -> bool:
         raise SystemExit("the worker died after the channel accepted the message")
 
-    from engine.store import CoreTx
+    from baoflow.engine.store import CoreTx
 
     real_finish = CoreTx.finish_outbox
     monkeypatch.setattr(CoreTx, "finish_outbox", crash)
@@ -269,8 +269,8 @@ def test_a_crash_between_sending_and_marking_sends_at_most_one_duplicate(
 
 
 def test_the_inbox_shows_a_retried_message_once(eng: Engine, clock: FakeClock) -> None:
-    from notifications.delivery import InboxChannel
-    from notifications.message import Address
+    from baoflow.notifications.delivery import InboxChannel
+    from baoflow.notifications.message import Address
 
     inbox = InboxChannel(eng.store, clock)
     message = Message(
@@ -358,7 +358,8 @@ def test_cli_lists_the_outbox_and_previews_a_notice(eng: Engine) -> None:
 
 
 def test_the_worker_delivers_on_its_ticks_and_gives_back_its_leases(eng: Engine) -> None:
-    from engine.scheduler import Worker
+    from baoflow.engine.scheduler import Worker
+
     from tests.test_worker import wait_for
 
     rec = Recorder()
@@ -381,7 +382,8 @@ def test_two_deliverers_on_postgresql_send_each_message_once(
     import threading
     import time
 
-    from engine import ChineseOfficialCalendar, open_engine
+    from baoflow.engine import ChineseOfficialCalendar, open_engine
+
     from tests.conftest import POLICIES
 
     eng = open_engine(pg_only_url, clock=clock, calendar=ChineseOfficialCalendar())

@@ -8,9 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from notifications.directory import Directory
-from notifications.message import NotificationConfigError
+from baoflow.notifications.directory import Directory
+from baoflow.notifications.message import NotificationConfigError
 
 CHANNELS = {"email", "inbox"}
 

@@ -7,8 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from engine import StorageError, open_engine
+from baoflow.engine import StorageError, open_engine
 
 ROOT = Path(__file__).parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from baoflow.engine import Engine, FakeClock, InvalidData
 
-from engine import Engine, FakeClock, InvalidData
 from tests.conftest import AGENT, HANDLER
 from tests.test_timers import bj
 

@@ -3,7 +3,8 @@ priority, reassign, notify, and fire an event that moves the case (issue #4)."""
 
 from __future__ import annotations
 
-from engine import Engine, FakeClock
+from baoflow.engine import Engine, FakeClock
+
 from tests.conftest import HANDLER
 from tests.test_timer_notices import told
 from tests.test_timers import bj

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import engine
+from baoflow import engine
 
 
 def test_the_facade_exports_exactly_these_names() -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from baoflow.engine import Engine, IdempotencyKeyReused
 
-from engine import Engine, IdempotencyKeyReused
 from tests.conftest import AGENT, HANDLER, report
 
 

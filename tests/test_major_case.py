@@ -8,8 +8,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from baoflow.engine import Actor, Engine, FakeClock, GuardRefused, NotPermitted
 
-from engine import Actor, Engine, FakeClock, GuardRefused, NotPermitted
 from tests.conftest import AGENT, HANDLER, SUPERVISOR, report
 
 HQ = Actor("hq1", "总部理赔部", roles=("headquarters",), org_unit="HQ")

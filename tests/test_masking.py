@@ -6,8 +6,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-
-from notifications.masking import MaskingFilter, mask_id_number, mask_phone, mask_text
+from baoflow.notifications.masking import MaskingFilter, mask_id_number, mask_phone, mask_text
 
 
 def test_an_identity_number_keeps_its_first_and_last_four() -> None:

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from baoflow.engine import ChineseOfficialCalendar, Engine, FakeClock, open_engine
+from baoflow.notifications.templates import TemplateSet
+from baoflow.workflows.claim import ClaimSettings, build
 
-from engine import ChineseOfficialCalendar, Engine, FakeClock, open_engine
-from notifications.templates import TemplateSet
 from tests.conftest import AGENT, HANDLER, ID_ZHANG, POLICIES, SUPERVISOR, report
 from tests.test_claim_review import FIRE, ZHAO, day
-from workflows.claim import ClaimSettings, build
 
 #: The agency's catalogue: who underwrites the product of P-ACC-001.
 UNDERWRITERS = {"综合意外险": "平安财险上海分公司"}

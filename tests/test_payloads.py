@@ -3,10 +3,9 @@ model decides is validated once per model (engine.runtime._constant_empty_payloa
 
 from __future__ import annotations
 
+from baoflow.engine.runtime import _constant_empty_payload
+from baoflow.workflows.claim import Closing, Verification
 from pydantic import BaseModel, model_validator
-
-from engine.runtime import _constant_empty_payload
-from workflows.claim import Closing, Verification
 
 
 class WithDefaults(BaseModel):

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from baoflow.engine import SHANGHAI, BaoflowError, Engine, FakeClock, open_engine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import event as label
 from hypothesis import strategies as st
 
-from engine import SHANGHAI, BaoflowError, Engine, FakeClock, open_engine
 from tests.conftest import AGENT, HANDLER, POLICIES, SUPERVISOR, _pg_schema, pg_url, report
 
 # A few payloads per event, good and bad, so sequences reach every state and also

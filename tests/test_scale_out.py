@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from baoflow.engine import SHANGHAI, ChineseOfficialCalendar, FakeClock, open_engine
+from baoflow.engine.store import normalise_url
 
-from engine import SHANGHAI, ChineseOfficialCalendar, FakeClock, open_engine
-from engine.store import normalise_url
 from tests.conftest import POLICIES
 from tests.test_timers import to_materials_complete
 
@@ -500,8 +500,8 @@ def test_every_batch_is_leased_for_the_full_lease_from_when_it_is_claimed(
     drains 30 timers in batches of 10 while the clock moves 61 s per batch (as it does
     when each batch takes a minute to fire): with a 60 s lease the second batch would be
     free for another worker to take the moment it is claimed."""
-    from engine import Engine
-    from engine.store import CoreTx
+    from baoflow.engine import Engine
+    from baoflow.engine.store import CoreTx
 
     monkeypatch.setattr(Engine, "_fire_locked_batch", lambda *_a, **_k: None)
 

@@ -1,4 +1,5 @@
-from engine import Engine
+from baoflow.engine import Engine
+
 from tests.conftest import AGENT, HANDLER, report
 
 

@@ -7,10 +7,10 @@ from datetime import UTC
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from baoflow.engine import Engine, StorageError, open_engine
+from baoflow.engine.store import Store
+from baoflow.engine.store.tables import metadata
 
-from engine import Engine, StorageError, open_engine
-from engine.store import Store
-from engine.store.tables import metadata
 from tests.conftest import AGENT, HANDLER, report
 
 

@@ -10,12 +10,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from baoflow.engine import SHANGHAI, Actor, CaseNotFound, SqlPolicyDirectory
+from baoflow.engine.policies import policy_from_row
+from baoflow.engine.store import IntegrityViolation, Store, Tx
+from baoflow.workflows.examples import POLICIES
 
-from engine import SHANGHAI, Actor, CaseNotFound, SqlPolicyDirectory
-from engine.policies import policy_from_row
-from engine.store import IntegrityViolation, Store, Tx
 from tests.conftest import _pg_schema
-from workflows.examples import POLICIES
 
 NOW = datetime(2026, 5, 6, 9, 30, 15, 123456, tzinfo=SHANGHAI)
 ACTOR = Actor("h01", "王芳", roles=("handler",), org_unit="SH")

@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from baoflow.engine import Actor, Engine, FakeClock, InvalidData, NotPermitted
 
-from engine import Actor, Engine, FakeClock, InvalidData, NotPermitted
 from tests.conftest import AGENT, HANDLER
 from tests.test_timers import bj
 

@@ -12,13 +12,12 @@ from typing import Any
 
 import jinja2
 import pytest
-
-from engine.notices import TEMPLATE_FIELDS
-from notifications.message import NotificationConfigError
-from notifications.templates import BUILTIN_DIR, TemplateSet, UnknownTemplate
-from workflows.claim import build as claim_build
-from workflows.complaint import build as complaint_build
-from workflows.surrender import build as surrender_build
+from baoflow.engine.notices import TEMPLATE_FIELDS
+from baoflow.notifications.message import NotificationConfigError
+from baoflow.notifications.templates import BUILTIN_DIR, TemplateSet, UnknownTemplate
+from baoflow.workflows.claim import build as claim_build
+from baoflow.workflows.complaint import build as complaint_build
+from baoflow.workflows.surrender import build as surrender_build
 
 #: Every notice with built-in templates and the fields each receives, from where they are
 #: declared: the deadlines' (engine.notices) and each workflow's NoticeSpecs.

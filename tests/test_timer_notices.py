@@ -8,9 +8,9 @@ from copy import deepcopy
 from typing import Any
 
 import pytest
+from baoflow.engine import DefinitionError, Engine, FakeClock, Hooks, load_workflow
+from baoflow.engine.notices import TEMPLATE_FIELDS
 
-from engine import DefinitionError, Engine, FakeClock, Hooks, load_workflow
-from engine.notices import TEMPLATE_FIELDS
 from tests.conftest import HANDLER
 from tests.test_timers import bj, timer_events, to_materials_complete
 from tests.toy import TOY, toy_engine
@@ -119,7 +119,7 @@ def test_an_effect_that_rolls_back_tells_nobody_and_its_retry_tells_once(
 ) -> None:
     """The outbox row is part of the effect's commit: a failing effect leaves none, and
     when it succeeds on the next run there is exactly one."""
-    from engine import timers as timer_module
+    from baoflow.engine import timers as timer_module
 
     case = to_materials_complete(eng)
     real_effect = timer_module.effect

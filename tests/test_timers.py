@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from baoflow.engine import SHANGHAI, ChineseOfficialCalendar, Engine, FakeClock, open_engine
+from baoflow.engine.store import tables as t
 
-from engine import SHANGHAI, ChineseOfficialCalendar, Engine, FakeClock, open_engine
-from engine.store import tables as t
 from tests.conftest import AGENT, HANDLER, ID_LI, POLICIES, SUPERVISOR, report
 
 
@@ -220,7 +220,7 @@ def test_timers_survive_a_restart_and_fire_once_marked_late(db_url: str) -> None
 
 def test_the_companys_own_periods_are_configuration() -> None:
     """细则第四条: 3 working days and 24 hours are the company's choice."""
-    from workflows import claim
+    from baoflow.workflows import claim
 
     settings = claim.ClaimSettings(hand_over_working_days=2, major_report_hours=12)
     rules = {r.name: r for r in claim.build(settings).deadlines}
@@ -231,8 +231,7 @@ def test_the_companys_own_periods_are_configuration() -> None:
 
 def test_a_company_period_below_one_is_refused() -> None:
     import pytest
-
-    from workflows import claim
+    from baoflow.workflows import claim
 
     with pytest.raises(ValueError, match="hand_over_working_days must be 1 or more"):
         claim.ClaimSettings(hand_over_working_days=0)
@@ -242,7 +241,7 @@ def test_one_timer_that_cannot_take_effect_does_not_stop_the_others(
     eng: Engine, clock: FakeClock, monkeypatch: Any
 ) -> None:
     """A bug in one effect is logged and its timer released for a retry; the rest fire."""
-    from engine import timers as timer_module
+    from baoflow.engine import timers as timer_module
 
     first = to_materials_complete(eng)
     clock.advance(days=1)

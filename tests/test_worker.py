@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from baoflow.engine import SHANGHAI, ChineseOfficialCalendar, Engine, FakeClock, open_engine
+from baoflow.cli import main
+from baoflow.engine.scheduler import Worker
+from baoflow.engine.store import tables as t
 from click.testing import CliRunner
 
-from engine import SHANGHAI, ChineseOfficialCalendar, Engine, FakeClock, open_engine
-from engine.cli import main
-from engine.scheduler import Worker
-from engine.store import tables as t
 from tests.conftest import HANDLER, POLICIES, report
 from tests.test_timers import to_materials_complete
 
@@ -103,7 +103,7 @@ def test_baoflow_worker_catches_up_after_downtime_and_stops_on_sigterm(tmp_path:
     case = to_materials_complete(eng)
     eng.close()
 
-    cli = [sys.executable, "-m", "engine.cli", "worker", "--url", url, "--tick", "0.2"]
+    cli = [sys.executable, "-m", "baoflow.cli", "worker", "--url", url, "--tick", "0.2"]
     proc = subprocess.Popen(cli, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         reader = open_engine(url, migrate=False)
@@ -126,7 +126,7 @@ def test_baoflow_worker_catches_up_after_downtime_and_stops_on_sigterm(tmp_path:
 
 def test_breaches_and_the_sla_report_by_org_unit(eng: Engine, clock: FakeClock) -> None:
     """The org unit of whoever opened the case (the branch) filters both."""
-    from engine import Actor
+    from baoflow.engine import Actor
 
     shanghai = to_materials_complete(eng)  # opened by an agent of SH
     clock.advance(days=1)

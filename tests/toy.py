@@ -5,7 +5,7 @@ from __future__ import annotations
 from copy import deepcopy
 from typing import Any
 
-from engine import Engine, Hooks, load_workflow
+from baoflow.engine import Engine, Hooks, load_workflow
 
 TOY: dict[str, Any] = {
     "workflow": {"name": "toy", "version": 1, "case_number_prefix": "TY", "initial": "new"},

@@ -31,7 +31,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from engine import DefinitionError, Problem
+from baoflow.engine import DefinitionError, Problem
 
 #: A fact of the case a checklist rule may depend on (over the case data).
 Condition = Callable[[Mapping[str, Any]], bool]

@@ -16,9 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, ValidationInfo, model_validator
-
-from engine import (
+from baoflow.engine import (
     SHANGHAI,
     Hooks,
     Intake,
@@ -30,7 +28,8 @@ from engine import (
     first_working_day_from,
     load_workflow,
 )
-from engine.deadlines import Period, Unit
+from baoflow.engine.deadlines import Period, Unit
+from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
 from .checklist import Checklist, Condition, load_checklist
 from .common import (

@@ -8,9 +8,8 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any
 
+from baoflow.engine import SHANGHAI
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, ValidationInfo
-
-from engine import SHANGHAI
 
 
 class Channel(StrEnum):

@@ -21,9 +21,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field
-
-from engine import (
+from baoflow.engine import (
     SHANGHAI,
     Hooks,
     Intake,
@@ -32,7 +30,8 @@ from engine import (
     WorkflowDefinition,
     load_workflow,
 )
-from engine.deadlines import Period, Unit, due_at, last_day
+from baoflow.engine.deadlines import Period, Unit, due_at, last_day
+from pydantic import Field
 
 from .common import Channel, Phone, Strict, Text, beijing_minute
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
+from baoflow.engine import Hooks, Intake, TransitionContext, WorkflowDefinition, load_workflow
 from pydantic import Field, model_validator
-
-from engine import Hooks, Intake, TransitionContext, WorkflowDefinition, load_workflow
 
 from .common import Channel, Phone, PolicyDetails, Strict, Text, Withdrawal, look_up_policy
 

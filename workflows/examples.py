@@ -11,7 +11,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from engine import Policy
+from baoflow.engine import Policy
 
 ID_ZHANG = "110101199003074514"
 ID_ZHANG_2 = "31010119850215233X"

@@ -18,9 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field
-
-from engine import (
+from baoflow.engine import (
     Hooks,
     Intake,
     NoticeSpec,
@@ -28,6 +26,7 @@ from engine import (
     WorkflowDefinition,
     load_workflow,
 )
+from pydantic import AfterValidator, Field
 
 from .common import (
     Channel,

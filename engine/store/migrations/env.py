@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
-
-from engine.store.tables import metadata
+from baoflow.engine.store.tables import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:

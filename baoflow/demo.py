@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from engine import (
+from baoflow.engine import (
     SHANGHAI,
     Actor,
     BaoflowError,
@@ -36,11 +36,10 @@ from engine import (
     SystemClock,
     open_engine,
 )
-
-from . import complaint, endorsement, surrender
-from .claim import MATERIAL_TITLES, ClaimSettings, Material, missing_materials
-from .claim import build as build_claim
-from .common import CHANNEL_TITLES, Channel
+from baoflow.workflows import complaint, endorsement, surrender
+from baoflow.workflows.claim import MATERIAL_TITLES, ClaimSettings, Material, missing_materials
+from baoflow.workflows.claim import build as build_claim
+from baoflow.workflows.common import CHANNEL_TITLES, Channel
 
 AGENTS = [
     Actor("a01", "李静", roles=("service_agent",), org_unit="SH"),
@@ -120,7 +119,7 @@ class Day:
 
 
 def _id_number(rng: random.Random, birth: date) -> str:
-    from .common import _ID_CHECK, _ID_WEIGHTS
+    from baoflow.workflows.common import _ID_CHECK, _ID_WEIGHTS
 
     body = f"310115{birth:%Y%m%d}{rng.randint(0, 999):03d}"
     return body + _ID_CHECK[sum(int(d) * w for d, w in zip(body, _ID_WEIGHTS, strict=True)) % 11]
@@ -596,7 +595,7 @@ def run(*, db: Path, seed: int, reports: int, console: Console) -> None:
 
 def _notices(eng: Engine, console: Console) -> None:
     """Deliver the day's notices to the in-app inbox and count them by notice."""
-    from notifications.config import load_deliverer
+    from baoflow.notifications.config import load_deliverer
 
     run = load_deliverer(eng, Path(__file__).with_name("notifications.demo.toml")).deliver_due()
     with eng.store.read() as tx:

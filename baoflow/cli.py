@@ -1,4 +1,4 @@
-"""``baoflow``: a thin command line over :class:`engine.Engine` — a few lines a command."""
+"""``baoflow``: a thin command line over :class:`baoflow.Engine` — a few lines a command."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,16 @@ import click
 from rich.console import Console
 from rich.table import Column, Table
 
-from . import Actor, BaoflowError, ChineseOfficialCalendar, Engine, SqlPolicyDirectory, open_engine
-from .clock import SHANGHAI
-from .store import Store
+from baoflow.engine import (
+    Actor,
+    BaoflowError,
+    ChineseOfficialCalendar,
+    Engine,
+    SqlPolicyDirectory,
+    open_engine,
+)
+from baoflow.engine.clock import SHANGHAI
+from baoflow.engine.store import Store
 
 DEFAULT_URL = "sqlite:///baoflow.db"
 
@@ -46,7 +52,7 @@ notifications_option = click.option(
 
 
 def _deliverer(eng: Engine, path: str) -> Any:
-    from notifications.config import load_deliverer
+    from baoflow.notifications.config import load_deliverer
 
     return load_deliverer(eng, path)
 
@@ -104,9 +110,8 @@ def main() -> None:
 @click.option("--reports", default=60, show_default=True, help="How many reports the day brings.")
 def demo(db: str, seed: int, reports: int) -> None:
     """Play a realistic day of the service desk on a SQLite file and summarise it."""
-    (run,) = [ep.load() for ep in entry_points(group="baoflow.demo", name="day")] or [None]
-    if run is None:
-        raise click.ClickException("no demo installed (entry point baoflow.demo:day)")
+    from baoflow.demo import run
+
     run(db=Path(db), seed=seed, reports=reports, console=_c.out)
 
 
@@ -289,9 +294,8 @@ def worker(
     import logging
     from datetime import timedelta
 
-    from notifications.masking import install_log_masking
-
-    from .scheduler import Worker
+    from baoflow.engine.scheduler import Worker
+    from baoflow.notifications.masking import install_log_masking
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     install_log_masking()
@@ -521,7 +525,7 @@ def outbox() -> None:
 @click.option("--limit", default=50, show_default=True)
 def outbox_list(url: str, status: str | None, case_ref: str | None, limit: int) -> None:
     """Notices and messages, oldest first, with their attempts and last error."""
-    from notifications.masking import mask_text
+    from baoflow.notifications.masking import mask_text
 
     with _engine(url) as eng:
         case_id = eng.get_case(case_ref).id if case_ref else None
@@ -603,8 +607,8 @@ def notify_preview(
     unmasked: bool,
 ) -> None:
     """Render NOTICE as the case's outbox holds it (the newest such notice of the case)."""
-    from notifications.message import Address
-    from notifications.templates import TemplateSet
+    from baoflow.notifications.message import Address
+    from baoflow.notifications.templates import TemplateSet
 
     with _engine(url) as eng:
         case = eng.get_case(case_ref)
@@ -622,8 +626,8 @@ def notify_preview(
         if notifications:
             deliverer = _deliverer(eng, notifications)
         else:
-            from notifications.delivery import Deliverer
-            from notifications.directory import Directory
+            from baoflow.notifications.delivery import Deliverer
+            from baoflow.notifications.directory import Directory
 
             deliverer = Deliverer(eng, TemplateSet(eng.notice_fields()), {}, Directory())
         address = Address("preview", "-", locale=locale, data_subject=unmasked)
