@@ -9,9 +9,9 @@ from datetime import date, datetime
 
 from baoflow.engine import SHANGHAI, ChineseOfficialCalendar, FakeClock, open_engine
 from baoflow.engine.calendar import YearSource
-from baoflow.cli import main
 from click.testing import CliRunner
 
+from baoflow.cli import main
 from tests.conftest import POLICIES
 from tests.test_timers import to_materials_complete
 

@@ -25,10 +25,10 @@ from baoflow.engine import (
     Policy,
     open_engine,
 )
-from baoflow.cli import main
 from baoflow.engine.scheduler import Worker
 from click.testing import CliRunner
 
+from baoflow.cli import main
 from tests.conftest import AGENT, HANDLER, ID_ZHANG, POLICIES, report
 
 EXAMPLE = Path(__file__).parent.parent / "docs" / "examples" / "arrangement-2027.toml"

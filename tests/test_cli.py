@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 from baoflow.engine import open_engine
-from baoflow.cli import main
 from click.testing import CliRunner
 
+from baoflow.cli import main
 from tests.conftest import AGENT, POLICIES, report
 
 CSV_HEADER = "number,product_name,product_line,insured_name,insured_id_number,start_date,end_date,coverages,sum_insured,beneficiaries\n"

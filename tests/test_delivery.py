@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from baoflow.engine import SHANGHAI, Engine, FakeClock, GuardRefused
-from baoflow.cli import main
 from baoflow.notifications.config import deliverer_from_config
 from baoflow.notifications.delivery import Deliverer
 from baoflow.notifications.message import DeliveryFailed, Message, NotificationConfigError
 from click.testing import CliRunner
 
+from baoflow.cli import main
 from tests.conftest import HANDLER, SUPERVISOR, report
 from tests.test_channels import Collector, free_port
 

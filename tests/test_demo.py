@@ -6,8 +6,9 @@ from collections import Counter
 from pathlib import Path
 
 from baoflow.engine import open_engine
-from baoflow.cli import main
 from click.testing import CliRunner
+
+from baoflow.cli import main
 
 
 def test_the_demo_day_covers_every_outcome_and_says_where_the_database_is(tmp_path: Path) -> None:

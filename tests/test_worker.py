@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from baoflow.engine import SHANGHAI, ChineseOfficialCalendar, Engine, FakeClock, open_engine
-from baoflow.cli import main
 from baoflow.engine.scheduler import Worker
 from baoflow.engine.store import tables as t
 from click.testing import CliRunner
 
+from baoflow.cli import main
 from tests.conftest import HANDLER, POLICIES, report
 from tests.test_timers import to_materials_complete
 
