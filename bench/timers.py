@@ -488,7 +488,7 @@ class BatchFirer:
         from psycopg.rows import namedtuple_row
 
         eng = open_engine(url, clock=FakeClock(LATER), calendar=calendar(), migrate=False)
-        self.definitions = {(d.name, d.version): d for d in eng._definitions.values()}
+        self.definitions = {(d.name, d.version): d for d in eng.workflows()}
         eng.close()
         from psycopg.types.json import set_json_loads
 
@@ -1118,7 +1118,7 @@ def run_memory(args: argparse.Namespace) -> dict[str, Any]:
 PHASES = [
     # (label, file suffix, function name); rows whose function is never called are left out,
     # so the table follows whichever shape run_due_timers has when the benchmark runs.
-    ("run_due_timers() total", "engine/runtime.py", "run_due_timers"),
+    ("run_due_timers() total", "engine/draining.py", "run"),
     (
         "claim_due_timers(): SELECT … FOR UPDATE SKIP LOCKED, UPDATE, SELECT",
         "engine/store/core.py",
@@ -1135,7 +1135,7 @@ PHASES = [
         "_do_ping_w_event",
     ),
     ("  of which COMMIT (waits for the WAL flush)", "psycopg/connection.py", "commit"),
-    ("_fire_batch(): a claimed batch in one transaction", "engine/runtime.py", "_fire_batch"),
+    ("_fire_batch(): a claimed batch in one transaction", "engine/draining.py", "_fire_batch"),
     (
         "  take_due_timer_batch(): take, mark and read timers, cases, instances",
         "engine/store/core.py",
@@ -1160,7 +1160,7 @@ PHASES = [
         "engine/store/core.py",
         "update_deadlines_many",
     ),
-    ("_fire_timer(): one timer in its own transaction", "engine/runtime.py", "_fire_timer"),
+    ("_fire_timer(): one timer in its own transaction", "engine/draining.py", "_fire_timer"),
     ("  load_case(): SELECT the case", "engine/store/core.py", "load_case"),
     ("  deadline(): SELECT the rule instance", "engine/store/core.py", "deadline"),
     ("  finish_timer(): UPDATE the timer", "engine/store/core.py", "finish_timer"),

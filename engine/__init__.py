@@ -44,9 +44,10 @@ from .errors import (
     UnknownEvent,
     UnknownWorkflow,
 )
-from .policies import Policy, PolicyDirectory, SqlPolicyDirectory
+from .policies import Policy, PolicyDirectory
 from .runtime import Engine, Services
 from .store import Store
+from .store.policy_directory import SqlPolicyDirectory
 from .types import (
     Actor,
     AvailableEvent,

@@ -10,12 +10,26 @@ otherwise. So a deadline is never computed on data an import has just replaced.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import logging
+from datetime import date, datetime, timedelta
+from pathlib import Path
 
-from .calendar import ChineseOfficialCalendar, WorkingCalendar
-from .clock import monotonic
-from .store import CoreTx
-from .types import CalendarDay, CalendarImportRecord, CalendarYear, CalendarYearStatus
+from . import arrangements, timers
+from .calendar import PACKAGE, ChineseOfficialCalendar, WorkingCalendar
+from .clock import SHANGHAI, monotonic
+from .errors import CalendarDisagrees, CalendarYearUnknown, ConflictError, StorageError
+from .registry import Registry
+from .store import CoreTx, Store
+from .types import (
+    Actor,
+    CalendarDay,
+    CalendarImport,
+    CalendarImportRecord,
+    CalendarYear,
+    CalendarYearStatus,
+)
+
+log = logging.getLogger("baoflow.engine")
 
 #: How often an engine that computed no deadline looks for a newer import (seconds).
 REFRESH_SECONDS = 60.0
@@ -94,3 +108,148 @@ def statuses(calendar: WorkingCalendar, tx: CoreTx, years: list[int]) -> list[Ca
         layer = source(year).value if source is not None else "custom"
         out.append(CalendarYearStatus(year, layer, waiting.get(year, 0)))
     return out
+
+
+def import_arrangement(
+    store: Store,
+    sync: CalendarSync,
+    registry: Registry,
+    source: str | Path,
+    by: str,
+    now: datetime,
+    *,
+    file_name: str | None,
+    override: bool,
+) -> CalendarImport:
+    """Check and store a year's arrangement, and recompute in the same commit every
+    running deadline that may count on that year (``Engine.import_calendar``)."""
+    calendar = sync.calendar
+    if calendar is None:
+        raise StorageError(
+            "this engine's calendar is not the official calendar (ChineseOfficialCalendar): "
+            "an imported arrangement would not be used. Open the engine with the default "
+            "calendar to import one."
+        )
+    if isinstance(source, Path):
+        file_name = file_name or str(source)
+        source = arrangements.read(source)
+    file_name = file_name or "the arrangement text"
+    arrangement = arrangements.parse(source, file_name)
+    differences = arrangements.disagreements(arrangement)
+    if differences and not override:
+        raise CalendarDisagrees(arrangement.year, PACKAGE, differences)
+    try:
+        with store.write() as tx:
+            generation = tx.bump_calendar_generation()  # first: every arming waits
+            import_id = tx.insert_calendar_import(
+                year=arrangement.year,
+                source=arrangement.source,
+                file_name=file_name,
+                imported_by=by,
+                imported_at=now,
+                override=bool(differences),
+                days=arrangement.days,
+            )
+            calendar.load(generation, tx.desk_years())
+            moved = recompute(tx, registry, calendar, now, arrangement.year)
+    except BaseException:
+        sync.forget()  # what was loaded did not commit
+        raise
+    log.info(
+        "imported the %d arrangement (%s) by %s; %d deadline(s) recomputed",
+        arrangement.year,
+        arrangement.source,
+        by,
+        moved,
+    )
+    return CalendarImport(
+        year=arrangement.year,
+        import_id=import_id,
+        holidays=sum(not d.working for d in arrangement.days),
+        workdays=sum(d.working for d in arrangement.days),
+        recomputed=moved,
+        overridden=tuple(differences),
+    )
+
+
+def recompute(
+    tx: CoreTx,
+    registry: Registry,
+    calendar: WorkingCalendar,
+    now: datetime,
+    year: int | None = None,
+) -> int:
+    """Recompute the running deadlines (those started by the end of ``year``)."""
+    moved = 0
+    for row in tx.running_deadlines():
+        if year is not None and row.started_at.astimezone(SHANGHAI).year > year:
+            continue
+        case = tx.load_case(row.case_id)
+        definition = registry.get(case.workflow, case.workflow_version)
+        rule = timers.rule_named(definition, row.rule)
+        if rule is None:
+            continue
+        paused = timedelta(seconds=row.paused_seconds)
+        period = timers.instance_period(rule, row)
+        try:
+            plan = timers.schedule(rule, row.started_at, paused, calendar, period)
+        except CalendarYearUnknown as exc:  # a strict calendar: keep it, say so
+            log.warning("%s %s kept as it is: %s", case.number, rule.name, exc)
+            continue
+        if (plan.due, plan.calendar, plan.provisional) == (
+            row.due_at,
+            row.calendar,
+            row.provisional,
+        ):
+            continue
+        tx.update_deadline(
+            case.id,
+            rule.name,
+            row.armed_seq,
+            due_at=plan.due,
+            calendar=plan.calendar,
+            provisional=plan.provisional,
+        )
+        for (kind, level), at in plan.times.items():
+            tx.retime_timer(case.id, rule.name, row.armed_seq, kind, level, at, status="pending")
+        if not tx.update_case(
+            case_id=case.id,
+            expected_version=case.version,
+            state=None,
+            data=case.data,
+            now=now,
+            keys=None,
+        ):
+            raise ConflictError(case.number, case.version, tx.current_version(case.id))
+        old, new = row.due_at.astimezone(SHANGHAI), plan.due.astimezone(SHANGHAI)
+        title = rule.title or rule.name
+        change = (
+            f"{old:%Y-%m-%d %H:%M} → {new:%Y-%m-%d %H:%M}"
+            if old != new
+            else f"{new:%Y-%m-%d %H:%M} 不变"
+        )
+        tx.append_history(
+            case_id=case.id,
+            seq=case.version + 1,
+            at=now,
+            actor=Actor.system("calendar"),
+            event="deadline_recomputed",
+            from_state=case.state,
+            to_state=case.state,
+            data={
+                "rule": rule.name,
+                "old_due_at": old.isoformat(),
+                "new_due_at": new.isoformat(),
+                "calendar": plan.calendar,
+                "was_provisional": row.provisional,
+                "provisional": plan.provisional,
+            },
+            notes=[
+                f"日历数据更新，期限「{title}」重算：{change}（{plan.calendar}）"
+                f"{timers.caveat(plan)}"
+            ],
+        )
+        moved += 1
+    if moved:
+        log.info("recomputed %d deadline(s) on %s", moved, getattr(calendar, "source", "?"))
+    return moved

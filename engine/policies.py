@@ -8,17 +8,14 @@ system passes any object with these two methods to ``open_engine(policies=...)``
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
 
 from .errors import InvalidData, Problem
-
-if TYPE_CHECKING:
-    from .store import Store
 
 
 @dataclass(frozen=True)
@@ -59,36 +56,6 @@ class PolicyDirectory(Protocol):
     def by_insured(self, name: str, id_number: str | None = None) -> Sequence[Policy]:
         """Policies whose insured has this name (and ID number, when given)."""
         ...
-
-
-class SqlPolicyDirectory:
-    """The default directory: baoflow's own ``policies`` table."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-
-    def get(self, number: str) -> Policy | None:
-        return self._store.policy(number)
-
-    def by_insured(self, name: str, id_number: str | None = None) -> Sequence[Policy]:
-        with self._store.read() as tx:
-            rows = tx.policies_by_insured(name, id_number)
-        return [policy_from_row(r._mapping) for r in rows]
-
-    def add(self, policies: Iterable[Policy]) -> int:
-        """Insert or replace policies; returns how many were written."""
-        rows = [_row(p) for p in policies]
-        with self._store.write() as tx:
-            return tx.upsert_policies(rows)
-
-    def import_csv(self, path: Path | str) -> int:
-        """Import a CSV with a header row; every bad row is reported, none is stored.
-
-        Columns: number, product_name, product_line, insured_name, insured_id_number,
-        start_date, end_date (YYYY-MM-DD), coverages and beneficiaries (separated by
-        ``;``), sum_insured.
-        """
-        return self.add(read_policies_csv(path))
 
 
 _COLUMNS = (
@@ -157,34 +124,3 @@ def read_policies_csv(path: Path | str) -> list[Policy]:
 
 def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(";") if part.strip())
-
-
-def _row(p: Policy) -> dict[str, Any]:
-    return {
-        "number": p.number,
-        "product_name": p.product_name,
-        "product_line": p.product_line,
-        "insured_name": p.insured_name,
-        "insured_id_number": p.insured_id_number,
-        "start_date": p.start_date,
-        "end_date": p.end_date,
-        "coverages": list(p.coverages),
-        "sum_insured": p.sum_insured,
-        "beneficiaries": list(p.beneficiaries),
-    }
-
-
-def policy_from_row(m: Mapping[str, Any] | Any) -> Policy:
-    """A ``policies`` row (as SQLAlchemy Core returns it) as a Policy."""
-    return Policy(
-        number=m["number"],
-        product_name=m["product_name"],
-        product_line=m["product_line"],
-        insured_name=m["insured_name"],
-        insured_id_number=m["insured_id_number"],
-        start_date=m["start_date"],
-        end_date=m["end_date"],
-        coverages=tuple(m["coverages"]),
-        sum_insured=Decimal(m["sum_insured"]),
-        beneficiaries=tuple(m["beneficiaries"]),
-    )

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from baoflow.engine import SHANGHAI, Engine, FakeClock, GuardRefused
+from baoflow.engine.transition import Stepper
 from baoflow.notifications.config import deliverer_from_config
 from baoflow.notifications.delivery import Deliverer
 from baoflow.notifications.message import DeliveryFailed, Message, NotificationConfigError
@@ -142,13 +143,13 @@ def test_a_notice_written_before_the_transaction_failed_is_rolled_back_with_it(
 ) -> None:
     """The outbox row is inserted, then the transaction fails: it goes with the rest."""
     case = reported(eng, incident={"injury": "death", "deaths": 2})
-    real = Engine._notify
+    real = Stepper.notify
 
-    def write_then_fail(self: Engine, *args: Any, **kwargs: Any) -> None:
+    def write_then_fail(self: Stepper, *args: Any, **kwargs: Any) -> None:
         real(self, *args, **kwargs)
         raise RuntimeError("the database went away after the outbox insert")
 
-    monkeypatch.setattr(Engine, "_notify", write_then_fail)
+    monkeypatch.setattr(Stepper, "notify", write_then_fail)
     with pytest.raises(RuntimeError):
         eng.fire(case.id, "report_to_headquarters", SUPERVISOR, {"summary": "2人死亡"})
     monkeypatch.undo()

@@ -7,6 +7,7 @@ installed as subpackages of ``baoflow``: ``diagrams``, ``workflows`` and
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import venv
@@ -20,8 +21,21 @@ ROOT = Path(__file__).parent.parent
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel of the work tree's files as git sees them: built from a copy, so no
+    stale build/ of an earlier build can slip into it."""
     out = tmp_path_factory.mktemp("wheel")
-    build = tmp_path_factory.mktemp("build")  # not the work tree's build/
+    tree = tmp_path_factory.mktemp("tree")
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    for name in listed:
+        if (ROOT / name).is_file():
+            (tree / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, tree / name)
     subprocess.run(
         [
             sys.executable,
@@ -33,10 +47,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--no-build-isolation",
             "--wheel-dir",
             str(out),
-            str(ROOT),
+            str(tree),
         ],
         check=True,
-        cwd=build,
         capture_output=True,
     )
     (found,) = out.glob("baoflow-*.whl")

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from baoflow.engine import SHANGHAI, ChineseOfficialCalendar, FakeClock, open_engine
+from baoflow.engine.draining import Drainer
 from baoflow.engine.store import normalise_url
 
 from tests.conftest import POLICIES
@@ -500,10 +501,9 @@ def test_every_batch_is_leased_for_the_full_lease_from_when_it_is_claimed(
     drains 30 timers in batches of 10 while the clock moves 61 s per batch (as it does
     when each batch takes a minute to fire): with a 60 s lease the second batch would be
     free for another worker to take the moment it is claimed."""
-    from baoflow.engine import Engine
     from baoflow.engine.store import CoreTx
 
-    monkeypatch.setattr(Engine, "_fire_locked_batch", lambda *_a, **_k: None)
+    monkeypatch.setattr(Drainer, "_fire_locked_batch", lambda *_a, **_k: None)
 
     _clone_claims(pg_only_url, sql, 30)
     eng, clock = _engine_at(pg_only_url, LATER)

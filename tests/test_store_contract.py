@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from baoflow.engine import SHANGHAI, Actor, CaseNotFound, SqlPolicyDirectory
-from baoflow.engine.policies import policy_from_row
 from baoflow.engine.store import IntegrityViolation, Store, Tx
+from baoflow.engine.store.core import policy_from_row
 from baoflow.workflows.examples import POLICIES
 
 from tests.conftest import _pg_schema

@@ -23,8 +23,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import StorageError
-from ..policies import Policy, policy_from_row
-from .core import CoreTx
+from ..policies import Policy
+from .core import CoreTx, policy_from_row
 from .sqlite_fast import SqliteFastPath
 from .tx import Tx
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -14,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from ..calendar import DeskDay, DeskYear
 from ..errors import CaseNotFound
+from ..policies import Policy
 from ..types import Actor, Case, HistoryEntry, Refusal
 from . import tables as t
 
@@ -1126,4 +1128,20 @@ def _case(row: sa.Row[Any]) -> Case:
         created_at=row.created_at,
         updated_at=row.updated_at,
         org_unit=row.org_unit,
+    )
+
+
+def policy_from_row(m: Mapping[str, Any] | Any) -> Policy:
+    """A ``policies`` row (as SQLAlchemy Core returns it) as a Policy."""
+    return Policy(
+        number=m["number"],
+        product_name=m["product_name"],
+        product_line=m["product_line"],
+        insured_name=m["insured_name"],
+        insured_id_number=m["insured_id_number"],
+        start_date=m["start_date"],
+        end_date=m["end_date"],
+        coverages=tuple(m["coverages"]),
+        sum_insured=Decimal(m["sum_insured"]),
+        beneficiaries=tuple(m["beneficiaries"]),
     )

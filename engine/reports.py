@@ -1,0 +1,158 @@
+"""What the desk reads back: a case's deadlines, the breaches of the desk, and the SLA
+report — derived from the deadline rows and the append-only history, so every figure
+can be recomputed and explained (DESIGN.md §3.10)."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from . import timers
+from .clock import SHANGHAI
+from .registry import Registry
+from .store import CoreTx, Store
+from .types import Breach, Case, DeadlineStatus, RuleSla, SlaReport
+
+
+def deadlines(tx: CoreTx, registry: Registry, found: Case, now: datetime) -> list[DeadlineStatus]:
+    """Every deadline rule instance of the case, oldest first: due, warned, breached,
+    paused time, escalation level."""
+    definition = registry.get(found.workflow, found.workflow_version)
+    pending: dict[tuple[str, int], datetime] = {}
+    for t in tx.pending_timers(found.id):
+        key = (t.rule, t.armed_seq)
+        if t.status == "pending" and key not in pending:
+            pending[key] = t.due_at
+    result = []
+    for row in tx.case_deadlines(found.id):
+        rule = timers.rule_named(definition, row.rule)
+        paused = timedelta(seconds=row.paused_seconds)
+        if row.paused_since is not None:
+            paused += now - row.paused_since
+        result.append(
+            DeadlineStatus(
+                rule=row.rule,
+                title=rule.title if rule else row.rule,
+                article=rule.article if rule else "",
+                started_at=row.started_at,
+                due_at=row.due_at,
+                status=row.status,
+                pause_reason=row.pause_reason,
+                paused_for=paused,
+                warned=row.warned,
+                breached=row.breached_at is not None,
+                level=row.level,
+                stopped_at=row.stopped_at,
+                next_timer_at=pending.get((row.rule, row.armed_seq)),
+                calendar=row.calendar,
+                provisional_years=tuple(int(y) for y in (row.provisional or "").split(",") if y),
+            )
+        )
+    return result
+
+
+def breaches(
+    store: Store,
+    registry: Registry,
+    *,
+    workflow: str | None = None,
+    rule: str | None = None,
+    min_level: int | None = None,
+    org_unit: str | None = None,
+) -> list[Breach]:
+    """Cases with a running deadline past its due time, oldest due first; ``org_unit``
+    is the unit of whoever opened the case."""
+    if workflow is not None:
+        registry.get(workflow)
+    with store.read() as tx:
+        rows = tx.breached(workflow, rule, min_level, org_unit)
+    return [
+        Breach(
+            r.number,
+            r.workflow,
+            r.state,
+            r.rule,
+            r.due_at,
+            r.breached_at,
+            r.level,
+            r.org_unit,
+        )
+        for r in rows
+    ]
+
+
+def sla_report(
+    store: Store,
+    registry: Registry,
+    now: datetime,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    workflow: str | None = None,
+    org_unit: str | None = None,
+    per: str | None = None,
+) -> SlaReport:
+    """On-time rate and breaches per rule and org unit for deadlines started in
+    [since, until) — over the whole span, or ``per`` "day", "week" (ISO) or "month"
+    of their start (Beijing time) — and the median time cases spend in each state
+    (from the history)."""
+    if per not in _PERIODS:
+        raise ValueError(
+            f"per must be 'day', 'week' or 'month' (or None for the whole span), not {per!r}"
+        )
+    label = _PERIODS[per]
+    if workflow is not None:
+        registry.get(workflow)
+    with store.read() as tx:
+        rows = tx.deadline_rows(since, until, workflow, org_unit)
+        entries = tx.state_entries(workflow)
+    tally: dict[tuple[str, str, str | None, str | None], list[int]] = {}
+    running = breached_now = 0
+    for r in rows:
+        group = (r.workflow, r.rule, r.org_unit, label(r.started_at.astimezone(SHANGHAI)))
+        counts = tally.setdefault(group, [0, 0, 0, 0])
+        counts[0] += 1
+        if r.status == "met":
+            counts[1] += 1
+        elif r.status == "breached_met":
+            counts[2] += 1
+        elif r.status in ("running", "paused"):
+            running += 1
+            if r.breached_at is not None or r.due_at <= now:
+                counts[3] += 1
+                breached_now += 1
+    # A stay in a state runs from the row that entered it to the row that left it;
+    # rows in between that keep the state (timer effects, self-loops) do not split it.
+    durations: dict[tuple[str, str], list[float]] = {}
+    entered: Any = None
+    for e in entries:
+        if entered is not None and entered.case_id == e.case_id:
+            if e.to_state == entered.to_state:
+                continue
+            key = (entered.workflow, entered.to_state)
+            durations.setdefault(key, []).append((e.at - entered.at).total_seconds())
+        entered = e
+    return SlaReport(
+        rules=[
+            RuleSla(w, rule, c[0], c[1], c[2], c[3], unit, period)
+            for (w, rule, unit, period), c in sorted(
+                tally.items(), key=lambda kv: tuple(x or "" for x in kv[0])
+            )
+        ],
+        running=running,
+        breached_now=breached_now,
+        median_time_in_state={
+            k: timedelta(seconds=statistics.median(v)) for k, v in sorted(durations.items())
+        },
+    )
+
+
+#: How ``Engine.sla_report(per=...)`` labels the period a deadline started in.
+_PERIODS: dict[str | None, Callable[[datetime], str | None]] = {
+    None: lambda _at: None,
+    "day": lambda at: at.strftime("%Y-%m-%d"),
+    "week": lambda at: "{}-W{:02d}".format(*at.isocalendar()[:2]),
+    "month": lambda at: at.strftime("%Y-%m"),
+}
