@@ -13,7 +13,7 @@ from . import timers
 from .clock import SHANGHAI
 from .registry import Registry
 from .store import CoreTx, Store
-from .types import Breach, Case, DeadlineStatus, RuleSla, SlaReport
+from .types import Breach, Case, DeadlineStatus, DeskDeadline, RuleSla, SlaReport
 
 
 def deadlines(tx: CoreTx, registry: Registry, found: Case, now: datetime) -> list[DeadlineStatus]:
@@ -48,6 +48,52 @@ def deadlines(tx: CoreTx, registry: Registry, found: Case, now: datetime) -> lis
                 next_timer_at=pending.get((row.rule, row.armed_seq)),
                 calendar=row.calendar,
                 provisional_years=tuple(int(y) for y in (row.provisional or "").split(",") if y),
+            )
+        )
+    return result
+
+
+def running_deadlines(
+    store: Store,
+    registry: Registry,
+    *,
+    workflow: str | None = None,
+    rule: str | None = None,
+    org_unit: str | None = None,
+    min_level: int | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[DeskDeadline]:
+    """The desk's running and paused deadlines, the soonest due first."""
+    if workflow is not None:
+        registry.get(workflow)
+    with store.read() as tx:
+        rows = tx.desk_deadlines(
+            workflow=workflow,
+            rule=rule,
+            org_unit=org_unit,
+            min_level=min_level,
+            limit=limit,
+            offset=offset,
+        )
+    result = []
+    for r in rows:
+        found = timers.rule_named(registry.get(r.workflow, r.workflow_version), r.rule)
+        result.append(
+            DeskDeadline(
+                case_number=r.number,
+                workflow=r.workflow,
+                state=r.state,
+                rule=r.rule,
+                title=(found.title or found.name) if found else r.rule,
+                started_at=r.started_at,
+                due_at=r.due_at,
+                status=r.status,
+                warned=r.warned,
+                breached=r.breached_at is not None,
+                level=r.level,
+                org_unit=r.org_unit,
+                provisional_years=tuple(int(y) for y in (r.provisional or "").split(",") if y),
             )
         )
     return result

@@ -38,8 +38,11 @@ from .types import (
     CalendarYearStatus,
     Case,
     DeadlineStatus,
+    DeskDeadline,
     HistoryEntry,
+    InboxItem,
     OpenResult,
+    OutboxMessage,
     Refusal,
     SlaReport,
     TimerRun,
@@ -232,25 +235,78 @@ class Engine:
         state: str | Sequence[str] | None = None,
         limit: int = 100,
         offset: int = 0,
+        newest_first: bool = False,
     ) -> list[Case]:
-        """Cases matching every filter given, oldest first."""
+        """Cases matching every filter given, oldest first (or ``newest_first``).
+
+        Raises:
+            UnknownWorkflow: ``workflow`` is not registered.
+            InvalidData: a ``state`` no registered workflow has (the error lists them),
+                or a limit below 1 or a negative offset.
+        """
         if limit < 1 or offset < 0:
             raise InvalidData(
                 "find_cases", [Problem("limit", "limit must be >= 1 and offset >= 0")]
             )
-        if workflow is not None:
-            self.workflow(workflow)  # an unknown name is an error, not an empty list
+        filters = self._case_filters(
+            number, policy_number, insured_name, id_number, workflow, state
+        )
         with self.store.read() as tx:
-            return tx.find_cases(
-                number=number,
-                policy_number=policy_number,
-                insured_name=insured_name,
-                id_number=id_number.upper() if id_number else None,
-                workflow=workflow,
-                state=state,
-                limit=limit,
-                offset=offset,
+            return tx.find_cases(**filters, limit=limit, offset=offset, newest_first=newest_first)
+
+    def count_cases(
+        self,
+        *,
+        number: str | None = None,
+        policy_number: str | None = None,
+        insured_name: str | None = None,
+        id_number: str | None = None,
+        workflow: str | None = None,
+        state: str | Sequence[str] | None = None,
+    ) -> int:
+        """How many cases ``find_cases`` with these filters pages through."""
+        filters = self._case_filters(
+            number, policy_number, insured_name, id_number, workflow, state
+        )
+        with self.store.read() as tx:
+            return tx.count_cases(**filters)
+
+    def _case_filters(
+        self,
+        number: str | None,
+        policy_number: str | None,
+        insured_name: str | None,
+        id_number: str | None,
+        workflow: str | None,
+        state: str | Sequence[str] | None,
+    ) -> dict[str, Any]:
+        """The filters as the store takes them, checked: an unknown workflow or state
+        is an error that says what there is, not an empty list."""
+        known = [self.workflow(workflow)] if workflow is not None else self.workflows()
+        names = {s.name for d in known for s in d.states}
+        wanted = [state] if isinstance(state, str) else list(state or ())
+        unknown = [s for s in wanted if s not in names]
+        if unknown:
+            where = f"workflow {workflow!r}" if workflow else "any registered workflow"
+            raise InvalidData(
+                "find_cases",
+                [
+                    Problem(
+                        "state",
+                        f"{s!r} is not a state of {where}; the states are "
+                        f"{', '.join(sorted(names))}",
+                    )
+                    for s in unknown
+                ],
             )
+        return {
+            "number": number,
+            "policy_number": policy_number,
+            "insured_name": insured_name,
+            "id_number": id_number.upper() if id_number else None,
+            "workflow": workflow,
+            "state": state,
+        }
 
     def history(self, case: int | str) -> list[HistoryEntry]:
         """The case's append-only history, oldest first."""
@@ -308,6 +364,33 @@ class Engine:
         with self.store.read() as tx:
             return reports.deadlines(tx, self._registry, tx.load_case(case), now)
 
+    def running_deadlines(
+        self,
+        *,
+        workflow: str | None = None,
+        rule: str | None = None,
+        org_unit: str | None = None,
+        min_level: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[DeskDeadline]:
+        """Every running or paused deadline of the desk, the soonest due first (the
+        breached ones, due in the past, at the top); ``org_unit`` is the case's."""
+        if limit < 1 or offset < 0:
+            raise InvalidData(
+                "running_deadlines", [Problem("limit", "limit must be >= 1 and offset >= 0")]
+            )
+        return reports.running_deadlines(
+            self.store,
+            self._registry,
+            workflow=workflow,
+            rule=rule,
+            org_unit=org_unit,
+            min_level=min_level,
+            limit=limit,
+            offset=offset,
+        )
+
     def breaches(
         self,
         *,
@@ -350,6 +433,63 @@ class Engine:
             org_unit=org_unit,
             per=per,
         )
+
+    # --- the outbox and the inbox ---------------------------------------------------
+    def outbox(
+        self,
+        *,
+        case: int | str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[OutboxMessage]:
+        """Notices and the messages they were resolved to, oldest first, with their
+        attempts and last error (``status``: pending, expanded, delivered or dead)."""
+        if status not in (None, *OUTBOX_STATUSES):
+            raise InvalidData(
+                "outbox",
+                [Problem("status", f"{status!r} is not one of {', '.join(OUTBOX_STATUSES)}")],
+            )
+        with self.store.read() as tx:
+            case_id = tx.load_case(case).id if case is not None else None
+            rows = tx.list_outbox(status=status, case_id=case_id, limit=limit, offset=offset)
+        return [_outbox_message(r) for r in rows]
+
+    def retry_outbox(self, ids: Sequence[int] | None = None) -> int:
+        """Put dead-letter messages (those of ``ids``, or every one) back to pending, due
+        now, with fresh attempts. Returns how many; ids not in dead letter are left."""
+        now = self.clock.now()
+        with self.store.write() as tx:
+            chosen = list(ids) if ids is not None else [r.id for r in tx.list_outbox(status="dead")]
+            return tx.retry_outbox(chosen, now) if chosen else 0
+
+    def inbox(self, user: str, *, unread_only: bool = False) -> list[InboxItem]:
+        """A user's in-app inbox, newest first."""
+        with self.store.read() as tx:
+            rows = tx.inbox(user, unread_only=unread_only)
+        return [
+            InboxItem(
+                id=r.id,
+                user_id=r.user_id,
+                case_number=r.case_number,
+                template=r.template,
+                subject=r.subject,
+                body=r.body,
+                created_at=r.created_at,
+                read_at=r.read_at,
+            )
+            for r in rows
+        ]
+
+    def mark_read(self, user: str, ids: Sequence[int] | None = None) -> int:
+        """Mark the user's unread inbox entries (those of ``ids``, or all) read."""
+        now = self.clock.now()
+        with self.store.write() as tx:
+            return tx.mark_inbox_read(user, None if ids is None else list(ids), now)
+
+    def schema_revision(self) -> str | None:
+        """The database's schema revision (``open_engine`` migrates it to the newest)."""
+        return self.store.current_revision()
 
     # --- the calendar (issue #10) -----------------------------------------------------
     def recompute_deadlines(self) -> int:
@@ -425,3 +565,26 @@ class Engine:
     def close(self) -> None:
         """Release the database connections."""
         self.store.dispose()
+
+
+#: What a row of the outbox can be.
+OUTBOX_STATUSES = ("pending", "expanded", "delivered", "dead")
+
+
+def _outbox_message(r: Any) -> OutboxMessage:
+    return OutboxMessage(
+        id=r.id,
+        case_number=r.case_number,
+        template=r.template,
+        recipient=r.recipient,
+        status=r.status,
+        attempts=r.attempts,
+        next_attempt_at=r.next_attempt_at,
+        created_at=r.created_at,
+        delivered_at=r.delivered_at,
+        last_error=r.last_error,
+        channel=r.channel,
+        address=r.address,
+        parent_id=r.parent_id,
+        context=r.context,
+    )

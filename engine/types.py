@@ -282,3 +282,66 @@ class CalendarImport:
     recomputed: int
     #: where the file differs from chinesecalendar (imported with override)
     overridden: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeskDeadline:
+    """A running (or paused) deadline of the desk, with its case (``Engine.running_deadlines``):
+    what the supervisor's list shows, sorted by time left."""
+
+    case_number: str
+    workflow: str
+    state: str
+    rule: str
+    title: str
+    started_at: datetime
+    due_at: datetime
+    status: str  # running | paused
+    warned: int
+    breached: bool
+    level: int
+    org_unit: str | None
+    provisional_years: tuple[int, ...] = ()
+
+    @property
+    def provisional(self) -> bool:
+        return bool(self.provisional_years)
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A notice in the outbox (``recipient`` a role or party, ``channel`` None), or a
+    message it was resolved to (``channel`` and ``address`` set), ``Engine.outbox``."""
+
+    id: int
+    case_number: str | None
+    template: str
+    recipient: str
+    status: str  # pending | expanded | delivered | dead
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    delivered_at: datetime | None = None
+    last_error: str | None = None
+    channel: str | None = None
+    address: str | None = None
+    parent_id: int | None = None
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """One entry of a user's in-app inbox (``Engine.inbox``)."""
+
+    id: int
+    user_id: str
+    case_number: str | None
+    template: str
+    subject: str
+    body: str
+    created_at: datetime
+    read_at: datetime | None = None
+
+    @property
+    def unread(self) -> bool:
+        return self.read_at is None

@@ -212,25 +212,39 @@ class CoreTx:
         state: str | Sequence[str] | None = None,
         limit: int | None = 100,
         offset: int = 0,
+        newest_first: bool = False,
     ) -> list[Case]:
-        """Cases matching every filter given, oldest first; ``limit=None`` for all."""
+        """Cases matching every filter given, oldest first (or newest first);
+        ``limit=None`` for all."""
+        q = _case_filters(
+            sa.select(t.cases), number, policy_number, insured_name, id_number, workflow, state
+        )
         c = t.cases.c
-        q = sa.select(t.cases)
-        for column, value in (
-            (c.number, number),
-            (c.policy_number, policy_number),
-            (c.insured_name, insured_name),
-            (c.id_number, id_number),
-            (c.workflow, workflow),
-        ):
-            if value is not None:
-                q = q.where(column == value)
-        if isinstance(state, str):
-            q = q.where(c.state == state)
-        elif state is not None:
-            q = q.where(c.state.in_(list(state)))
-        q = q.order_by(c.id).limit(limit).offset(offset)
+        order = c.id.desc() if newest_first else c.id
+        q = q.order_by(order).limit(limit).offset(offset)
         return [_case(r) for r in self.conn.execute(q)]
+
+    def count_cases(
+        self,
+        *,
+        number: str | None = None,
+        policy_number: str | None = None,
+        insured_name: str | None = None,
+        id_number: str | None = None,
+        workflow: str | None = None,
+        state: str | Sequence[str] | None = None,
+    ) -> int:
+        """How many cases match every filter given (what ``find_cases`` pages through)."""
+        q = _case_filters(
+            sa.select(sa.func.count()).select_from(t.cases),
+            number,
+            policy_number,
+            insured_name,
+            id_number,
+            workflow,
+            state,
+        )
+        return int(self.conn.execute(q).scalar_one())
 
     def count_by_state(self, workflow: str | None = None) -> dict[tuple[str, str], int]:
         c = t.cases.c
@@ -478,6 +492,48 @@ class CoreTx:
         if org_unit is not None:
             q = q.where(c.org_unit == org_unit)
         return list(self.conn.execute(q.order_by(d.due_at)))
+
+    def desk_deadlines(
+        self,
+        *,
+        workflow: str | None,
+        rule: str | None,
+        org_unit: str | None,
+        min_level: int | None,
+        limit: int,
+        offset: int,
+    ) -> list[sa.Row[Any]]:
+        """Running and paused deadlines with their case, the soonest due first."""
+        d, c = t.case_deadlines.c, t.cases.c
+        q = (
+            sa.select(
+                c.number,
+                c.workflow,
+                c.workflow_version,
+                c.state,
+                c.org_unit,
+                d.rule,
+                d.started_at,
+                d.due_at,
+                d.status,
+                d.warned,
+                d.breached_at,
+                d.level,
+                d.provisional,
+            )
+            .join(t.cases, c.id == d.case_id)
+            .where(d.status.in_(("running", "paused")))
+        )
+        if workflow is not None:
+            q = q.where(c.workflow == workflow)
+        if rule is not None:
+            q = q.where(d.rule == rule)
+        if min_level is not None:
+            q = q.where(d.level >= min_level)
+        if org_unit is not None:
+            q = q.where(c.org_unit == org_unit)
+        q = q.order_by(d.due_at, c.number, d.rule).limit(limit).offset(offset)
+        return list(self.conn.execute(q))
 
     def deadline_rows(
         self,
@@ -870,6 +926,7 @@ class CoreTx:
         case_id: int | None = None,
         ids: Sequence[int] | None = None,
         limit: int | None = None,
+        offset: int = 0,
     ) -> list[sa.Row[Any]]:
         o, c = t.outbox.c, t.cases.c
         q = sa.select(t.outbox, c.number.label("case_number")).select_from(
@@ -881,7 +938,7 @@ class CoreTx:
             q = q.where(o.case_id == case_id)
         if ids is not None:
             q = q.where(o.id.in_(list(ids)))
-        q = q.order_by(o.id)
+        q = q.order_by(o.id).offset(offset)
         if limit is not None:
             q = q.limit(limit)
         return list(self.conn.execute(q))
@@ -909,6 +966,14 @@ class CoreTx:
             postgresql.insert(t.inbox) if self._pg else sqlite_insert(t.inbox)
         ).on_conflict_do_nothing(index_elements=["key"])
         return bool(self.conn.execute(insert.values(**row)).rowcount)
+
+    def mark_inbox_read(self, user_id: str, ids: Sequence[int] | None, now: datetime) -> int:
+        """Mark the user's unread entries (those of ``ids``, or all) read; how many."""
+        i = t.inbox.c
+        q = t.inbox.update().where(i.user_id == user_id, i.read_at.is_(None))
+        if ids is not None:
+            q = q.where(i.id.in_(list(ids)))
+        return int(self.conn.execute(q.values(read_at=now)).rowcount)
 
     def inbox(self, user_id: str, *, unread_only: bool = False) -> list[sa.Row[Any]]:
         i = t.inbox.c
@@ -1108,6 +1173,34 @@ _PG_RECORD_EFFECTS = sa.text(
     f"o AS ({_OUTBOX_SQL.format(p='outbox')}) "
     "SELECT count(*) FROM bumped"
 )
+
+
+def _case_filters(
+    q: Any,
+    number: str | None,
+    policy_number: str | None,
+    insured_name: str | None,
+    id_number: str | None,
+    workflow: str | None,
+    state: str | Sequence[str] | None,
+) -> Any:
+    """``q`` restricted to the cases matching every filter given (one place for both
+    the page and its count)."""
+    c = t.cases.c
+    for column, value in (
+        (c.number, number),
+        (c.policy_number, policy_number),
+        (c.insured_name, insured_name),
+        (c.id_number, id_number),
+        (c.workflow, workflow),
+    ):
+        if value is not None:
+            q = q.where(column == value)
+    if isinstance(state, str):
+        q = q.where(c.state == state)
+    elif state is not None:
+        q = q.where(c.state.in_(list(state)))
+    return q
 
 
 def _doc(rows: Sequence[Mapping[str, Any]]) -> str:
