@@ -23,24 +23,35 @@ The comment is compared with what was printed exactly, after stripping trailing
 whitespace from each line. A statement that prints with no such comment fails too
 ("say what it prints"), so no example prints anything unchecked. A comment after a
 statement that prints nothing (and contains no ``print``) is an ordinary comment.
+
+**The README's lists.** The command list names exactly the commands of ``baoflow
+--help``; the facade sentence names exactly the public methods of ``Engine``; the
+layout names exactly the top-level folders git tracks.
 """
 
 from __future__ import annotations
 
 import ast
 import contextlib
+import inspect
 import io
 import re
 import shutil
+import subprocess
 import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import pytest
 from baoflow.engine import StorageError, open_engine
 
+from baoflow import Engine
+from baoflow.cli import main as cli_main
+
 ROOT = Path(__file__).parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+README = ROOT / "README.md"
 
 BLOCK = re.compile(r"^```python\n(.*?)^```", flags=re.S | re.M)
 
@@ -191,6 +202,111 @@ def test_output_comments_that_say_what_is_printed_pass(tmp_path: Path) -> None:
         "y = 1  # and one after it\n",
     )
     assert check_examples(doc) == []
+
+
+# --- the README's lists --------------------------------------------------------------
+
+
+def _readme_section(title: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    found = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, flags=re.S | re.M)
+    assert found, f"README.md has no '## {title}' section"
+    return found.group(1)
+
+
+def _first_plain_block(section: str) -> list[str]:
+    found = re.search(r"^```\n(.*?)^```", section, flags=re.S | re.M)
+    assert found, "the section has no ``` block"
+    return found.group(1).splitlines()
+
+
+def _cli_commands(
+    group: click.Group, prefix: tuple[str, ...] = ("baoflow",)
+) -> dict[str, click.Command]:
+    found: dict[str, click.Command] = {}
+    for name, command in group.commands.items():
+        path = (*prefix, name)
+        if isinstance(command, click.Group):
+            found.update(_cli_commands(command, path))
+        else:
+            found[" ".join(path)] = command
+    return found
+
+
+def _readme_commands() -> dict[str, str]:
+    """Each line of the README's command list by the command it names (its leading words,
+    up to the first argument or option: `baoflow cases show CASE --url URL`); an indented
+    line goes on describing the command above it."""
+    listed: dict[str, str] = {}
+    last = ""
+    for line in _first_plain_block(_readme_section("Command line")):
+        if line[:1].isspace() and last:
+            listed[last] += "\n" + line
+            continue
+        words: list[str] = []
+        for word in line.split():
+            if not re.fullmatch(r"[a-z][a-z-]*", word):
+                break
+            words.append(word)
+        assert words[:1] == ["baoflow"], f"README.md's Command line: not a command: {line!r}"
+        last = " ".join(words)
+        assert last not in listed, f"README.md's Command line names `{last}` twice"
+        listed[last] = line
+    return listed
+
+
+def test_the_readme_lists_every_command_of_baoflow_help_and_no_other() -> None:
+    commands = set(_cli_commands(cli_main))
+    listed = set(_readme_commands())
+    assert not commands - listed, f"README.md's Command line leaves out {sorted(commands - listed)}"
+    assert not listed - commands, (
+        f"README.md's Command line names {sorted(listed - commands)}, which baoflow --help does not have"
+    )
+
+
+def test_every_option_the_readme_gives_a_command_is_one_it_takes() -> None:
+    commands = _cli_commands(cli_main)
+    for name, line in _readme_commands().items():
+        takes = {opt for p in commands[name].params for opt in getattr(p, "opts", ())}
+        given = set(re.findall(r"--[a-z][a-z-]*", line))
+        assert given <= takes, f"README.md: `{name}` takes no {sorted(given - takes)} ({line!r})"
+
+
+# `register` is open_engine's plumbing (an app passes `workflows=` to open_engine), so
+# the README's facade sentence leaves it out; every other public method it names.
+NOT_IN_THE_FACADE_SENTENCE = {"register"}
+
+
+def test_the_facade_sentence_names_every_public_method_of_engine_and_no_other() -> None:
+    text = README.read_text(encoding="utf-8")
+    found = re.search(r"The whole facade:(.*?)\.\n", text, flags=re.S)
+    assert found, "README.md has no sentence beginning 'The whole facade:'"
+    named = set(re.findall(r"`(\w+)(?:\(\))?`", found.group(1))) - {"open_engine", "Engine"}
+    methods = {
+        name
+        for name, member in inspect.getmembers(Engine, inspect.isfunction)
+        if not name.startswith("_")
+    } - NOT_IN_THE_FACADE_SENTENCE
+    assert not methods - named, f"the facade sentence leaves out {sorted(methods - named)}"
+    assert not named - methods, (
+        f"the facade sentence names {sorted(named - methods)}, not methods of Engine"
+    )
+
+
+def test_the_layout_lists_exactly_the_top_level_folders_git_tracks() -> None:
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    folders = {f.split("/", 1)[0] + "/" for f in tracked if "/" in f}
+    listed = {
+        line.split()[0]
+        for line in _first_plain_block(_readme_section("Layout"))
+        if line[:1].strip()
+    }
+    assert not folders - listed, f"README.md's Layout leaves out {sorted(folders - listed)}"
+    assert not listed - folders, (
+        f"README.md's Layout names {sorted(listed - folders)}, which git does not track"
+    )
 
 
 def test_in_memory_sqlite_is_refused_with_a_way_out() -> None:
