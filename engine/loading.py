@@ -1,11 +1,16 @@
-"""Loading a workflow definition: TOML or a mapping in, a validated definition out.
+"""Loading a workflow definition: a TOML file or a mapping in, a validated definition
+out.
 
 The one module that knows both the data types (definitions.py) and the checks
-(validation.py), so neither of them imports the other.
+(validation.py), so neither of them imports the other. Every table of a definition is
+read through a :class:`_Table` that declares its keys in a tuple next to the code that
+reads it: a key the author mistyped is a problem with the nearest key, and a key the
+loader reads without declaring it is a bug that shows on the first load.
 """
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from collections.abc import Mapping
 from datetime import time
@@ -56,49 +61,140 @@ def load_workflow(spec: Mapping[str, Any] | Path | str, hooks: Hooks) -> Workflo
     return definition
 
 
+class _Table:
+    """One table of a definition, read only through the keys declared for it.
+
+    Every key present and not declared is a problem, with the nearest declared key: a
+    typo such as ``guard`` for ``guards`` would otherwise load without a word and leave
+    the transition unguarded. Reading a key that is not declared raises ``LookupError``
+    at once (a bug in this module), so a key the loader learns to read cannot be
+    forgotten in its table's tuple.
+    """
+
+    __slots__ = ("keys", "problems", "raw", "where")
+
+    def __init__(
+        self,
+        raw: Mapping[str, Any],
+        where: str,
+        keys: tuple[str, ...],
+        problems: list[Problem],
+        *,
+        what: str = "key",
+    ) -> None:
+        self.raw = raw
+        self.where = where
+        self.keys = keys
+        self.problems = problems
+        for key in raw:
+            if key not in keys:
+                problems.append(Problem(_at(where, key), _unknown(what, str(key), keys)))
+
+    def __contains__(self, key: str) -> bool:
+        return self._declared(key) in self.raw
+
+    def __getitem__(self, key: str) -> Any:
+        return self.raw[self._declared(key)]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.raw.get(self._declared(key), default)
+
+    def _declared(self, key: str) -> str:
+        if key not in self.keys:
+            raise LookupError(
+                f"the loader reads {key!r} from {self.where or 'the top level'} but it is not "
+                f"among that table's keys {self.keys}; add it there"
+            )
+        return key
+
+
+def _at(where: str, key: object) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def _unknown(what: str, key: str, known: tuple[str, ...]) -> str:
+    near = difflib.get_close_matches(key, known, n=1)
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    return f"unknown {what} {key!r}{hint}; known: {', '.join(known)}"
+
+
+def _want(table: _Table, key: str, typ: type, default: Any = ...) -> Any:
+    """``table[key]`` if it has type ``typ``; else a problem, and ``default`` (None when
+    the key is required)."""
+    if key not in table:
+        if default is ...:
+            table.problems.append(Problem(_at(table.where, key), f"is required ({typ.__name__})"))
+        return None if default is ... else default
+    value = table[key]
+    if (typ is int and isinstance(value, bool)) or not isinstance(value, typ):
+        table.problems.append(
+            Problem(_at(table.where, key), f"must be {typ.__name__}, got {type(value).__name__}")
+        )
+        return None if default is ... else default
+    return value
+
+
+#: The top level of a definition.
+_TOP_KEYS = ("workflow", "states", "transitions", "permissions", "deadlines")
+#: ``[workflow]``.
+_WORKFLOW_KEYS = (
+    "name",
+    "version",
+    "title",
+    "case_number_prefix",
+    "case_number_parts",
+    "initial",
+    "open_schema",
+    "intake",
+    "index",
+)
+#: ``[states.NAME]``.
+_STATE_KEYS = ("title", "final", "description")
+#: ``[[transitions]]``.
+_TRANSITION_KEYS = (
+    "event",
+    "source",
+    "target",
+    "title",
+    "guards",
+    "actions",
+    "schema",
+    "store_as",
+    "article",
+    "notify",
+)
+
+
 def _build(
     data: Mapping[str, Any], hooks: Hooks, source: str
-) -> tuple[WorkflowDefinition | None, list[Any]]:
+) -> tuple[WorkflowDefinition | None, list[Problem]]:
     """Turn raw data into a definition, collecting shape problems instead of stopping."""
 
     problems: list[Problem] = []
-
-    def want(obj: Mapping[str, Any], key: str, typ: type, where: str, default: Any = ...) -> Any:
-        if key not in obj:
-            if default is ...:
-                problems.append(Problem(f"{where}.{key}", f"is required ({typ.__name__})"))
-            return None if default is ... else default
-        value = obj[key]
-        if (typ is int and isinstance(value, bool)) or not isinstance(value, typ):
-            problems.append(
-                Problem(f"{where}.{key}", f"must be {typ.__name__}, got {type(value).__name__}")
+    top = _Table(data, "", _TOP_KEYS, problems)
+    raw_wf = top.get("workflow")
+    if isinstance(raw_wf, Mapping):
+        wf = _Table(raw_wf, "workflow", _WORKFLOW_KEYS, problems)
+    else:
+        problems.append(
+            Problem(
+                "workflow",
+                "the [workflow] table is required: name, version, case_number_prefix, initial",
             )
-            return None if default is ... else default
-        return value
-
-    wf = data.get("workflow")
-    if not isinstance(wf, Mapping):
-        return None, [Problem("workflow", "the [workflow] table is required")]
-    name = want(wf, "name", str, "workflow")
-    version = want(wf, "version", int, "workflow")
-    title = want(wf, "title", str, "workflow", "")
-    prefix = want(wf, "case_number_prefix", str, "workflow")
-    initial = want(wf, "initial", str, "workflow")
-    open_schema = want(wf, "open_schema", str, "workflow", None)
-    intake = want(wf, "intake", str, "workflow", None)
-    index = dict(want(wf, "index", dict, "workflow", {}))
-    for key, path in index.items():
-        if key not in SEARCH_KEYS:
-            problems.append(
-                Problem(
-                    f"workflow.index.{key}", f"unknown search key; use {', '.join(SEARCH_KEYS)}"
-                )
-            )
-        elif not isinstance(path, str):
-            problems.append(Problem(f"workflow.index.{key}", "must be a dotted path string"))
+        )
+        # The rest is still checked; the header's own "is required" would only repeat.
+        wf = _Table({}, "workflow", _WORKFLOW_KEYS, [])
+    name = _want(wf, "name", str)
+    version = _want(wf, "version", int)
+    title = _want(wf, "title", str, "")
+    prefix = _want(wf, "case_number_prefix", str)
+    initial = _want(wf, "initial", str)
+    open_schema = _want(wf, "open_schema", str, None)
+    intake = _want(wf, "intake", str, None)
+    index = _index(_want(wf, "index", dict, {}), problems)
 
     states: list[State] = []
-    raw_states = data.get("states")
+    raw_states = top.get("states")
     if not isinstance(raw_states, Mapping) or not raw_states:
         problems.append(Problem("states", "at least one [states.NAME] table is required"))
         raw_states = {}
@@ -107,18 +203,19 @@ def _build(
         if not isinstance(sdata, Mapping):
             problems.append(Problem(where, "must be a table"))
             continue
+        st = _Table(sdata, where, _STATE_KEYS, problems)
         states.append(
             State(
                 name=sname,
-                title=want(sdata, "title", str, where, ""),
-                final=bool(want(sdata, "final", bool, where, False)),
-                description=want(sdata, "description", str, where, ""),
+                title=_want(st, "title", str, ""),
+                final=bool(_want(st, "final", bool, False)),
+                description=_want(st, "description", str, ""),
             )
         )
     finals = {s.name for s in states if s.final}
 
     transitions: list[Transition] = []
-    raw_transitions = data.get("transitions", [])
+    raw_transitions = top.get("transitions", [])
     if not isinstance(raw_transitions, list):
         problems.append(Problem("transitions", "must be an array of [[transitions]] tables"))
         raw_transitions = []
@@ -127,9 +224,10 @@ def _build(
         if not isinstance(tdata, Mapping):
             problems.append(Problem(where, "must be a table"))
             continue
-        event = want(tdata, "event", str, where)
-        target = want(tdata, "target", str, where)
-        raw_source = tdata.get("source")
+        tt = _Table(tdata, where, _TRANSITION_KEYS, problems)
+        event = _want(tt, "event", str)
+        target = _want(tt, "target", str)
+        raw_source = tt.get("source")
         if isinstance(raw_source, str):
             sources = [raw_source]
         elif isinstance(raw_source, list) and all(isinstance(s, str) for s in raw_source):
@@ -139,8 +237,8 @@ def _build(
             sources = []
         if ANY_STATE in sources:
             sources = [s.name for s in states if s.name not in finals and s.name != target]
-        guards = tuple(want(tdata, "guards", list, where, []))
-        actions = tuple(want(tdata, "actions", list, where, []))
+        guards = tuple(_want(tt, "guards", list, []))
+        actions = tuple(_want(tt, "actions", list, []))
         for kind, names, known in (
             ("guards", guards, hooks.guards),
             ("actions", actions, hooks.actions),
@@ -153,22 +251,25 @@ def _build(
                             f"no {kind[:-1]} named {hname!r}; known: {', '.join(known) or '(none)'}",
                         )
                     )
-        schema = want(tdata, "schema", str, where, None)
+        schema = _want(tt, "schema", str, None)
         if schema is not None and schema not in hooks.schemas:
             problems.append(Problem(f"{where}.schema", f"no schema named {schema!r}"))
-        notices = _build_notices(tdata.get("notify", []), f"{where}.notify", hooks, problems)
+        notices = _build_notices(tt.get("notify", []), f"{where}.notify", hooks, problems)
+        ttitle = _want(tt, "title", str, "")
+        store_as = _want(tt, "store_as", str, None)
+        article = _want(tt, "article", str, "")
         for src in sources:
             transitions.append(
                 Transition(
                     event=event or "",
                     source=src,
                     target=src if target == SAME_STATE else target or "",
-                    title=want(tdata, "title", str, where, ""),
+                    title=ttitle,
                     guards=guards,
                     actions=actions,
                     schema=schema,
-                    store_as=want(tdata, "store_as", str, where, None),
-                    article=want(tdata, "article", str, where, ""),
+                    store_as=store_as,
+                    article=article,
                     notices=notices,
                 )
             )
@@ -177,6 +278,10 @@ def _build(
         problems.append(Problem("workflow.open_schema", f"no schema named {open_schema!r}"))
     if intake is not None and intake not in hooks.intake:
         problems.append(Problem("workflow.intake", f"no intake hook named {intake!r}"))
+    # Built before the header is judged, so their problems are reported with the rest.
+    deadlines = _build_deadlines(top.get("deadlines", []), hooks, problems)
+    permissions = _build_permissions(top.get("permissions", []), hooks, problems)
+    number_parts = _number_parts(wf.get("case_number_parts", []), problems)
     if None in (name, version, prefix, initial):
         return None, problems
     return (
@@ -192,13 +297,37 @@ def _build(
             intake=intake,
             hooks=hooks,
             index=index,
-            deadlines=_build_deadlines(data.get("deadlines", []), hooks, problems),
-            permissions=_build_permissions(data.get("permissions", []), hooks, problems),
-            case_number_parts=_number_parts(wf.get("case_number_parts", []), problems),
+            deadlines=deadlines,
+            permissions=permissions,
+            case_number_parts=number_parts,
             source=source,
         ),
         problems,
     )
+
+
+def _index(raw: Mapping[str, Any], problems: list[Problem]) -> dict[str, str]:
+    """``[workflow.index]``: a known search key -> a dotted path into the case data."""
+    table = _Table(raw, "workflow.index", SEARCH_KEYS, problems, what="search key")
+    index: dict[str, str] = {}
+    for key in SEARCH_KEYS:
+        path = table.get(key)
+        if path is None:
+            continue
+        if isinstance(path, str) and path and all(path.split(".")):
+            index[key] = path
+        else:
+            problems.append(
+                Problem(
+                    f"workflow.index.{key}",
+                    f"must be a dotted path into the case data, e.g. 'policy.number'; got {path!r}",
+                )
+            )
+    return index
+
+
+#: ``[[permissions]]``.
+_PERMISSION_KEYS = ("events", "roles", "own_org_unit", "when", "title")
 
 
 def _build_permissions(raw: Any, hooks: Hooks, problems: list[Problem]) -> tuple[Permission, ...]:
@@ -207,20 +336,12 @@ def _build_permissions(raw: Any, hooks: Hooks, problems: list[Problem]) -> tuple
         problems.append(Problem("permissions", "must be an array of [[permissions]] tables"))
         return ()
     rows = []
-    for i, p in enumerate(raw):
+    for i, raw_row in enumerate(raw):
         where = f"permissions[{i}]"
-        if not isinstance(p, Mapping):
+        if not isinstance(raw_row, Mapping):
             problems.append(Problem(where, "must be a table"))
             continue
-        unknown = sorted(set(p) - {"events", "roles", "own_org_unit", "when", "title"})
-        if unknown:
-            problems.append(
-                Problem(
-                    where,
-                    f"unknown key(s) {', '.join(unknown)}; use events, roles, "
-                    "own_org_unit, when, title",
-                )
-            )
+        p = _Table(raw_row, where, _PERMISSION_KEYS, problems)
         events, roles = p.get("events"), p.get("roles")
         if (
             not isinstance(events, list)
@@ -267,6 +388,10 @@ def _number_parts(raw: Any, problems: list[Problem]) -> tuple[str, ...]:
     return tuple(raw)
 
 
+#: Each entry of a transition's ``notify``.
+_NOTICE_KEYS = ("template", "to", "when")
+
+
 def _build_notices(
     raw: Any, where: str, hooks: Hooks, problems: list[Problem]
 ) -> tuple[TransitionNotice, ...]:
@@ -275,16 +400,12 @@ def _build_notices(
         problems.append(Problem(where, "must be a list of { template = ..., to = ... } tables"))
         return ()
     notices = []
-    for i, n in enumerate(raw):
+    for i, raw_notice in enumerate(raw):
         at = f"{where}[{i}]"
-        if not isinstance(n, Mapping):
+        if not isinstance(raw_notice, Mapping):
             problems.append(Problem(at, "must be a table: { template = ..., to = ... }"))
             continue
-        unknown = sorted(set(n) - {"template", "to", "when"})
-        if unknown:
-            problems.append(
-                Problem(at, f"unknown key(s) {', '.join(unknown)}; use template, to, when")
-            )
+        n = _Table(raw_notice, at, _NOTICE_KEYS, problems)
         template, to, when = n.get("template"), n.get("to"), n.get("when")
         if template not in hooks.notices:
             known = ", ".join(sorted(hooks.notices)) or "(none)"
@@ -305,6 +426,31 @@ def _build_notices(
     return tuple(notices)
 
 
+#: ``[[deadlines]]``. (``pauses`` maps reasons the author names to states: no fixed keys.)
+_DEADLINE_KEYS = (
+    "name",
+    "title",
+    "period",
+    "starts_on",
+    "stops_on",
+    "stops_on_events",
+    "starts_on_events",
+    "restarts_on_events",
+    "extensions",
+    "pauses",
+    "warnings",
+    "escalations",
+    "when",
+    "close_of_business",
+    "article",
+    "notify",
+)
+#: ``[[deadlines.escalations]]``.
+_ESCALATION_KEYS = ("after", "to", "actions", "event")
+#: Each entry of a deadline's ``extensions``.
+_EXTENSION_KEYS = ("event", "period")
+
+
 def _build_deadlines(raw: Any, hooks: Hooks, problems: list[Problem]) -> tuple[DeadlineRule, ...]:
     """Shape checks of ``[[deadlines]]``; references to states and events are checked
     by validation.py once the whole definition exists."""
@@ -312,11 +458,12 @@ def _build_deadlines(raw: Any, hooks: Hooks, problems: list[Problem]) -> tuple[D
         problems.append(Problem("deadlines", "must be an array of [[deadlines]] tables"))
         return ()
     rules = []
-    for i, r in enumerate(raw):
+    for i, raw_rule in enumerate(raw):
         where = f"deadlines[{i}]"
-        if not isinstance(r, Mapping):
+        if not isinstance(raw_rule, Mapping):
             problems.append(Problem(where, "must be a table"))
             continue
+        r = _Table(raw_rule, where, _DEADLINE_KEYS, problems)
         name = r.get("name")
         if not isinstance(name, str) or not name:
             problems.append(Problem(f"{where}.name", "is required"))
@@ -336,12 +483,19 @@ def _build_deadlines(raw: Any, hooks: Hooks, problems: list[Problem]) -> tuple[D
                 Problem(f"{where}.pauses", "must map a pause reason to a list of states")
             )
             pauses = {}
+        raw_escalations = r.get("escalations", [])
+        if not isinstance(raw_escalations, list):
+            problems.append(
+                Problem(f"{where}.escalations", "must be an array of [[deadlines.escalations]]")
+            )
+            raw_escalations = []
         escalations = []
-        for j, e in enumerate(r.get("escalations", [])):
+        for j, raw_level in enumerate(raw_escalations):
             at = f"{where}.escalations[{j}]"
-            if not isinstance(e, Mapping):
+            if not isinstance(raw_level, Mapping):
                 problems.append(Problem(at, "must be a table"))
                 continue
+            e = _Table(raw_level, at, _ESCALATION_KEYS, problems)
             to = e.get("to")
             if not isinstance(to, str) or not to:
                 problems.append(
@@ -358,7 +512,8 @@ def _build_deadlines(raw: Any, hooks: Hooks, problems: list[Problem]) -> tuple[D
                             f"unknown action {action!r}; use {', '.join(ESCALATION_ACTIONS)}",
                         )
                     )
-            if "fire_event" in actions and not isinstance(e.get("event"), str):
+            event = e.get("event")
+            if "fire_event" in actions and not isinstance(event, str):
                 problems.append(Problem(f"{at}.event", "fire_event needs the event to fire"))
             escalations.append(
                 Escalation(
@@ -366,7 +521,7 @@ def _build_deadlines(raw: Any, hooks: Hooks, problems: list[Problem]) -> tuple[D
                     after=_period(e.get("after", "0 hours"), f"{at}.after", problems, True),
                     to=to if isinstance(to, str) else "",
                     actions=actions,
-                    event=e.get("event"),
+                    event=event,
                 )
             )
         when = r.get("when")
@@ -424,14 +579,17 @@ def _extensions(raw: Any, where: str, problems: list[Problem]) -> tuple[Extensio
         problems.append(Problem(f"{where}.extensions", "must be an array of tables"))
         return ()
     found = []
-    for j, e in enumerate(raw):
+    for j, raw_ext in enumerate(raw):
         at = f"{where}.extensions[{j}]"
-        if not isinstance(e, Mapping) or not isinstance(e.get("event"), str):
+        if not isinstance(raw_ext, Mapping):
             problems.append(Problem(at, "needs event = '...' and period = '...'"))
             continue
-        found.append(
-            Extension(e["event"], _period(e.get("period"), f"{at}.period", problems, False))
-        )
+        e = _Table(raw_ext, at, _EXTENSION_KEYS, problems)
+        event = e.get("event")
+        if not isinstance(event, str):
+            problems.append(Problem(at, "needs event = '...' and period = '...'"))
+            continue
+        found.append(Extension(event, _period(e.get("period"), f"{at}.period", problems, False)))
     return tuple(found)
 
 
