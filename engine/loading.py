@@ -1,5 +1,5 @@
-"""Loading a workflow definition: a TOML file or a mapping in, a validated definition
-out.
+"""Loading a workflow definition: TOML text, a file or a mapping in, a validated
+definition out.
 
 The one module that knows both the data types (definitions.py) and the checks
 (validation.py), so neither of them imports the other. Every table of a definition is
@@ -11,6 +11,7 @@ loader reads without declaring it is a bug that shows on the first load.
 from __future__ import annotations
 
 import difflib
+import os
 import tomllib
 from collections.abc import Mapping
 from datetime import time
@@ -37,28 +38,89 @@ from .definitions import (
 from .errors import DefinitionError, Problem
 from .validation import validate
 
+#: How the source of a definition that is not a file is named in its errors.
+TOML_TEXT = "<TOML text>"
+MAPPING = "<mapping>"
 
-def load_workflow(spec: Mapping[str, Any] | Path | str, hooks: Hooks) -> WorkflowDefinition:
-    """Build a definition from a TOML file or a mapping and validate it.
+
+def load_workflow(
+    spec: Mapping[str, Any] | str | os.PathLike[str], hooks: Hooks
+) -> WorkflowDefinition:
+    """Build a definition from TOML text, a TOML file or a mapping, and validate it.
+
+    What ``spec`` is, is decided by its type and content: a ``Path`` (any path-like) is
+    a file; a ``str`` that contains a newline or starts with ``[`` is TOML text; any
+    other ``str`` is the path of a file that must exist; a mapping is the parsed data.
 
     Raises:
-        DefinitionError: listing every problem found, each with its location.
+        DefinitionError: listing every problem found, each with its location; or, when
+            ``spec`` cannot be read, one problem saying what it was taken for and why
+            it could not be read.
     """
-    if isinstance(spec, (str, Path)):
-        path = Path(spec)
-        try:
-            with path.open("rb") as fh:
-                data: Mapping[str, Any] = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise DefinitionError(str(path), [Problem("", f"not valid TOML: {exc}")]) from exc
-        source = str(path)
-    else:
-        data, source = spec, "<mapping>"
+    data, source = _read(spec)
     definition, problems = _build(data, hooks, source)
     problems.extend(validate(definition) if definition is not None else [])
     if problems or definition is None:
         raise DefinitionError(source, problems)
     return definition
+
+
+def _read(spec: object) -> tuple[Mapping[str, Any], str]:
+    """The data of ``spec`` and how its errors name it."""
+    if isinstance(spec, Mapping):
+        return spec, MAPPING
+    if isinstance(spec, str) and ("\n" in spec or spec.lstrip().startswith("[")):
+        return _parse(spec, TOML_TEXT, "the TOML text given"), TOML_TEXT
+    if isinstance(spec, (str, os.PathLike)):
+        path = Path(spec)
+        # A str is a path only by elimination: say so, for TOML text that lost its newlines.
+        hint = (
+            "; a str without a newline that does not start with '[' is taken for a path"
+            if isinstance(spec, str)
+            else ""
+        )
+        source = str(path)
+        return _parse(_read_file(path, hint), source, f"the file at path {source!r}"), source
+    raise DefinitionError(
+        f"<{type(spec).__name__}>",
+        [
+            Problem(
+                "",
+                f"load_workflow takes TOML text (a str), a path (a Path, or a str naming a "
+                f"file) or a mapping; it got {type(spec).__name__}",
+            )
+        ],
+    )
+
+
+def _read_file(path: Path, hint: str) -> str:
+    shown = repr(str(path))
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        problem = f"the path {shown} does not exist (looked for {path.absolute()}{hint})"
+    except IsADirectoryError:
+        problem = f"the path {shown} is a directory; give the TOML file in it"
+    except OSError as exc:
+        problem = f"the path {shown} cannot be read: {exc.strerror or exc}"
+    else:
+        try:
+            # Windows editors start UTF-8 files with a BOM; it is not part of the TOML.
+            return raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            problem = (
+                f"the file at path {shown} is not UTF-8 text (byte {exc.start} cannot be "
+                "decoded); save it as UTF-8"
+            )
+    raise DefinitionError(str(path), [Problem("", problem)])
+
+
+def _parse(text: str, source: str, what: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # The decoder's message ends with "(at line N, column M)": where to look.
+        raise DefinitionError(source, [Problem("", f"{what} is not valid TOML: {exc}")]) from exc
 
 
 class _Table:

@@ -8,7 +8,6 @@ A typo used to load without a word: ``guard = [...]`` left a transition unguarde
 from __future__ import annotations
 
 import re
-import tomllib
 from collections import defaultdict
 from copy import deepcopy
 from typing import Any
@@ -169,7 +168,7 @@ action = ["notify"]
 
 def test_typos_in_different_sections_are_all_reported_in_one_error() -> None:
     with pytest.raises(DefinitionError) as exc:
-        load_workflow(tomllib.loads(TYPOS), READY)
+        load_workflow(TYPOS, READY)
     found = {p.location: p.message for p in exc.value.problems}
     assert {where: meant(message) for where, message in found.items()} == {
         "workflow.intial": "initial",
