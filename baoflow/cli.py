@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Column, Table
 
 from baoflow.engine import (
@@ -90,8 +91,13 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except BaoflowError as exc:
+            # The message is text, not markup ("baoflow[postgres]" must survive), and is
+            # not wrapped at the terminal's width: a line stays one line.
             _c.err.print(
-                f"[bold red]error:[/] {type(exc).__name__}: {exc}", markup=True, highlight=False
+                f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}",
+                markup=True,
+                highlight=False,
+                soft_wrap=True,
             )
             sys.exit(2)
 

@@ -24,7 +24,6 @@ from .definitions import (
     Transition,
     TransitionContext,
     WorkflowDefinition,
-    load_workflow,
 )
 from .errors import (
     BaoflowError,
@@ -44,6 +43,7 @@ from .errors import (
     UnknownEvent,
     UnknownWorkflow,
 )
+from .loading import load_workflow
 from .policies import Policy, PolicyDirectory
 from .runtime import Engine, Services
 from .store import Store

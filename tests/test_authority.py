@@ -173,7 +173,11 @@ def test_an_amount_band_decides_who_may_approve(eng: Engine) -> None:
             "permissions[0].when",
             "no condition named 'tiny'",
         ),
-        ({"events": ["finish"], "roles": ["handler"], "who": 1}, "permissions[0]", "unknown key"),
+        (
+            {"events": ["finish"], "roles": ["handler"], "who": 1},
+            "permissions[0].who",
+            "unknown key 'who'",
+        ),
     ],
 )
 def test_a_bad_permission_row_is_refused_at_load(

@@ -57,6 +57,22 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def _missing_driver(dialect: str, exc: ImportError) -> str:
+    """What to do about a database driver that cannot be imported."""
+    if dialect != "postgresql":
+        return f"the database driver for {dialect} cannot be imported ({exc}); install it"
+    if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] == "psycopg":
+        return (
+            "the PostgreSQL driver is not installed; install it with "
+            "pip install 'baoflow[postgres]'"
+        )
+    # Installed but broken (e.g. no libpq for its pure-Python build): say what failed.
+    return (
+        f"the PostgreSQL driver cannot be imported ({exc}); reinstall it with "
+        "pip install --force-reinstall 'baoflow[postgres]'"
+    )
+
+
 class Store:
     """Connections, the transaction boundary and every query the engine runs."""
 
@@ -79,7 +95,10 @@ class Store:
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         else:
             kwargs["pool_pre_ping"] = True
-        self.engine: Engine = sa.create_engine(self.url, **kwargs)
+        try:
+            self.engine: Engine = sa.create_engine(self.url, **kwargs)
+        except ImportError as exc:  # the dialect imports its DBAPI driver here
+            raise StorageError(_missing_driver(self.dialect_name, exc)) from exc
         self._pinned = threading.local()
         self._fast: SqliteFastPath | None = None
         if self.dialect_name == "sqlite":
