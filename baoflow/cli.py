@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from baoflow.engine import (
+    SHANGHAI,
     Actor,
     BaoflowError,
     ChineseOfficialCalendar,
@@ -23,8 +27,6 @@ from baoflow.engine import (
     SqlPolicyDirectory,
     open_engine,
 )
-from baoflow.engine.clock import SHANGHAI
-from baoflow.engine.store import Store
 
 DEFAULT_URL = "sqlite:///baoflow.db"
 
@@ -56,6 +58,62 @@ def _deliverer(eng: Engine, path: str) -> Any:
     from baoflow.notifications.config import load_deliverer
 
     return load_deliverer(eng, path)
+
+
+#: Roles that see identity and phone numbers unmasked in `cases show` (the handling
+#: chain of a case; agents at the desk and auditors see them masked, as notices do).
+PERSONAL_DATA_ROLES = frozenset({"handler", "supervisor", "branch_manager", "headquarters"})
+
+
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON (one document) instead of a table."
+)
+
+
+def _emit_json(value: Any) -> None:
+    """Print ``value`` as JSON for a program to read: dataclasses as objects, instants
+    as ISO 8601 with their offset, decimals as text."""
+    click.echo(json.dumps(_plain(value), ensure_ascii=False, indent=2))
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (date, Decimal, timedelta)):
+        return str(value)
+    return value
+
+
+def _when(instant: datetime | None) -> str:
+    """An instant as a person reads it: Beijing time, to the minute."""
+    return instant.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if instant else ""
+
+
+def _due(instant: datetime) -> str:
+    """A due time as a person reads it: a period ending at 24:00 reads as that day's
+    24:00, not as the next day's 00:00."""
+    local = instant.astimezone(SHANGHAI)
+    if (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0):
+        return f"{local - timedelta(days=1):%Y-%m-%d} 24:00"
+    return f"{local:%Y-%m-%d %H:%M}"
+
+
+def _left(due: datetime, now: datetime) -> str:
+    """Time left to ``due`` (negative when past), in days and hours."""
+    seconds = int((due - now).total_seconds())
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    if days:
+        return f"{sign}{days}d {hours}h"
+    return f"{sign}{hours}h {rest // 60}m"
 
 
 url_option = click.option(
@@ -130,14 +188,8 @@ def db() -> None:
 @url_option
 def db_upgrade(url: str) -> None:
     """Create or migrate the schema to the newest revision."""
-    store = Store(url)
-    try:
-        store.upgrade()
-        _c.out.print(
-            f"schema at revision {store.current_revision()} ({store.engine.url.render_as_string()})"
-        )
-    finally:
-        store.dispose()
+    with _engine(url) as eng:  # opening an engine migrates
+        _c.out.print(f"schema at revision {eng.schema_revision()} ({url})", highlight=False)
 
 
 @main.group()
@@ -152,81 +204,120 @@ def cases() -> None:
 @click.option("--policy", "policy_number")
 @click.option("--insured", "insured_name")
 @click.option("--id-number")
-@click.option("--limit", default=50, show_default=True)
-def cases_list(url: str, limit: int, **filters: Any) -> None:
-    """Cases matching the filters, oldest first."""
+@click.option("--limit", default=50, show_default=True, help="Cases per page.")
+@click.option("--page", default=1, show_default=True, help="Which page (1 is the newest).")
+@json_option
+def cases_list(url: str, limit: int, page: int, as_json: bool, **filters: Any) -> None:
+    """Cases matching the filters, newest first, a page at a time."""
+    if page < 1:
+        raise click.BadParameter("pages count from 1", param_hint="--page")
     with _engine(url) as eng:
-        found = eng.find_cases(limit=limit, **filters)
-        out = _c.out
-        table = Table("workflow", "state", "insured", "policy", "major", "updated (Beijing)")
-        table.columns.insert(0, Column("number", no_wrap=True))
-        for c in found:
-            policy = c.data.get("policy", {})
-            table.add_row(
-                c.number,
-                f"{c.workflow} v{c.workflow_version}",
-                c.state,
-                policy.get("insured_name", ""),
-                policy.get("number") or "",
-                "yes" if (c.data.get("major") or {}).get("is_major") else "",
-                c.updated_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M"),
-            )
-        out.print(table)
-        out.print(f"{len(found)} case(s)")
+        total = eng.count_cases(**filters)
+        found = eng.find_cases(limit=limit, offset=(page - 1) * limit, newest_first=True, **filters)
+    if as_json:
+        _emit_json({"total": total, "page": page, "limit": limit, "cases": found})
+        return
+    table = Table("state", "insured", "updated (Beijing)")
+    table.columns.insert(0, Column("number", no_wrap=True))
+    for c in found:
+        policy = c.data.get("policy", {})
+        major = " 重大" if (c.data.get("major") or {}).get("is_major") else ""
+        table.add_row(
+            c.number, c.state + major, policy.get("insured_name", ""), _when(c.updated_at)
+        )
+    _c.out.print(table)
+    first = (page - 1) * limit + 1
+    shown = f"{first}–{first + len(found) - 1} of {total}" if found else f"none of {total}"
+    _c.out.print(
+        f"{shown} case(s), newest first"
+        + (f"; next: --page {page + 1}" if first + len(found) - 1 < total else ""),
+        highlight=False,
+    )
 
 
 @cases.command("show")
 @url_option
 @click.argument("case")
-def cases_show(url: str, case: str) -> None:
-    """One case: its data, its history and what may happen next."""
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    help="The viewer's role (repeatable): identity and phone numbers are masked unless "
+    f"one of them may see them ({', '.join(sorted(PERSONAL_DATA_ROLES))}).",
+)
+@json_option
+def cases_show(url: str, case: str, roles: tuple[str, ...], as_json: bool) -> None:
+    """One case: its data, its history, its deadlines and what may happen next."""
+    from baoflow.notifications.masking import mask_text
+
+    unmasked = bool(PERSONAL_DATA_ROLES.intersection(roles))
+
+    def shown(text: str) -> str:
+        return text if unmasked else mask_text(text)
+
     with _engine(url) as eng:
-        out = _c.out
         c = eng.get_case(case)
         definition = eng.workflow(c.workflow, c.workflow_version)
-        out.print(
-            f"[bold]{c.number}[/]  {definition.title} v{c.workflow_version}  "
-            f"state: [bold]{c.state}[/] ({definition.state(c.state).title})  version {c.version}"
+        history = eng.history(c.id)
+        deadlines = eng.deadlines(c.id)
+        refusals = eng.refusals(c.id)
+        events = eng.available_events(c.id)
+    data_text = json.dumps(c.data, ensure_ascii=False, indent=2)
+    if as_json:
+        case_json = json.loads(shown(json.dumps(_plain(c), ensure_ascii=False)))
+        history_json = json.loads(shown(json.dumps(_plain(history), ensure_ascii=False)))
+        _emit_json(
+            {
+                "case": case_json,
+                "history": history_json,
+                "deadlines": deadlines,
+                "refusals": refusals,
+                "next": events,
+            }
         )
-        out.print_json(json.dumps(c.data, ensure_ascii=False))
-        table = Table("#", "at (Beijing)", "actor", "event", "from → to", "notes")
-        for h in eng.history(c.id):
-            table.add_row(
-                str(h.seq),
-                h.at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M"),
-                h.actor.name,
-                h.event,
-                f"{h.from_state or '—'} → {h.to_state}",
-                "\n".join(h.notes),
-            )
-        out.print(table)
-        for d in eng.deadlines(c.id):
-            pause = f", paused {d.pause_reason}" if d.pause_reason else ""
-            guess = (
-                f" [yellow](provisional: {', '.join(map(str, d.provisional_years))} not "
-                "published)[/]"
-                if d.provisional
-                else ""
-            )
-            out.print(
-                f"  deadline [bold]{d.rule}[/] {d.status}{pause}: due "
-                f"{d.due_at.astimezone(SHANGHAI):%Y-%m-%d %H:%M}{guess}, warned {d.warned}, "
-                f"{'breached, ' if d.breached else ''}level {d.level}  ({d.article})"
-            )
-        for r in eng.refusals(c.id):
-            out.print(
-                f"  refused {r.at.astimezone(SHANGHAI):%Y-%m-%d %H:%M}: [bold]{r.event}[/] by "
-                f"{r.actor.name} ({r.kind}): " + "; ".join(r.reasons),
-                markup=True,
-                highlight=False,
-            )
-        for ev in eng.available_events(c.id):
-            why = (
-                ""
-                if ev.would_pass
-                else "  [yellow](refused now: " + "; ".join(ev.refusals) + ")[/]"
-            )
-            out.print(f"  next: [bold]{ev.event}[/] → {ev.target}  {ev.title}{why}")
+        return
+    out = _c.out
+    out.print(
+        f"[bold]{c.number}[/]  {definition.title} v{c.workflow_version}  "
+        f"state: [bold]{c.state}[/] ({definition.state(c.state).title})  version {c.version}"
+    )
+    out.print(shown(data_text), markup=False, highlight=False)
+    table = Table("#", "at (Beijing)", "actor", "event", "from → to", "notes")
+    for h in history:
+        table.add_row(
+            str(h.seq),
+            _when(h.at),
+            h.actor.name,
+            h.event,
+            f"{h.from_state or '—'} → {h.to_state}",
+            shown("\n".join(h.notes)),
+        )
+    out.print(table)
+    for d in deadlines:
+        pause = f", paused {d.pause_reason}" if d.pause_reason else ""
+        guess = (
+            f" [yellow](provisional: {', '.join(map(str, d.provisional_years))} not published)[/]"
+            if d.provisional
+            else ""
+        )
+        out.print(
+            f"  deadline [bold]{d.rule}[/] {d.status}{pause}: due {_due(d.due_at)}{guess}, "
+            f"warned {d.warned}, {'breached, ' if d.breached else ''}level {d.level}  "
+            f"({escape(d.article)})"
+        )
+    for r in refusals:
+        out.print(
+            f"  refused {_when(r.at)}: [bold]{r.event}[/] by {escape(r.actor.name)} "
+            f"({r.kind}): " + escape("; ".join(r.reasons)),
+            highlight=False,
+        )
+    for ev in events:
+        why = (
+            ""
+            if ev.would_pass
+            else "  [yellow](refused now: " + escape("; ".join(ev.refusals)) + ")[/]"
+        )
+        out.print(f"  next: [bold]{ev.event}[/] → {ev.target}  {escape(ev.title)}{why}")
 
 
 @main.command()
@@ -319,7 +410,220 @@ def worker(
 
 @main.group()
 def deadlines() -> None:
-    """Deadline maintenance."""
+    """The desk's running deadlines, and their maintenance."""
+
+
+@deadlines.command("list")
+@url_option
+@click.option("--workflow")
+@click.option("--rule")
+@click.option("--org-unit", help="Only cases of this org unit.")
+@click.option("--level", "min_level", type=int, help="Only at this escalation level or above.")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--page", default=1, show_default=True)
+@json_option
+def deadlines_list(
+    url: str,
+    workflow: str | None,
+    rule: str | None,
+    org_unit: str | None,
+    min_level: int | None,
+    limit: int,
+    page: int,
+    as_json: bool,
+) -> None:
+    """Every running or paused deadline of the desk, the soonest due first, with the
+    time left (negative once breached)."""
+    if page < 1:
+        raise click.BadParameter("pages count from 1", param_hint="--page")
+    with _engine(url) as eng:
+        found = eng.running_deadlines(
+            workflow=workflow,
+            rule=rule,
+            org_unit=org_unit,
+            min_level=min_level,
+            limit=limit,
+            offset=(page - 1) * limit,
+        )
+        now = eng.clock.now()
+    if as_json:
+        _emit_json(found)
+        return
+    table = Table("rule", Column("due", no_wrap=True), "left", "level", "state")
+    table.columns.insert(0, Column("case", no_wrap=True))
+    for d in found:
+        marks = " paused" if d.status == "paused" else ""
+        marks += " provisional" if d.provisional else ""
+        table.add_row(
+            d.case_number,
+            d.rule + marks,
+            _due(d.due_at),
+            _left(d.due_at, now) if d.status == "running" else "paused",
+            str(d.level),
+            d.state,
+        )
+    _c.out.print(table)
+    _c.out.print(f"{len(found)} deadline(s) on page {page}; times in Beijing", highlight=False)
+
+
+@main.command()
+@url_option
+@click.option("--workflow")
+@click.option("--rule")
+@click.option("--org-unit", help="Only cases of this org unit.")
+@click.option("--level", "min_level", type=int, help="Only at this escalation level or above.")
+@json_option
+def breaches(
+    url: str,
+    workflow: str | None,
+    rule: str | None,
+    org_unit: str | None,
+    min_level: int | None,
+    as_json: bool,
+) -> None:
+    """Deadlines breached and still running, the oldest due first."""
+    with _engine(url) as eng:
+        found = eng.breaches(workflow=workflow, rule=rule, org_unit=org_unit, min_level=min_level)
+        now = eng.clock.now()
+    if as_json:
+        _emit_json(found)
+        return
+    table = Table("rule", Column("due", no_wrap=True), "late", "level", "state")
+    table.columns.insert(0, Column("case", no_wrap=True))
+    for b in found:
+        table.add_row(
+            b.case_number, b.rule, _due(b.due_at), _left(now, b.due_at), str(b.level), b.state
+        )
+    _c.out.print(table)
+    _c.out.print(f"{len(found)} breach(es); times in Beijing", highlight=False)
+
+
+@main.group()
+def workflows() -> None:
+    """The registered workflows: states, events, deadline rules, who may do what."""
+
+
+@workflows.command("list")
+@url_option
+@json_option
+def workflows_list(url: str, as_json: bool) -> None:
+    """Every registered workflow, its newest version, and its states."""
+    with _engine(url) as eng:
+        found = eng.workflows()
+    rows: list[dict[str, Any]] = [
+        {
+            "name": d.name,
+            "version": d.version,
+            "title": d.title,
+            "states": [s.name for s in d.states],
+        }
+        for d in found
+    ]
+    if as_json:
+        _emit_json(rows)
+        return
+    for row in rows:
+        _c.out.print(
+            f"[bold]{row['name']}[/] v{row['version']}  {escape(row['title'])}\n  states: "
+            + ", ".join(row["states"])
+        )
+
+
+@workflows.command("show")
+@url_option
+@click.argument("workflow")
+@json_option
+def workflows_show(url: str, workflow: str, as_json: bool) -> None:
+    """One workflow: its states, events (with guards and who may fire them), deadline
+    rules (period, pauses, article) and permission rows."""
+    with _engine(url) as eng:
+        d = eng.workflow(workflow)
+    shape = _workflow_shape(d)
+    if as_json:
+        _emit_json(shape)
+        return
+    out = _c.out
+    out.print(f"[bold]{d.name}[/] v{d.version}  {escape(d.title)}  (initial: {d.initial})")
+    out.print("[bold]states[/]")
+    for st in shape["states"]:
+        out.print(f"  {st['name']}{' (final)' if st['final'] else ''}  {escape(st['title'])}")
+    out.print("[bold]events[/]")
+    by_event: dict[str, list[dict[str, Any]]] = {}
+    for t in shape["transitions"]:
+        by_event.setdefault(t["event"], []).append(t)
+    for event, ts in by_event.items():
+        t = ts[0]
+        stays = all(x["source"] == x["target"] for x in ts)
+        sources = [x["source"] for x in ts]
+        where = ", ".join(sources) if len(sources) <= 3 else f"any of {len(sources)} states"
+        move = f"{where} (stays)" if stays and len(ts) > 1 else f"{where} → {t['target']}"
+        extra = f"  guards: {', '.join(t['guards'])}" if t["guards"] else ""
+        who = f"  by: {', '.join(t['roles'])}" if t["roles"] else "  by: the system"
+        out.print(f"  {event}: {move}{extra}{who}", highlight=False)
+    out.print("[bold]deadline rules[/]")
+    for r in shape["deadlines"]:
+        pauses = f"  paused in: {', '.join(r['pauses'])}" if r["pauses"] else ""
+        out.print(
+            f"  {r['name']}: {r['period']} from {', '.join(r['starts_on']) or '—'}{pauses}  "
+            f"({escape(r['article'])})",
+            highlight=False,
+        )
+    out.print("[bold]permissions[/]")
+    for p in shape["permissions"]:
+        where = "own org unit" if p["own_org_unit"] else "any org unit"
+        out.print(
+            f"  {escape(p['title'])}: {', '.join(p['roles'])} may fire "
+            f"{', '.join(p['events'])} ({where})",
+            highlight=False,
+        )
+
+
+def _workflow_shape(d: Any) -> dict[str, Any]:
+    """A definition as plain data: what ``workflows show`` prints."""
+    roles: dict[str, set[str]] = {}
+    for p in d.permissions:
+        for event in p.events:
+            roles.setdefault(event, set()).update(p.roles)
+    return {
+        "name": d.name,
+        "version": d.version,
+        "title": d.title,
+        "initial": d.initial,
+        "states": [{"name": s.name, "title": s.title, "final": s.final} for s in d.states],
+        "transitions": [
+            {
+                "event": t.event,
+                "source": t.source,
+                "target": t.target,
+                "title": t.title,
+                "guards": list(t.guards),
+                "roles": sorted(roles.get(t.event, ())),
+                "article": t.article,
+            }
+            for t in d.transitions
+        ],
+        "deadlines": [
+            {
+                "name": r.name,
+                "title": r.title,
+                "period": str(r.period),
+                "starts_on": list(r.starts_on),
+                "stops_on": list(r.stops_on),
+                "pauses": sorted({s for states in r.pauses.values() for s in states}),
+                "article": r.article,
+            }
+            for r in d.deadlines
+        ],
+        "permissions": [
+            {
+                "title": p.title,
+                "events": list(p.events),
+                "roles": list(p.roles),
+                "own_org_unit": p.own_org_unit,
+            }
+            for p in d.permissions
+        ],
+    }
 
 
 @deadlines.command("recompute")
@@ -363,10 +667,14 @@ def calendar_import(url: str, file: str, by: str | None, override: bool) -> None
 @calendar.command("show")
 @url_option
 @click.argument("year", type=int)
-def calendar_show(url: str, year: int) -> None:
+@json_option
+def calendar_show(url: str, year: int, as_json: bool) -> None:
     """A year's holidays and make-up working days, and where each comes from."""
     with _engine(url) as eng:
         shown = eng.calendar_year(year)
+    if as_json:
+        _emit_json(shown)
+        return
     out = _c.out
     out.print(f"{year}: {_SOURCES[shown.source]}", highlight=False)
     for imp in shown.imports:
@@ -399,11 +707,15 @@ _SOURCES = {
 
 @calendar.command("status")
 @url_option
-def calendar_status(url: str) -> None:
+@json_option
+def calendar_status(url: str, as_json: bool) -> None:
     """Whether this year's and next year's arrangements are known, and how many running
     deadlines count on a year only provisionally."""
     with _engine(url) as eng:
         rows = eng.calendar_status()
+    if as_json:
+        _emit_json(rows)
+        return
     for row in rows:
         line = f"{row.year}: {_SOURCES[row.source]}"
         if row.provisional_deadlines:
@@ -435,6 +747,7 @@ def sla() -> None:
     type=click.Choice(["day", "week", "month"]),
     help="One row per rule, org unit and period the deadlines started in.",
 )
+@json_option
 def sla_report(
     url: str,
     workflow: str | None,
@@ -442,6 +755,7 @@ def sla_report(
     until: Any,
     org_unit: str | None,
     per: str | None,
+    as_json: bool,
 ) -> None:
     """On-time rate and breaches per rule; the cases overdue now; median time in state."""
     with _engine(url) as eng:
@@ -452,45 +766,50 @@ def sla_report(
             org_unit=org_unit,
             per=per,
         )
-        out = _c.out
-        table = Table(
-            *(["period"] if per else []),
-            "workflow",
-            "org unit",
-            "rule",
-            "started",
-            "on time",
-            "late",
-            "overdue now",
-            "on-time rate",
+        overdue = eng.breaches(workflow=workflow, org_unit=org_unit)
+    if as_json:
+        _emit_json({"report": report, "overdue": overdue})
+        return
+    out = _c.out
+    table = Table(
+        *(["period"] if per else []),
+        "rule",
+        "org unit",
+        "started",
+        "running",
+        "overdue",
+        "on time",
+        "late",
+        "on-time rate",
+    )
+    for r in report.rules:
+        rate = f"{r.on_time_rate:.0%} of {r.ended}" if r.on_time_rate is not None else "none ended"
+        table.add_row(
+            *([r.period or ""] if per else []),
+            f"{r.workflow}.{r.rule}",
+            r.org_unit or "—",
+            str(r.started),
+            str(r.running),
+            str(r.breached_open),
+            str(r.met_on_time),
+            str(r.met_late),
+            rate,
         )
-        for r in report.rules:
-            table.add_row(
-                *([r.period or ""] if per else []),
-                r.workflow,
-                r.org_unit or "—",
-                r.rule,
-                str(r.started),
-                str(r.met_on_time),
-                str(r.met_late),
-                str(r.breached_open),
-                f"{r.on_time_rate:.0%}",
-            )
-        out.print(table)
-        breaches = Table("case", "rule", "due (Beijing)", "level", "state", title="Overdue now")
-        for b in eng.breaches(workflow=workflow, org_unit=org_unit):
-            breaches.add_row(
-                b.case_number,
-                b.rule,
-                b.due_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M"),
-                str(b.level),
-                b.state,
-            )
-        out.print(breaches)
-        states = Table("workflow", "state", "median time in state", title="Time in state")
-        for (wf, state), median in report.median_time_in_state.items():
-            states.add_row(wf, state, str(median).split(".")[0])
-        out.print(states)
+    out.print(table)
+    out.print(
+        f"{report.running} running, {report.breached_now} past due now; the rate counts only "
+        "the deadlines that ended",
+        highlight=False,
+    )
+    breaches_table = Table("rule", "due (Beijing)", "level", "state", title="Overdue now")
+    breaches_table.columns.insert(0, Column("case", no_wrap=True))
+    for b in overdue:
+        breaches_table.add_row(b.case_number, b.rule, _due(b.due_at), str(b.level), b.state)
+    out.print(breaches_table)
+    states = Table("workflow", "state", "median time in state", title="Time in state")
+    for (wf, state), median in report.median_time_in_state.items():
+        states.add_row(wf, state, str(median).split(".")[0])
+    out.print(states)
 
 
 @main.group()
@@ -503,17 +822,11 @@ def policies() -> None:
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def policies_import(url: str, csv_file: Path) -> None:
     """Import (insert or replace) policies from a CSV file."""
-    store = Store(url)
-    try:
-        store.upgrade()
-        n = SqlPolicyDirectory(store).import_csv(csv_file)
-        _c.out.print(f"imported {n} polic{'y' if n == 1 else 'ies'} from {csv_file}")
-    finally:
-        store.dispose()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
+    with _engine(url) as eng:
+        if not isinstance(eng.policies, SqlPolicyDirectory):  # pragma: no cover - our own
+            raise click.ClickException("this engine's policy directory is not baoflow's table")
+        n = eng.policies.import_csv(csv_file)
+    _c.out.print(f"imported {n} polic{'y' if n == 1 else 'ies'} from {csv_file}")
 
 
 # --- notifications (issue #5) -----------------------------------------------------------
@@ -529,31 +842,34 @@ def outbox() -> None:
 )
 @click.option("--case", "case_ref", help="Only this case (id or case number).")
 @click.option("--limit", default=50, show_default=True)
-def outbox_list(url: str, status: str | None, case_ref: str | None, limit: int) -> None:
-    """Notices and messages, oldest first, with their attempts and last error."""
+@json_option
+def outbox_list(
+    url: str, status: str | None, case_ref: str | None, limit: int, as_json: bool
+) -> None:
+    """Notices and messages, oldest first, with their attempts and last error
+    (identity and phone numbers masked)."""
     from baoflow.notifications.masking import mask_text
 
     with _engine(url) as eng:
-        case_id = eng.get_case(case_ref).id if case_ref else None
-        with eng.store.read() as tx:
-            rows = tx.list_outbox(status=status, case_id=case_id, limit=limit)
-        table = Table(
-            "id", "case", "notice", "to", "via", "status", "tries", "next / done", "error"
+        rows = eng.outbox(case=case_ref, status=status, limit=limit)
+    if as_json:
+        click.echo(mask_text(json.dumps(_plain(rows), ensure_ascii=False, indent=2)))
+        return
+    table = Table("id", "case", "notice", "to", "via", "status", "tries", "next / done", "error")
+    for r in rows:
+        when = r.delivered_at if r.status == "delivered" else r.next_attempt_at
+        table.add_row(
+            str(r.id),
+            r.case_number or "—",
+            r.template,
+            mask_text(r.address or r.recipient),
+            r.channel or "(to resolve)",
+            r.status,
+            str(r.attempts),
+            _when(when),
+            mask_text(r.last_error or ""),
         )
-        for r in rows:
-            when = r.delivered_at if r.status == "delivered" else r.next_attempt_at
-            table.add_row(
-                str(r.id),
-                r.case_number or "—",
-                r.template,
-                mask_text(r.address or r.recipient),
-                r.channel or "(to resolve)",
-                r.status,
-                str(r.attempts),
-                when.astimezone(SHANGHAI).strftime("%m-%d %H:%M:%S") if when else "",
-                mask_text(r.last_error or ""),
-            )
-        _c.out.print(table)
+    _c.out.print(table)
 
 
 @outbox.command("retry")
@@ -567,14 +883,10 @@ def outbox_retry(url: str, ids: tuple[int, ...], all_dead: bool) -> None:
             "give the ids to retry (see `baoflow outbox list --status dead`) or --all-dead"
         )
     with _engine(url) as eng:
-        with eng.store.write() as tx:
-            chosen = list(ids) or [r.id for r in tx.list_outbox(status="dead")]
-            n = tx.retry_outbox(chosen, eng.clock.now())
-        if ids and n < len(ids):
-            _c.err.print(
-                f"{len(ids) - n} of the ids given were not in dead letter; left as they are"
-            )
-        _c.out.print(f"{n} message(s) back to pending")
+        n = eng.retry_outbox(list(ids) if ids else None)
+    if ids and n < len(ids):
+        _c.err.print(f"{len(ids) - n} of the ids given were not in dead letter; left as they are")
+    _c.out.print(f"{n} message(s) back to pending")
 
 
 @outbox.command("deliver")
@@ -618,12 +930,11 @@ def notify_preview(
 
     with _engine(url) as eng:
         case = eng.get_case(case_ref)
-        with eng.store.read() as tx:
-            found = [
-                r
-                for r in tx.list_outbox(case_id=case.id)
-                if r.template == notice and r.parent_id is None
-            ]
+        found = [
+            r
+            for r in eng.outbox(case=case.id, limit=10_000)
+            if r.template == notice and r.parent_id is None
+        ]
         if not found:
             raise click.ClickException(
                 f"case {case.number} has no {notice!r} notice in the outbox; "
@@ -647,16 +958,23 @@ def notify_preview(
 @url_option
 @click.argument("user")
 @click.option("--unread", is_flag=True, help="Only what is unread.")
-def inbox(url: str, user: str, unread: bool) -> None:
+@click.option("--mark-read", is_flag=True, help="Then mark what was shown read.")
+@json_option
+def inbox(url: str, user: str, unread: bool, mark_read: bool, as_json: bool) -> None:
     """A user's in-app inbox, newest first."""
     with _engine(url) as eng:
-        with eng.store.read() as tx:
-            rows = tx.inbox(user, unread_only=unread)
-        table = Table("when (Beijing)", "case", "subject")
-        for r in rows:
-            table.add_row(
-                r.created_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M"),
-                r.case_number or "—",
-                r.subject,
-            )
-        _c.out.print(table)
+        rows = eng.inbox(user, unread_only=unread)
+        marked = eng.mark_read(user, [r.id for r in rows]) if mark_read and rows else 0
+    if as_json:
+        _emit_json(rows)
+        return
+    table = Table("when (Beijing)", "case", "subject", "read")
+    for r in rows:
+        table.add_row(_when(r.created_at), r.case_number or "—", r.subject, "" if r.unread else "✓")
+    _c.out.print(table)
+    if mark_read:
+        _c.out.print(f"{marked} marked read")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

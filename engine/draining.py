@@ -22,6 +22,7 @@ from .errors import BaoflowError, ConflictError
 from .notices import outbox_rows
 from .registry import Registry
 from .store import CoreTx, IntegrityViolation, Store
+from .store.rows import CaseBump, HistoryRow, InstanceProgress, OutboxRow
 from .transition import Stepper
 from .types import Actor, TimerRun
 
@@ -225,10 +226,10 @@ class Drainer:
             owned = tx.take_timers([p[0].id for p in plans], me, now) if plans else set()
             skip_ids = tx.take_timers([i for i, _ in skips], me, now) if skips else set()
         tx.skip_timers([(i, why) for i, why in skips if i in skip_ids])
-        bumps: dict[int, dict[str, Any]] = {}
-        instances: dict[tuple[int, str, int], dict[str, Any]] = {}
-        history: list[dict[str, Any]] = []
-        outbox: list[dict[str, Any]] = []
+        bumps: dict[int, CaseBump] = {}
+        instances: dict[tuple[int, str, int], InstanceProgress] = {}
+        history: list[HistoryRow] = []
+        outbox: list[OutboxRow] = []
         fired: list[Any] = []
         actor = _TIMER_ACTOR
         for row, eff, changes in plans:
@@ -326,8 +327,10 @@ class Drainer:
         if not tx.finish_timer(timer.id, me, "fired", now, eff.event):
             return "taken"  # another worker re-leased it after our lease ran out
         seq = row.version + 1
-        bump = {"id": row.case_id, "expected": row.version, "version": seq}
-        if tx.bump_cases([{**bump, "changes": dict(eff.changes), "at": now}]) != 1:
+        bump = CaseBump(
+            id=row.case_id, expected=row.version, version=seq, changes=dict(eff.changes), at=now
+        )
+        if tx.bump_cases([bump]) != 1:
             raise ConflictError(str(row.number), row.version, tx.current_version(row.case_id))
         tx.append_history(
             case_id=row.case_id,
@@ -369,7 +372,7 @@ def _priority(raw: Any) -> int:
         return 0
 
 
-def _progress(state: dict[str, Any], changes: Mapping[str, Any]) -> None:
+def _progress(state: InstanceProgress, changes: Mapping[str, Any]) -> None:
     """Fold one effect's instance changes into the batch's running view of it."""
     state["warned"] = max(state["warned"], changes.get("warned", 0))
     state["level"] = max(state["level"], changes.get("level", 0))

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from .store.rows import OutboxRow
+
 #: What every deadline notice's template receives.
 _DEADLINE = frozenset(
     {"case_number", "workflow", "rule", "title", "article", "due_at", "late_seconds", "level"}
@@ -47,7 +49,7 @@ def outbox_rows(
     case_id: int,
     seq: int,
     org_unit: str | None,
-) -> list[dict[str, Any]]:
+) -> list[OutboxRow]:
     """The outbox rows of ``notices`` caused by ``cause`` (e.g. ``timer:42``), one per
     notice and recipient; ``CoreTx.insert_outbox`` adds their delivery state (pending,
     due at once)."""

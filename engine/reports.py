@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -154,20 +155,21 @@ def sla_report(
     with store.read() as tx:
         rows = tx.deadline_rows(since, until, workflow, org_unit)
         entries = tx.state_entries(workflow)
-    tally: dict[tuple[str, str, str | None, str | None], list[int]] = {}
+    tally: dict[tuple[str, str, str | None, str | None], _Tally] = {}
     running = breached_now = 0
     for r in rows:
         group = (r.workflow, r.rule, r.org_unit, label(r.started_at.astimezone(SHANGHAI)))
-        counts = tally.setdefault(group, [0, 0, 0, 0])
-        counts[0] += 1
+        counts = tally.setdefault(group, _Tally())
+        counts.started += 1
         if r.status == "met":
-            counts[1] += 1
+            counts.met_on_time += 1
         elif r.status == "breached_met":
-            counts[2] += 1
+            counts.met_late += 1
         elif r.status in ("running", "paused"):
             running += 1
+            counts.running += 1
             if r.breached_at is not None or r.due_at <= now:
-                counts[3] += 1
+                counts.breached_open += 1
                 breached_now += 1
     # A stay in a state runs from the row that entered it to the row that left it;
     # rows in between that keep the state (timer effects, self-loops) do not split it.
@@ -182,7 +184,17 @@ def sla_report(
         entered = e
     return SlaReport(
         rules=[
-            RuleSla(w, rule, c[0], c[1], c[2], c[3], unit, period)
+            RuleSla(
+                workflow=w,
+                rule=rule,
+                started=c.started,
+                met_on_time=c.met_on_time,
+                met_late=c.met_late,
+                breached_open=c.breached_open,
+                org_unit=unit,
+                period=period,
+                running=c.running,
+            )
             for (w, rule, unit, period), c in sorted(
                 tally.items(), key=lambda kv: tuple(x or "" for x in kv[0])
             )
@@ -193,6 +205,17 @@ def sla_report(
             k: timedelta(seconds=statistics.median(v)) for k, v in sorted(durations.items())
         },
     )
+
+
+@dataclass
+class _Tally:
+    """One rule's counts in one org unit and period, as the report adds them up."""
+
+    started: int = 0
+    met_on_time: int = 0
+    met_late: int = 0
+    running: int = 0
+    breached_open: int = 0
 
 
 #: How ``Engine.sla_report(per=...)`` labels the period a deadline started in.

@@ -143,7 +143,13 @@ class Worker:
             "daily SLA digest: %d deadlines running, %d breached now; on time so far: %s",
             report.running,
             report.breached_now,
-            ", ".join(f"{r.rule} {r.on_time_rate:.0%}" for r in report.rules) or "(none)",
+            ", ".join(
+                f"{r.rule} {r.on_time_rate:.0%} of {r.ended}"
+                if r.on_time_rate is not None
+                else f"{r.rule} none ended"
+                for r in report.rules
+            )
+            or "(none)",
         )
 
     def log_calendar(self) -> None:

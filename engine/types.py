@@ -185,7 +185,8 @@ class Breach:
 
 @dataclass(frozen=True)
 class RuleSla:
-    """One rule's record over a period: met on time, met late, still open past due."""
+    """One rule's record over a period: started, met on time, met late, still running,
+    and of those running how many are already past due."""
 
     workflow: str
     rule: str
@@ -197,12 +198,18 @@ class RuleSla:
     #: the period the deadlines started in ("2026-05", "2026-W19", "2026-05-06"), when
     #: the report was asked ``per`` month, week or day; None for the whole span
     period: str | None = None
+    #: still running or paused (``breached_open`` of them past due)
+    running: int = 0
 
     @property
-    def on_time_rate(self) -> float:
-        """Met on time among those that ended or are already late (1.0 with none)."""
-        decided = self.met_on_time + self.met_late + self.breached_open
-        return self.met_on_time / decided if decided else 1.0
+    def ended(self) -> int:
+        return self.met_on_time + self.met_late
+
+    @property
+    def on_time_rate(self) -> float | None:
+        """Met on time among those that ended; None while none has ended (a share of
+        nothing is not 100%)."""
+        return self.met_on_time / self.ended if self.ended else None
 
 
 @dataclass(frozen=True)

@@ -77,12 +77,14 @@ def test_breaches_and_the_sla_report_explain_what_happened(eng: Engine, clock: F
 
     report = eng.sla_report()
     (hand_over,) = [r for r in report.rules if r.rule == "hand_over"]
-    assert (hand_over.started, hand_over.breached_open, hand_over.on_time_rate) == (1, 1, 0.0)
+    assert (hand_over.started, hand_over.running, hand_over.breached_open) == (1, 1, 1)
+    assert hand_over.on_time_rate is None  # nothing has ended: no share of nothing
 
     eng.fire(late.id, "hand_over", HANDLER, {"insurer": "太平洋财险"})
     assert eng.breaches() == []
     (hand_over,) = [r for r in eng.sla_report().rules if r.rule == "hand_over"]
     assert (hand_over.met_late, hand_over.breached_open) == (1, 0)
+    assert (hand_over.running, hand_over.ended, hand_over.on_time_rate) == (0, 1, 0.0)
     times = eng.sla_report().median_time_in_state
     assert times[("claim", "materials_complete")] == bj(2026, 5, 10, 8, 0) - bj(2026, 5, 6, 9, 0)
 

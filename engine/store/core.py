@@ -18,6 +18,7 @@ from ..errors import CaseNotFound
 from ..policies import Policy
 from ..types import Actor, Case, HistoryEntry, Refusal
 from . import tables as t
+from .rows import CaseBump, HistoryRow, InstanceProgress, OutboxRow
 
 _c = t.cases.c
 _SELECT_CASE_BY_ID = sa.select(t.cases).where(_c.id == sa.bindparam("ref"))
@@ -678,7 +679,7 @@ class CoreTx:
                 [{"b_id": i, "b_outcome": o[:200]} for i, o in outcomes],
             )
 
-    def bump_cases(self, rows: Sequence[Mapping[str, Any]]) -> int:
+    def bump_cases(self, rows: Sequence[CaseBump]) -> int:
         """Version-checked bumps, many at once: each row's ``id`` from ``expected`` to
         ``version`` at ``at``, its ``changes`` (top-level data keys) set. Returns how
         many rows matched; fewer than given means a case changed meanwhile."""
@@ -722,10 +723,10 @@ class CoreTx:
 
     def record_effects(
         self,
-        bumps: Sequence[Mapping[str, Any]],
-        history: Sequence[Mapping[str, Any]],
-        deadlines: Sequence[Mapping[str, Any]],
-        outbox: Sequence[Mapping[str, Any]],
+        bumps: Sequence[CaseBump],
+        history: Sequence[HistoryRow],
+        deadlines: Sequence[InstanceProgress],
+        outbox: Sequence[OutboxRow],
         now: datetime,
     ) -> int:
         """A batch of timer effects: :meth:`bump_cases`, :meth:`append_history_many`,
@@ -747,7 +748,7 @@ class CoreTx:
         }
         return int(self.conn.execute(_PG_RECORD_EFFECTS, params).scalar_one())
 
-    def insert_outbox(self, rows: Sequence[Mapping[str, Any]], now: datetime) -> None:
+    def insert_outbox(self, rows: Sequence[OutboxRow], now: datetime) -> None:
         """Outbox rows (``engine.notices.outbox_rows``) in the caller's transaction, each
         pending and due for delivery at ``now``."""
         if rows and self._pg:
@@ -764,13 +765,13 @@ class CoreTx:
             q = q.where(o.case_id == case_id)
         return list(self.conn.execute(q))
 
-    def append_history_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def append_history_many(self, rows: Sequence[HistoryRow]) -> None:
         if rows and self._pg:
             self.conn.execute(_PG_INSERT_HISTORY, {"doc": _doc(rows)})
         elif rows:
             self.conn.execute(_INSERT_HISTORY, list(rows))
 
-    def update_deadlines_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def update_deadlines_many(self, rows: Sequence[InstanceProgress]) -> None:
         """Rule instances' progress, many at once: each row's ``case_id``, ``rule`` and
         ``armed_seq`` name it; ``warned``, ``breached_at`` and ``level`` are set."""
         if rows and self._pg:
@@ -1203,7 +1204,7 @@ def _case_filters(
     return q
 
 
-def _doc(rows: Sequence[Mapping[str, Any]]) -> str:
+def _doc(rows: Sequence[Mapping[str, Any]] | Sequence[Any]) -> str:
     from . import json_dumps  # the store's one JSON encoding
 
     return json_dumps(list(rows))

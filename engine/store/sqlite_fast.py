@@ -27,6 +27,7 @@ import orjson
 from ..errors import CaseNotFound
 from ..policies import Policy
 from ..types import Actor, Case, HistoryEntry
+from .rows import OutboxRow
 
 _CASE_COLUMNS = (
     "id, number, workflow, workflow_version, state, data, version, created_at, updated_at, org_unit"
@@ -218,7 +219,7 @@ class SqliteTx:
         cur = self._cur.execute(_UPDATES[state is not None, keys is not None], params)
         return cur.rowcount == 1
 
-    def insert_outbox(self, rows: Sequence[Mapping[str, Any]], now: datetime) -> None:
+    def insert_outbox(self, rows: Sequence[OutboxRow], now: datetime) -> None:
         at = self._time(now)
         self._cur.executemany(
             _INSERT_OUTBOX,

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ..types import Actor, Case, HistoryEntry
+from .rows import OutboxRow
 
 
 class Tx(Protocol):
@@ -58,7 +59,7 @@ class Tx(Protocol):
         """Append one history row; (case_id, seq) is unique."""
         ...
 
-    def insert_outbox(self, rows: Sequence[Mapping[str, Any]], now: datetime) -> None:
+    def insert_outbox(self, rows: Sequence[OutboxRow], now: datetime) -> None:
         """Outbox rows (``engine.notices.outbox_rows``), each pending and due for
         delivery at ``now``; ``key`` is unique."""
         ...
