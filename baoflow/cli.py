@@ -25,6 +25,9 @@ from baoflow.engine import (
     ChineseOfficialCalendar,
     Engine,
     SqlPolicyDirectory,
+    format_due,
+    format_duration,
+    format_when,
     open_engine,
 )
 
@@ -92,28 +95,12 @@ def _plain(value: Any) -> Any:
 
 def _when(instant: datetime | None) -> str:
     """An instant as a person reads it: Beijing time, to the minute."""
-    return instant.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if instant else ""
-
-
-def _due(instant: datetime) -> str:
-    """A due time as a person reads it: a period ending at 24:00 reads as that day's
-    24:00, not as the next day's 00:00."""
-    local = instant.astimezone(SHANGHAI)
-    if (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0):
-        return f"{local - timedelta(days=1):%Y-%m-%d} 24:00"
-    return f"{local:%Y-%m-%d %H:%M}"
+    return format_when(instant) if instant else ""
 
 
 def _left(due: datetime, now: datetime) -> str:
-    """Time left to ``due`` (negative when past), in days and hours."""
-    seconds = int((due - now).total_seconds())
-    sign = "-" if seconds < 0 else ""
-    seconds = abs(seconds)
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    if days:
-        return f"{sign}{days}d {hours}h"
-    return f"{sign}{hours}h {rest // 60}m"
+    """Time left to ``due`` (negative when past), in days, hours and minutes."""
+    return format_duration((due - now).total_seconds(), locale="en")
 
 
 url_option = click.option(
@@ -301,7 +288,7 @@ def cases_show(url: str, case: str, roles: tuple[str, ...], as_json: bool) -> No
             else ""
         )
         out.print(
-            f"  deadline [bold]{d.rule}[/] {d.status}{pause}: due {_due(d.due_at)}{guess}, "
+            f"  deadline [bold]{d.rule}[/] {d.status}{pause}: due {format_due(d.due_at)}{guess}, "
             f"warned {d.warned}, {'breached, ' if d.breached else ''}level {d.level}  "
             f"({escape(d.article)})"
         )
@@ -395,6 +382,9 @@ def worker(
     from baoflow.notifications.masking import install_log_masking
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # APScheduler logs a line per tick (twice a second); the worker says what matters:
+    # what it fired, and when the next timer is due.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     install_log_masking()
     with _engine(url) as eng:
         Worker(
@@ -457,7 +447,7 @@ def deadlines_list(
         table.add_row(
             d.case_number,
             d.rule + marks,
-            _due(d.due_at),
+            format_due(d.due_at),
             _left(d.due_at, now) if d.status == "running" else "paused",
             str(d.level),
             d.state,
@@ -492,7 +482,7 @@ def breaches(
     table.columns.insert(0, Column("case", no_wrap=True))
     for b in found:
         table.add_row(
-            b.case_number, b.rule, _due(b.due_at), _left(now, b.due_at), str(b.level), b.state
+            b.case_number, b.rule, format_due(b.due_at), _left(now, b.due_at), str(b.level), b.state
         )
     _c.out.print(table)
     _c.out.print(f"{len(found)} breach(es); times in Beijing", highlight=False)
@@ -681,7 +671,7 @@ def calendar_show(url: str, year: int, as_json: bool) -> None:
         state = "current" if imp.current else "replaced"
         out.print(
             f"  import {imp.id} ({state}): {imp.source}; from {imp.file_name} by "
-            f"{imp.imported_by}, {imp.imported_at.astimezone(SHANGHAI):%Y-%m-%d %H:%M}"
+            f"{imp.imported_by}, {format_when(imp.imported_at)}"
             + (" [override]" if imp.override else ""),
             highlight=False,
             markup=False,
@@ -804,7 +794,7 @@ def sla_report(
     breaches_table = Table("rule", "due (Beijing)", "level", "state", title="Overdue now")
     breaches_table.columns.insert(0, Column("case", no_wrap=True))
     for b in overdue:
-        breaches_table.add_row(b.case_number, b.rule, _due(b.due_at), str(b.level), b.state)
+        breaches_table.add_row(b.case_number, b.rule, format_due(b.due_at), str(b.level), b.state)
     out.print(breaches_table)
     states = Table("workflow", "state", "median time in state", title="Time in state")
     for (wf, state), median in report.median_time_in_state.items():
@@ -897,7 +887,7 @@ def outbox_deliver(url: str, notifications: str | None) -> None:
     if not notifications:
         raise click.UsageError("--notifications FILE (or BAOFLOW_NOTIFICATIONS) is required")
     with _engine(url) as eng:
-        run = _deliverer(eng, notifications).deliver_due()
+        run = _deliverer(eng, notifications).deliverformat_due()
         _c.out.print(
             f"{run.resolved} notice(s) resolved to {run.messages} message(s); "
             f"{run.delivered} delivered, {run.retried} to retry, {run.dead} dead"

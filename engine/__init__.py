@@ -25,6 +25,7 @@ from .definitions import (
     TransitionContext,
     WorkflowDefinition,
 )
+from .display import format_due, format_duration, format_when
 from .errors import (
     BaoflowError,
     CalendarDataInvalid,
@@ -120,6 +121,9 @@ __all__ = [
     "WorkingCalendar",
     "discover_workflows",
     "first_working_day_from",
+    "format_due",
+    "format_duration",
+    "format_when",
     "load_workflow",
     "open_engine",
 ]

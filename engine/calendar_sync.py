@@ -17,6 +17,7 @@ from pathlib import Path
 from . import arrangements, timers
 from .calendar import PACKAGE, ChineseOfficialCalendar, WorkingCalendar
 from .clock import SHANGHAI, monotonic
+from .display import format_due
 from .errors import CalendarDisagrees, CalendarYearUnknown, ConflictError, StorageError
 from .registry import Registry
 from .store import CoreTx, Store
@@ -224,9 +225,7 @@ def recompute(
         old, new = row.due_at.astimezone(SHANGHAI), plan.due.astimezone(SHANGHAI)
         title = rule.title or rule.name
         change = (
-            f"{old:%Y-%m-%d %H:%M} → {new:%Y-%m-%d %H:%M}"
-            if old != new
-            else f"{new:%Y-%m-%d %H:%M} 不变"
+            f"{format_due(old)} → {format_due(new)}" if old != new else f"{format_due(new)} 不变"
         )
         tx.append_history(
             case_id=case.id,

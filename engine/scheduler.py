@@ -12,7 +12,7 @@ import logging
 import os
 import signal
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -20,11 +20,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from .clock import SHANGHAI, SystemClock
+from .display import format_duration, format_when
 
 if TYPE_CHECKING:
     from .runtime import Engine
 
 log = logging.getLogger("baoflow.worker")
+
+_UNTOLD = object()
 
 
 class Worker:
@@ -69,6 +72,7 @@ class Worker:
         self._missed = threading.Event()  # a check came while another was running
         self._scheduler = BackgroundScheduler(timezone=SHANGHAI)
         self._real = SystemClock()  # APScheduler runs on real time
+        self._told: object = _UNTOLD  # the next due time last logged
 
     def drain(self) -> None:
         """One check: fire everything due now, then arrange a wake-up for the next."""
@@ -119,6 +123,7 @@ class Worker:
         meanwhile); if that run fired nothing, what is due is held by another worker
         (leased, or locked in its batch), and the tick comes back for it."""
         nxt = self.engine.next_timer_due()
+        self._tell_next(nxt)
         if nxt is None or not self._scheduler.running:
             return
         # The engine's clock says how long until it is due; APScheduler runs on real
@@ -136,6 +141,22 @@ class Worker:
                 run_date=self._real.now() + timedelta(seconds=wait),
                 misfire_grace_time=30,
             )
+
+    def _tell_next(self, nxt: datetime | None) -> None:
+        """Log when the next timer is due, once each time that changes (not per tick)."""
+        if nxt == self._told:
+            return
+        self._told = nxt
+        if nxt is None:
+            log.info("%s: no timer pending", self.name)
+            return
+        wait = (nxt - self.engine.clock.now()).total_seconds()
+        log.info(
+            "%s: next timer due %s (Beijing time), %s",
+            self.name,
+            format_when(nxt),
+            f"in {format_duration(wait, locale='en')}" if wait > 0 else "now",
+        )
 
     def log_digest(self) -> None:
         report = self.engine.sla_report()

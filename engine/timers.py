@@ -24,6 +24,7 @@ from .calendar import WorkingCalendar, describe, provisional_years
 from .clock import SHANGHAI
 from .deadlines import Period, due_after, due_at, last_day, resumed_start, warning_times
 from .definitions import DeadlineRule, WorkflowDefinition
+from .display import format_due, format_duration
 from .notices import Notice
 
 if TYPE_CHECKING:
@@ -176,7 +177,7 @@ def on_transition(
                 for (kind, level), at in plan.times.items():
                     tx.retime_timer(case_id, rule.name, instance.armed_seq, kind, level, at)
                 notes.append(
-                    f"期限「{rule.title or rule.name}」恢复计时，新的期限 {_local(plan.due)}"
+                    f"期限「{rule.title or rule.name}」恢复计时，新的期限 {format_due(plan.due)}"
                     f"{caveat(plan)}"
                 )
             continue
@@ -225,7 +226,7 @@ def on_transition(
         )
         notes.append(
             f"期限「{rule.title or rule.name}」开始计时：{rule.period}，"
-            f"截止 {_local(plan.due)} ({rule.article}){caveat(plan)}"
+            f"截止 {format_due(plan.due)} ({rule.article}){caveat(plan)}"
         )
     return notes
 
@@ -262,7 +263,7 @@ def effect(
     needs nothing else of the case data, so a batch need not read it."""
     late = max(0.0, (now - timer.due_at).total_seconds())
     title = rule.title or rule.name
-    due_local = _local(due_at)
+    due_local = format_due(due_at)
     late_seconds = round(late, 3)
     base = {
         "rule": rule.name,
@@ -282,7 +283,7 @@ def effect(
         "late_seconds": late_seconds,
         "level": timer.level,
     }
-    lateness = f"（迟 {late:.0f} 秒触发）" if late >= 1 else ""
+    lateness = f"（迟 {format_duration(late)}触发）" if late >= 60 else ""
     if timer.kind == WARNING:
         share = rule.warnings[timer.level - 1]
         note = f"预警：「{title}」已过 {share:.0%} 时限，截止 {due_local}{lateness}"
@@ -342,7 +343,7 @@ def extension_refusal(
             continue
         if _late(instance, now):
             reasons.append(
-                f"「{title}」was due {_local(instance.due_at)}: an extension must be made "
+                f"「{title}」was due {format_due(instance.due_at)}: an extension must be made "
                 "before the deadline passes"
             )
         order = [rule.period, *(e.period for e in rule.extensions)]
@@ -383,7 +384,9 @@ def _extend(
     )
     for (kind, level), at in plan.times.items():
         tx.retime_timer(case_id, rule.name, instance.armed_seq, kind, level, at, status="pending")
-    return f"期限「{title}」延长至 {extension.period}，新的期限 {_local(plan.due)}{caveat(plan)}"
+    return (
+        f"期限「{title}」延长至 {extension.period}，新的期限 {format_due(plan.due)}{caveat(plan)}"
+    )
 
 
 def _late(instance: Any, now: datetime) -> bool:
@@ -402,10 +405,3 @@ def rule_named(definition: WorkflowDefinition, name: str) -> DeadlineRule | None
         if rule.name == name:
             return rule
     return None
-
-
-def _local(instant: datetime) -> str:
-    """``YYYY-MM-DD HH:MM`` in Beijing time (formatted by hand: strftime is slow, and
-    every timer effect formats its due time)."""
-    d = instant.astimezone(SHANGHAI)
-    return f"{d.year:04d}-{d.month:02d}-{d.day:02d} {d.hour:02d}:{d.minute:02d}"

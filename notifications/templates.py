@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from baoflow.engine import format_due, format_duration, format_when
 from baoflow.notifications.message import NotificationConfigError, NotificationError
 from jinja2 import (
     ChoiceLoader,
@@ -58,6 +59,10 @@ PRIMARY_LOCALE = "zh-CN"
 
 #: Top-level statements a block rendered on its own never sees.
 _OUTSIDE_BLOCKS = (nodes.Assign, nodes.AssignBlock, nodes.Macro, nodes.Import, nodes.FromImport)
+
+
+def _duration(seconds: float, locale: str = PRIMARY_LOCALE) -> str:
+    return format_duration(seconds, locale=locale)
 
 
 class Rendered(NamedTuple):
@@ -130,6 +135,9 @@ class TemplateSet:
             lstrip_blocks=True,
             auto_reload=False,
         )
+        # How times read to a person, the same as in the CLI and the case history:
+        # ``{{ late_seconds | duration }}`` (``duration("en")``), ``{{ at | when }}``.
+        self._env.filters.update(duration=_duration, when=format_when, due=format_due)
         problems = [f"override folder {d} does not exist" for d in overrides if not d.is_dir()]
         self._templates: dict[tuple[str, str], Template] = {}
         for notice in sorted(self._fields):

@@ -167,7 +167,7 @@ def test_importing_a_make_up_saturday_moves_a_running_deadline_with_a_history_ro
     (row,) = [h for h in eng.history(case.id) if h.event == "deadline_recomputed"]
     assert row.data["old_due_at"].startswith("2027-02-03T00:00")
     assert row.data["new_due_at"].startswith("2027-02-02T00:00")
-    assert row.actor.id == "calendar" and "2027-02-03 00:00 → 2027-02-02 00:00" in row.notes[0]
+    assert row.actor.id == "calendar" and "2027-02-02 24:00 → 2027-02-01 24:00" in row.notes[0]
 
     clock.set(bj(2027, 2, 2, 0, 1))  # the breach fires at the new due time
     eng.run_due_timers()

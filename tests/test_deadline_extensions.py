@@ -100,7 +100,7 @@ def test_extended_once_to_30_days_from_acceptance(
     eng.run_due_timers()
     assert [b.rule for b in eng.breaches()] == ["reply"]
     notes = [n for h in eng.history(accepted.id) for n in h.notes if "延长" in n]
-    assert notes == ["期限「投诉答复」延长至 30 natural_days，新的期限 2026-05-21 00:00"]
+    assert notes == ["期限「投诉答复」延长至 30 natural_days，新的期限 2026-05-20 24:00"]
 
 
 def test_extended_twice_to_60_days_past_the_dragon_boat_festival(
@@ -133,7 +133,7 @@ def test_an_extension_asked_after_the_deadline_is_refused_and_changes_nothing(
     with pytest.raises(GuardRefused) as exc:
         eng.fire(accepted.id, "extend", HANDLER)
     assert exc.value.reasons == (
-        "「投诉答复」was due 2026-05-07 00:00: an extension must be made before the "
+        "「投诉答复」was due 2026-05-06 24:00: an extension must be made before the "
         "deadline passes",
     )
     assert eng.get_case(accepted.id).version == before.version

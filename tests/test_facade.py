@@ -60,6 +60,9 @@ def test_the_facade_exports_exactly_these_names() -> None:
             "WorkingCalendar",
             "discover_workflows",
             "first_working_day_from",
+            "format_due",
+            "format_duration",
+            "format_when",
             "load_workflow",
             "open_engine",
         ]

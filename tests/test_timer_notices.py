@@ -46,7 +46,7 @@ def test_a_warning_tells_the_handler_in_the_commit_that_records_it(
     assert row.next_attempt_at == clock.now()  # deliverable at once
     assert set(row.context) == TEMPLATE_FIELDS["deadline_warning"]
     assert row.context["case_number"] == case.number
-    assert row.context["due_at"] == "2026-05-10 00:00"  # Beijing time, as people read it
+    assert row.context["due_at"] == "2026-05-09 24:00"  # Beijing time, the end of 05-09
     assert row.context["share"] == 0.5
     assert row.context["rule"] == "hand_over"
     assert row.context["article"].startswith("细则第四条")

@@ -26,6 +26,7 @@ from baoflow.engine import (
     WorkflowDefinition,
     WorkingCalendar,
     first_working_day_from,
+    format_when,
     load_workflow,
 )
 from baoflow.engine.deadlines import Period, Unit
@@ -679,7 +680,7 @@ def _intake(ctx: TransitionContext) -> Intake:
                 duplicate_of=existing.id,
                 notes=(
                     f"此报案已受理：案件 {existing.number}，当前状态 {existing.state}，"
-                    f"最近更新 {existing.updated_at.isoformat()}。"
+                    f"最近更新 {format_when(existing.updated_at)}。"
                     f" (already reported as {existing.number}; no duplicate case opened)",
                 ),
             )

@@ -8,7 +8,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any
 
-from baoflow.engine import SHANGHAI
+from baoflow.engine import SHANGHAI, format_when
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, ValidationInfo
 
 
@@ -143,5 +143,4 @@ def look_up_policy(ctx: Any) -> tuple[str, ...]:
 def beijing_minute(instant: Any) -> str:
     """An instant (datetime or ISO text) as people read it in a notice: Beijing time, to
     the minute (``2026-05-06 09:00``)."""
-    at = datetime.fromisoformat(instant) if isinstance(instant, str) else instant
-    return f"{at.astimezone(SHANGHAI):%Y-%m-%d %H:%M}"
+    return format_when(datetime.fromisoformat(instant) if isinstance(instant, str) else instant)

@@ -15,7 +15,7 @@ complainant's satisfaction. A withdrawal ends it at any point.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -28,6 +28,7 @@ from baoflow.engine import (
     NoticeSpec,
     TransitionContext,
     WorkflowDefinition,
+    format_due,
     load_workflow,
 )
 from baoflow.engine.deadlines import Period, Unit, due_at, last_day
@@ -196,7 +197,7 @@ def build() -> WorkflowDefinition:
         due = ctx.services.cases.due_at(ctx.case.id, "reply")
         if due is None:
             return "（以通知为准）"
-        return f"{due.astimezone(SHANGHAI) - timedelta(minutes=1):%Y-%m-%d} 24:00"
+        return format_due(due)
 
     def acknowledged(ctx: TransitionContext) -> dict[str, Any]:
         d = ctx.new_data
