@@ -102,10 +102,15 @@ class EventNotAllowed(BaoflowError):
         self.event = event
         self.state = state
         self.allowed = tuple(allowed)
-        allowed_text = ", ".join(self.allowed) if self.allowed else "none (the case is closed)"
+        if self.allowed:
+            allowed_text = (
+                f"The events of {state!r} are: {', '.join(self.allowed)} "
+                "(their guards may still refuse them: available_events says which pass now)."
+            )
+        else:
+            allowed_text = f"{state!r} has no events (the case is closed)."
         super().__init__(
-            f"can't fire {event!r} on case {case_number}: it is in {state!r}. "
-            f"Allowed now: {allowed_text}."
+            f"can't fire {event!r} on case {case_number}: it is in {state!r}. {allowed_text}"
         )
 
 

@@ -153,9 +153,23 @@ def test_an_event_the_state_does_not_allow_names_the_state_and_the_allowed_event
     )
     assert err.value.case_number == case.number
     assert (
-        "it is in 'reported'. Allowed now: verify, reject, report_to_headquarters, "
+        "it is in 'reported'. The events of 'reported' are: verify, reject, report_to_headquarters, "
         "acknowledge_report, request_survey, record_survey_assistance, complete_survey, "
-        "update_facts, withdraw" in str(err.value)
+        "update_facts, withdraw (their guards may still refuse them" in str(err.value)
+    )
+    assert stored(eng, case.id) == before
+
+
+def test_an_event_on_a_case_that_has_ended_says_its_state_has_no_events(
+    eng: Engine, case: Any
+) -> None:
+    eng.fire(case.id, "withdraw", HANDLER, {"reason": "撤案"})
+    before = stored(eng, case.id)
+    with pytest.raises(EventNotAllowed) as err:
+        eng.fire(case.id, "verify", HANDLER)
+    assert err.value.allowed == ()
+    assert str(err.value).endswith(
+        "it is in 'withdrawn'. 'withdrawn' has no events (the case is closed)."
     )
     assert stored(eng, case.id) == before
 
