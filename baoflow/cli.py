@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -30,6 +30,9 @@ from baoflow.engine import (
     format_when,
     open_engine,
 )
+
+if TYPE_CHECKING:
+    from baoflow.notifications.delivery import Deliverer
 
 DEFAULT_URL = "sqlite:///baoflow.db"
 
@@ -57,7 +60,7 @@ notifications_option = click.option(
 )
 
 
-def _deliverer(eng: Engine, path: str) -> Any:
+def _deliverer(eng: Engine, path: str) -> Deliverer:
     from baoflow.notifications.config import load_deliverer
 
     return load_deliverer(eng, path)
@@ -887,7 +890,7 @@ def outbox_deliver(url: str, notifications: str | None) -> None:
     if not notifications:
         raise click.UsageError("--notifications FILE (or BAOFLOW_NOTIFICATIONS) is required")
     with _engine(url) as eng:
-        run = _deliverer(eng, notifications).deliverformat_due()
+        run = _deliverer(eng, notifications).deliver_due()
         _c.out.print(
             f"{run.resolved} notice(s) resolved to {run.messages} message(s); "
             f"{run.delivered} delivered, {run.retried} to retry, {run.dead} dead"

@@ -173,3 +173,16 @@ def test_the_outbox_and_the_inbox_through_the_facade(desk: Any, tmp_path: Path) 
     finally:
         eng.close()
     assert as_json("inbox", "nobody", "--url", url) == []
+
+
+def test_outbox_deliver_delivers_what_is_due_and_the_inbox_shows_it(desk: Any) -> None:
+    url, late, *_ = desk
+    demo = Path(__file__).parent.parent / "baoflow" / "notifications.demo.toml"
+    out = run("outbox", "deliver", "--notifications", str(demo), "--url", url).output
+    delivered = int(out.split(" delivered")[0].rsplit(" ", 1)[1])
+    assert delivered > 0 and "0 dead" in out, out
+    inbox = as_json("inbox", "h01", "--url", url)
+    assert any(late.number in item["subject"] for item in inbox), inbox
+    # Delivered once: a second run finds nothing due.
+    again = run("outbox", "deliver", "--notifications", str(demo), "--url", url).output
+    assert "0 delivered" in again, again
