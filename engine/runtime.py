@@ -24,6 +24,7 @@ from .definitions import WorkflowDefinition
 from .draining import Drainer
 from .errors import ConflictError, GuardRefused, InvalidData, NotPermitted, Problem, StorageError
 from .idempotency import Request
+from .inbound import Inbound
 from .payloads import validated
 from .policies import PolicyDirectory
 from .registry import Registry
@@ -40,7 +41,10 @@ from .types import (
     DeadlineStatus,
     DeskDeadline,
     HistoryEntry,
+    InboundMessage,
+    InboundResult,
     InboxItem,
+    InsurerMessage,
     OpenResult,
     OutboxMessage,
     Refusal,
@@ -73,6 +77,7 @@ class Engine:
         self._calendar_sync = CalendarSync(self.calendar)
         self._step = Stepper(self._registry, policies, self.calendar)
         self._drainer = Drainer(store, self._registry, self._step, self.clock, self._calendar_sync)
+        self._inbound = Inbound(store, self._registry, self._step, self._calendar_sync)
         for definition in workflows:
             self.register(definition)
 
@@ -486,6 +491,57 @@ class Engine:
         now = self.clock.now()
         with self.store.write() as tx:
             return tx.mark_inbox_read(user, None if ids is None else list(ids), now)
+
+    # --- inbound insurer messages (issue #12) -------------------------------------------
+    def receive_insurer_message(self, message: InsurerMessage) -> InboundResult:
+        """Take one message from an insurer: find its case (by our case number, or by
+        the insurer's reference through the ``insurer_reference`` search key), and fire
+        the event the case's workflow maps its kind to, as the system acting for the
+        insurer (``Actor.system("insurer:<name>")``) — in one transaction with storing
+        the message.
+
+        A message that matches no case, or several, or whose event is not allowed now,
+        is invalid or refused, is stored ``unresolved`` with the reason, never dropped
+        (:meth:`inbound_messages`, :meth:`resolve_inbound`, :meth:`dismiss_inbound`).
+        A resend (same insurer and message id, same content) changes nothing and gets
+        the first answer.
+
+        Raises:
+            InvalidData: the message lacks its insurer, message id or kind (nothing stored).
+            MessageIdReused: the message id came before with other content.
+        """
+        return self._inbound.receive(message, self.clock.now())
+
+    def inbound_messages(
+        self, *, status: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[InboundMessage]:
+        """Stored insurer messages, oldest first (``status``: applied, unresolved,
+        resolved or dismissed)."""
+        return self._inbound.list(status, limit, offset)
+
+    def inbound_message(self, ref: int) -> InboundMessage:
+        """One stored insurer message. Raises :class:`InboundNotFound`."""
+        return self._inbound.get(ref)
+
+    def resolve_inbound(self, ref: int, case: int | str, *, by: str) -> InboundResult:
+        """A person names the case an unresolved message means: its event fires there, as
+        the insurer, and the message is ``resolved`` by ``by`` — in one commit. A
+        refusal raises (EventNotAllowed, InvalidData, GuardRefused) and the message
+        stays unresolved.
+
+        Raises:
+            InboundNotFound, InboundSettled, CaseNotFound, EventNotAllowed, InvalidData,
+            GuardRefused, ConflictError
+        """
+        return self._inbound.retry(ref, case, by, self.clock.now())
+
+    def dismiss_inbound(self, ref: int, reason: str, *, by: str) -> InboundMessage:
+        """A person sets an unresolved message aside, saying why; it stays on record.
+
+        Raises:
+            InboundNotFound, InboundSettled, InvalidData (no reason or no ``by``)
+        """
+        return self._inbound.dismiss(ref, reason, by, self.clock.now())
 
     def schema_revision(self) -> str | None:
         """The database's schema revision (``open_engine`` migrates it to the newest)."""
