@@ -423,7 +423,17 @@ class InboundResult:
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> InboundResult:
-        return cls(**{k: raw.get(k) for k in cls.__dataclass_fields__})
+        return cls(
+            id=raw["id"],
+            insurer=raw["insurer"],
+            message_id=raw["message_id"],
+            status=raw["status"],
+            case_number=raw.get("case_number"),
+            event=raw.get("event"),
+            state=raw.get("state"),
+            reason_code=raw.get("reason_code"),
+            reason=raw.get("reason"),
+        )
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ from typing import Any
 import orjson
 import pytest
 from baoflow.engine import Engine, FakeClock, InvalidData
-from baoflow.webhooks import SIGNATURE_HEADER, insurer_webhooks, load_insurer_secrets, sign
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from baoflow.webhooks import SIGNATURE_HEADER, insurer_webhooks, load_insurer_secrets, sign
 from tests.test_inbound import DECIDED, handed_over, table_counts
 
 SECRET = b"whsec_pingan_test_0123456789"
