@@ -110,7 +110,9 @@ class Inbound:
         self.calendar_sync = calendar_sync
 
     # --- receiving ----------------------------------------------------------------------
-    def receive(self, message: InsurerMessage, now: datetime) -> InboundResult:
+    def receive(self, message: InsurerMessage, now: datetime) -> tuple[InboundResult, str | None]:
+        """The answer, and the workflow of the case its event fired on now (None when
+        nothing fired: stored for a person, or a resend answered from the row)."""
         message = checked(message)
         fp = fingerprint(message)
         try:
@@ -118,7 +120,7 @@ class Inbound:
                 self.calendar_sync.sync(tx, lock=True)  # before any row lock (see fire)
                 prior = self._prior(tx, message, fp)
                 if prior is not None:
-                    return prior
+                    return prior, None
                 return self._decide(tx, message, fp, now)
         except (*IntegrityViolation, ConflictError):
             # A concurrent delivery of the same message committed first: answer as it was.
@@ -126,7 +128,7 @@ class Inbound:
                 prior = self._prior(tx, message, fp)
             if prior is None:
                 raise
-            return prior
+            return prior, None
 
     def _prior(self, tx: CoreTx, message: InsurerMessage, fp: str) -> InboundResult | None:
         row = tx.inbound_by_message_id(message.insurer, message.message_id)
@@ -168,7 +170,8 @@ class Inbound:
                 "case_number": message.case_number,  # as the insurer quoted it
             }
         )
-        return InboundResult.from_json({**answer, "id": row_id})
+        fired_in = case.workflow if case is not None and code is None else None
+        return InboundResult.from_json({**answer, "id": row_id}), fired_in
 
     def _fire(
         self, tx: CoreTx, case: Case, message: InsurerMessage, now: datetime
@@ -215,7 +218,9 @@ class Inbound:
         return [_message(r) for r in rows]
 
     # --- a person resolves -------------------------------------------------------------------
-    def retry(self, ref: int, case_ref: int | str, by: str, now: datetime) -> InboundResult:
+    def retry(
+        self, ref: int, case_ref: int | str, by: str, now: datetime
+    ) -> tuple[InboundResult, str]:
         """Fire the stored message's event on the named case, as the insurer; the message
         is then ``resolved`` by ``by``. A refusal raises, and the message stays."""
         by = _person(by)
@@ -250,7 +255,7 @@ class Inbound:
                     "resolution": f"retried against {case.number}",
                 },
             )
-            return InboundResult(
+            result = InboundResult(
                 id=ref,
                 insurer=row.insurer,
                 message_id=row.message_id,
@@ -259,6 +264,7 @@ class Inbound:
                 event=event,
                 state=fired.state,
             )
+        return result, case.workflow
 
     def dismiss(self, ref: int, reason: str, by: str, now: datetime) -> InboundMessage:
         by = _person(by)

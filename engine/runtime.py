@@ -11,6 +11,8 @@ the transaction, reads the clock and hands them down.
 from __future__ import annotations
 
 import logging
+import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -40,6 +42,7 @@ from .types import (
     Case,
     DeadlineStatus,
     DeskDeadline,
+    Gauges,
     HistoryEntry,
     InboundMessage,
     InboundResult,
@@ -78,6 +81,8 @@ class Engine:
         self._step = Stepper(self._registry, policies, self.calendar)
         self._drainer = Drainer(store, self._registry, self._step, self.clock, self._calendar_sync)
         self._inbound = Inbound(store, self._registry, self._step, self._calendar_sync)
+        self._fired: Counter[tuple[str, str]] = Counter()
+        self._fired_lock = threading.Lock()
         for definition in workflows:
             self.register(definition)
 
@@ -141,6 +146,8 @@ class Engine:
         except IntegrityViolation as exc:
             first = idempotency.prior_after_race(self.store, request, exc)
             return idempotency.open_result_from_json(first)
+        if result.created:
+            self._count(workflow, OPEN_EVENT)
         log.info("opened %s (%s) in %s", result.case.number, workflow, result.case.state)
         return result
 
@@ -193,7 +200,8 @@ class Engine:
                 result, _notes = self._step.apply(tx, current, event, actor, data, now)
                 if request is not None:  # serialise the result only when kept
                     idempotency.remember(tx, request, result.id, idempotency.case_json(result), now)
-                return result
+            self._count(result.workflow, event)  # committed
+            return result
         except IntegrityViolation as exc:
             if request is None:
                 raise
@@ -510,7 +518,10 @@ class Engine:
             InvalidData: the message lacks its insurer, message id or kind (nothing stored).
             MessageIdReused: the message id came before with other content.
         """
-        return self._inbound.receive(message, self.clock.now())
+        result, fired_in = self._inbound.receive(message, self.clock.now())
+        if fired_in is not None and result.event is not None:  # fired now, not a resend
+            self._count(fired_in, result.event)
+        return result
 
     def inbound_messages(
         self, *, status: str | None = None, limit: int = 100, offset: int = 0
@@ -533,7 +544,9 @@ class Engine:
             InboundNotFound, InboundSettled, CaseNotFound, EventNotAllowed, InvalidData,
             GuardRefused, ConflictError
         """
-        return self._inbound.retry(ref, case, by, self.clock.now())
+        result, workflow = self._inbound.retry(ref, case, by, self.clock.now())
+        self._count(workflow, result.event or "")
+        return result
 
     def dismiss_inbound(self, ref: int, reason: str, *, by: str) -> InboundMessage:
         """A person sets an unresolved message aside, saying why; it stays on record.
@@ -542,6 +555,38 @@ class Engine:
             InboundNotFound, InboundSettled, InvalidData (no reason or no ``by``)
         """
         return self._inbound.dismiss(ref, reason, by, self.clock.now())
+
+    # --- what the metrics read (issue #12) ------------------------------------------------
+    def gauges(self) -> Gauges:
+        """The desk's figures at the clock's now, in one read transaction, each an
+        aggregate over an index (no case is loaded): cases per (workflow, state),
+        breached running deadlines per (workflow, rule, escalation level), when the
+        earliest pending timer falls due, the outbox's pending rows and dead letters, and
+        the insurers' messages per status. What ``baoflow.metrics`` exposes."""
+        now = self.clock.now()
+        with self.store.read() as tx:
+            pending, dead = tx.outbox_backlog()
+            return Gauges(
+                at=now,
+                cases=tx.count_by_state(None),
+                breaches=tx.breach_counts(),
+                next_timer_due=tx.next_due(),
+                outbox_pending=pending,
+                outbox_dead=dead,
+                inbound=tx.count_inbound(),
+            )
+
+    def transitions_fired(self) -> dict[tuple[str, str], int]:
+        """How many events this engine object has fired and committed since it was made,
+        per (workflow, event) — openings as ``open``, insurers' messages included; a
+        replay answered from an idempotency key or a resend is not counted, nor are
+        timer effects. Per process, as a Prometheus counter is."""
+        with self._fired_lock:
+            return dict(self._fired)
+
+    def _count(self, workflow: str, event: str) -> None:
+        with self._fired_lock:
+            self._fired[(workflow, event)] += 1
 
     def schema_revision(self) -> str | None:
         """The database's schema revision (``open_engine`` migrates it to the newest)."""

@@ -457,3 +457,24 @@ class InboundMessage:
     resolved_at: datetime | None = None
     resolved_by: str | None = None
     resolution: str | None = None
+
+
+@dataclass(frozen=True)
+class Gauges:
+    """The desk's figures at one instant (``Engine.gauges``), what ``baoflow.metrics``
+    exposes: each an aggregate the database answers from an index."""
+
+    at: datetime
+    cases: Mapping[tuple[str, str], int]  # (workflow, state) -> cases
+    breaches: Mapping[tuple[str, str, int], int]  # (workflow, rule, level) -> breached
+    next_timer_due: datetime | None
+    outbox_pending: int
+    outbox_dead: int
+    inbound: Mapping[str, int]  # status -> insurer messages
+
+    @property
+    def timer_lag(self) -> float:
+        """Seconds the earliest pending timer is overdue (0 when none is due yet)."""
+        if self.next_timer_due is None:
+            return 0.0
+        return max(0.0, (self.at - self.next_timer_due).total_seconds())

@@ -31,6 +31,7 @@ def test_the_facade_exports_exactly_these_names() -> None:
             "Engine",
             "EventNotAllowed",
             "FakeClock",
+            "Gauges",
             "GuardRefused",
             "HistoryEntry",
             "InboxItem",

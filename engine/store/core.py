@@ -553,6 +553,26 @@ class CoreTx:
             q = q.where(c.org_unit == org_unit)
         return list(self.conn.execute(q.order_by(d.due_at)))
 
+    def breach_counts(self) -> dict[tuple[str, str, int], int]:
+        """How many running deadlines are breached, per (workflow, rule, level): one
+        GROUP BY over the breached instances' partial index, no case loaded."""
+        d, c = t.case_deadlines.c, t.cases.c
+        q = (
+            sa.select(c.workflow, d.rule, d.level, sa.func.count())
+            .select_from(t.case_deadlines.join(t.cases, c.id == d.case_id))
+            .where(d.status == "running", d.breached_at.is_not(None))
+            .group_by(c.workflow, d.rule, d.level)
+        )
+        return {(w, r, int(level)): int(n) for w, r, level, n in self.conn.execute(q)}
+
+    def outbox_backlog(self) -> tuple[int, int]:
+        """(pending, dead) outbox rows, each counted on its partial index."""
+        o = t.outbox.c
+        count = sa.select(sa.func.count()).select_from(t.outbox)
+        pending = self.conn.execute(count.where(o.status == "pending")).scalar_one()
+        dead = self.conn.execute(count.where(o.status == "dead")).scalar_one()
+        return int(pending), int(dead)
+
     def desk_deadlines(
         self,
         *,

@@ -145,6 +145,14 @@ case_deadlines = sa.Table(
     # The years its due time was counted on only provisionally ("2027"; NULL: none),
     # recomputed when the year's arrangement is imported (issue #10).
     sa.Column("provisional", sa.String(40)),
+    # The breached running instances, counted per rule and level by the metrics scrape.
+    sa.Index(
+        "ix_case_deadlines_breached",
+        "rule",
+        "level",
+        postgresql_where=sa.text("status = 'running' AND breached_at IS NOT NULL"),
+        sqlite_where=sa.text("status = 'running' AND breached_at IS NOT NULL"),
+    ),
 )
 
 timers = sa.Table(
@@ -227,6 +235,13 @@ outbox = sa.Table(
         sqlite_where=sa.text("status = 'pending'"),
     ),
     sa.Index("ix_outbox_case", "case_id"),
+    # The dead letters, counted on every metrics scrape (baoflow/metrics.py).
+    sa.Index(
+        "ix_outbox_dead",
+        "id",
+        postgresql_where=sa.text("status = 'dead'"),
+        sqlite_where=sa.text("status = 'dead'"),
+    ),
 )
 
 #: The in-app inbox: what the dashboard shows each user (the ``inbox`` channel).

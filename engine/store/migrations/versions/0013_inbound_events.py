@@ -1,4 +1,4 @@
-"""inbound insurer messages; the insurer's reference as a search key
+"""inbound insurer messages; the insurer's reference as a search key; metrics' indexes
 
 Revision ID: 0013
 Revises: 0010
@@ -52,9 +52,29 @@ def upgrade() -> None:
     op.create_index(
         "ix_inbound_messages_status", "inbound_messages", ["status", "id"], unique=False
     )
+    # What a metrics scrape counts, each through its own partial index.
+    op.create_index(
+        "ix_outbox_dead",
+        "outbox",
+        ["id"],
+        unique=False,
+        postgresql_where=sa.text("status = 'dead'"),
+        sqlite_where=sa.text("status = 'dead'"),
+    )
+    breached = sa.text("status = 'running' AND breached_at IS NOT NULL")
+    op.create_index(
+        "ix_case_deadlines_breached",
+        "case_deadlines",
+        ["rule", "level"],
+        unique=False,
+        postgresql_where=breached,
+        sqlite_where=breached,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_case_deadlines_breached", table_name="case_deadlines")
+    op.drop_index("ix_outbox_dead", table_name="outbox")
     op.drop_index("ix_inbound_messages_status", table_name="inbound_messages")
     op.drop_table("inbound_messages")
     with op.batch_alter_table("cases", schema=None) as batch_op:
