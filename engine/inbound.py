@@ -138,7 +138,9 @@ class Inbound:
             raise MessageIdReused(message.insurer, message.message_id)
         return InboundResult.from_json({**row.result, "id": row.id})
 
-    def _decide(self, tx: CoreTx, message: InsurerMessage, fp: str, now: datetime) -> InboundResult:
+    def _decide(
+        self, tx: CoreTx, message: InsurerMessage, fp: str, now: datetime
+    ) -> tuple[InboundResult, str | None]:
         case, code, reason = correlate(tx, message)
         event: str | None = None
         state: str | None = None
