@@ -969,5 +969,69 @@ def inbox(url: str, user: str, unread: bool, mark_read: bool, as_json: bool) -> 
         _c.out.print(f"{marked} marked read")
 
 
+# --- inbound insurer messages (issue #12) -------------------------------------------------
+@main.group()
+def inbound() -> None:
+    """The insurers' messages: what fired, and what waits for a person."""
+
+
+@inbound.command("list")
+@url_option
+@click.option(
+    "--status",
+    type=click.Choice(["applied", "unresolved", "resolved", "dismissed"]),
+    help="Only these (unresolved: waiting for a person).",
+)
+@click.option("--limit", default=50, show_default=True)
+@json_option
+def inbound_list(url: str, status: str | None, limit: int, as_json: bool) -> None:
+    """Insurer messages, oldest first: the case each matched, and why one waits."""
+    with _engine(url) as eng:
+        rows = eng.inbound_messages(status=status, limit=limit)
+    if as_json:
+        _emit_json(rows)
+        return
+    table = Table("id", "received (Beijing)", "insurer", "message", "kind", "case", "status", "why")
+    for r in rows:
+        why = r.reason_code or ""
+        if r.status in ("resolved", "dismissed"):
+            why = f"{r.resolution} ({r.resolved_by}, {_when(r.resolved_at)})"
+        table.add_row(
+            str(r.id),
+            _when(r.received_at),
+            r.insurer,
+            r.message_id,
+            r.kind,
+            r.case or r.case_number or r.reference or "—",
+            r.status,
+            why,
+        )
+    _c.out.print(table)
+
+
+@inbound.command("resolve")
+@url_option
+@click.argument("message_id", metavar="ID", type=int)
+@click.option("--case", "case_ref", help="Fire the message's event on this case (number or id).")
+@click.option("--dismiss", "reason", help="Set the message aside, saying why.")
+@click.option("--by", "by", required=True, help="Who resolves it (a user id).")
+def inbound_resolve(
+    url: str, message_id: int, case_ref: str | None, reason: str | None, by: str
+) -> None:
+    """Resolve a message that waits for a person: retry it against a case, or dismiss it."""
+    if (case_ref is None) == (reason is None):
+        raise click.UsageError("give either --case NUMBER or --dismiss REASON")
+    with _engine(url) as eng:
+        if case_ref is not None:
+            result = eng.resolve_inbound(message_id, case_ref, by=by)
+            _c.out.print(
+                f"message {message_id}: {result.event} fired on {result.case_number}, "
+                f"now {result.state}"
+            )
+        else:
+            eng.dismiss_inbound(message_id, reason or "", by=by)
+            _c.out.print(f"message {message_id} dismissed")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

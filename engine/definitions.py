@@ -30,7 +30,16 @@ ANY_STATE = "*"
 SAME_STATE = "."
 
 #: The case-data fields a workflow may expose for ``find_cases`` (``[workflow.index]``).
-SEARCH_KEYS = ("policy_number", "insured_name", "id_number")
+#: ``insurer_reference`` holds ``"<insurer>:<reference>"`` (:func:`insurer_reference`): how an
+#: insurer's message finds the case it means by the insurer's own reference.
+SEARCH_KEYS = ("policy_number", "insured_name", "id_number", "insurer_reference")
+
+
+def insurer_reference(insurer: str, reference: str) -> str:
+    """The ``insurer_reference`` search key of a case the insurer ``insurer`` (its name
+    in the desk's insurers config) knows by ``reference``: a workflow writes it into the
+    case data at hand-over; ``Engine.receive_insurer_message`` looks it up."""
+    return f"{insurer}:{reference}"
 
 
 class TransitionContext:
@@ -244,6 +253,9 @@ class WorkflowDefinition:
     #: parts between the prefix and the date in a case number: ``org_unit`` (the
     #: opener's branch) or a dotted path into the opening data, e.g. TS-SH-20260506-…
     case_number_parts: tuple[str, ...] = ()
+    #: ``[workflow.inbound]``: a kind of insurer message (receipt, decision, ...) -> the
+    #: event it fires (``Engine.receive_insurer_message``)
+    inbound: Mapping[str, str] = field(default_factory=dict)
     source: str = "<mapping>"
 
     @cached_property

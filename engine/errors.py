@@ -14,6 +14,9 @@ parsing the message, and a message that says what is wrong and what to do next.
     ├── InvalidData              the data given is malformed, with every problem
     ├── ConflictError            the case changed since it was read (optimistic lock)
     ├── IdempotencyKeyReused     the key was used before for a different request
+    ├── MessageIdReused          an insurer's message id came again with other content
+    ├── InboundNotFound          no stored insurer message with that id
+    ├── InboundSettled           that insurer message is not waiting for a person
     ├── CalendarYearUnknown      the working-day calendar has no data for that year
     ├── CalendarDataInvalid      a holiday-arrangement file cannot be imported, per line
     ├── CalendarDisagrees        an arrangement differs from the published one
@@ -171,6 +174,40 @@ class IdempotencyKeyReused(BaoflowError):
         super().__init__(
             f"idempotency key {key!r} was first used for {first}, not {now}; "
             "use a new key for a different request."
+        )
+
+
+class MessageIdReused(BaoflowError):
+    """An insurer sent a message id it used before, with other content: not a resend
+    (a resend is answered as the first time), so it is refused and nothing changes."""
+
+    def __init__(self, insurer: str, message_id: str) -> None:
+        self.insurer = insurer
+        self.message_id = message_id
+        super().__init__(
+            f"{insurer} already sent message {message_id!r} with other content; a resend "
+            "must repeat the message exactly, and a new message needs a new id."
+        )
+
+
+class InboundNotFound(BaoflowError):
+    def __init__(self, ref: int) -> None:
+        self.ref = ref
+        super().__init__(
+            f"no stored insurer message {ref}; `baoflow inbound list` shows them with their ids."
+        )
+
+
+class InboundSettled(BaoflowError):
+    """Only a message stored for a person (unresolved) can be resolved or dismissed."""
+
+    def __init__(self, ref: int, status: str, by: str | None) -> None:
+        self.ref = ref
+        self.status = status
+        done = f" by {by}" if by else ""
+        super().__init__(
+            f"insurer message {ref} is {status}{done}, not waiting for a person: there is "
+            "nothing to resolve; `baoflow inbound list --status unresolved` shows those that are."
         )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from datetime import time
@@ -209,6 +210,7 @@ _WORKFLOW_KEYS = (
     "open_schema",
     "intake",
     "index",
+    "inbound",
 )
 #: ``[states.NAME]``.
 _STATE_KEYS = ("title", "final", "description")
@@ -254,6 +256,7 @@ def _build(
     open_schema = _want(wf, "open_schema", str, None)
     intake = _want(wf, "intake", str, None)
     index = _index(_want(wf, "index", dict, {}), problems)
+    raw_inbound = _want(wf, "inbound", dict, {})
 
     states: list[State] = []
     raw_states = top.get("states")
@@ -344,6 +347,7 @@ def _build(
     deadlines = _build_deadlines(top.get("deadlines", []), hooks, problems)
     permissions = _build_permissions(top.get("permissions", []), hooks, problems)
     number_parts = _number_parts(wf.get("case_number_parts", []), problems)
+    inbound = _inbound(raw_inbound, {t.event for t in transitions}, problems)
     if None in (name, version, prefix, initial):
         return None, problems
     return (
@@ -362,6 +366,7 @@ def _build(
             deadlines=deadlines,
             permissions=permissions,
             case_number_parts=number_parts,
+            inbound=inbound,
             source=source,
         ),
         problems,
@@ -386,6 +391,31 @@ def _index(raw: Mapping[str, Any], problems: list[Problem]) -> dict[str, str]:
                 )
             )
     return index
+
+
+_KIND = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+def _inbound(raw: Mapping[str, Any], events: set[str], problems: list[Problem]) -> dict[str, str]:
+    """``[workflow.inbound]``: a kind of insurer message -> an event of this workflow."""
+    inbound: dict[str, str] = {}
+    for kind, event in raw.items():
+        where = f"workflow.inbound.{kind}"
+        if not _KIND.fullmatch(kind):
+            problems.append(
+                Problem(where, "a message kind is lower-case letters, digits and _, e.g. 'receipt'")
+            )
+        elif not isinstance(event, str) or event not in events:
+            problems.append(
+                Problem(
+                    where,
+                    f"must name an event of this workflow; got {event!r}; "
+                    f"the events are {', '.join(sorted(events)) or '(none)'}",
+                )
+            )
+        else:
+            inbound[kind] = event
+    return inbound
 
 
 #: ``[[permissions]]``.

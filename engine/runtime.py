@@ -11,6 +11,8 @@ the transaction, reads the clock and hands them down.
 from __future__ import annotations
 
 import logging
+import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,6 +26,7 @@ from .definitions import WorkflowDefinition
 from .draining import Drainer
 from .errors import ConflictError, GuardRefused, InvalidData, NotPermitted, Problem, StorageError
 from .idempotency import Request
+from .inbound import Inbound
 from .payloads import validated
 from .policies import PolicyDirectory
 from .registry import Registry
@@ -39,8 +42,12 @@ from .types import (
     Case,
     DeadlineStatus,
     DeskDeadline,
+    Gauges,
     HistoryEntry,
+    InboundMessage,
+    InboundResult,
     InboxItem,
+    InsurerMessage,
     OpenResult,
     OutboxMessage,
     Refusal,
@@ -73,6 +80,9 @@ class Engine:
         self._calendar_sync = CalendarSync(self.calendar)
         self._step = Stepper(self._registry, policies, self.calendar)
         self._drainer = Drainer(store, self._registry, self._step, self.clock, self._calendar_sync)
+        self._inbound = Inbound(store, self._registry, self._step, self._calendar_sync)
+        self._fired: Counter[tuple[str, str]] = Counter()
+        self._fired_lock = threading.Lock()
         for definition in workflows:
             self.register(definition)
 
@@ -136,6 +146,8 @@ class Engine:
         except IntegrityViolation as exc:
             first = idempotency.prior_after_race(self.store, request, exc)
             return idempotency.open_result_from_json(first)
+        if result.created:
+            self._count(workflow, OPEN_EVENT)
         log.info("opened %s (%s) in %s", result.case.number, workflow, result.case.state)
         return result
 
@@ -188,7 +200,8 @@ class Engine:
                 result, _notes = self._step.apply(tx, current, event, actor, data, now)
                 if request is not None:  # serialise the result only when kept
                     idempotency.remember(tx, request, result.id, idempotency.case_json(result), now)
-                return result
+            self._count(result.workflow, event)  # committed
+            return result
         except IntegrityViolation as exc:
             if request is None:
                 raise
@@ -486,6 +499,94 @@ class Engine:
         now = self.clock.now()
         with self.store.write() as tx:
             return tx.mark_inbox_read(user, None if ids is None else list(ids), now)
+
+    # --- inbound insurer messages (issue #12) -------------------------------------------
+    def receive_insurer_message(self, message: InsurerMessage) -> InboundResult:
+        """Take one message from an insurer: find its case (by our case number, or by
+        the insurer's reference through the ``insurer_reference`` search key), and fire
+        the event the case's workflow maps its kind to, as the system acting for the
+        insurer (``Actor.system("insurer:<name>")``) — in one transaction with storing
+        the message.
+
+        A message that matches no case, or several, or whose event is not allowed now,
+        is invalid or refused, is stored ``unresolved`` with the reason, never dropped
+        (:meth:`inbound_messages`, :meth:`resolve_inbound`, :meth:`dismiss_inbound`).
+        A resend (same insurer and message id, same content) changes nothing and gets
+        the first answer.
+
+        Raises:
+            InvalidData: the message lacks its insurer, message id or kind (nothing stored).
+            MessageIdReused: the message id came before with other content.
+        """
+        result, fired_in = self._inbound.receive(message, self.clock.now())
+        if fired_in is not None and result.event is not None:  # fired now, not a resend
+            self._count(fired_in, result.event)
+        return result
+
+    def inbound_messages(
+        self, *, status: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[InboundMessage]:
+        """Stored insurer messages, oldest first (``status``: applied, unresolved,
+        resolved or dismissed)."""
+        return self._inbound.list(status, limit, offset)
+
+    def inbound_message(self, ref: int) -> InboundMessage:
+        """One stored insurer message. Raises :class:`InboundNotFound`."""
+        return self._inbound.get(ref)
+
+    def resolve_inbound(self, ref: int, case: int | str, *, by: str) -> InboundResult:
+        """A person names the case an unresolved message means: its event fires there, as
+        the insurer, and the message is ``resolved`` by ``by`` — in one commit. A
+        refusal raises (EventNotAllowed, InvalidData, GuardRefused) and the message
+        stays unresolved.
+
+        Raises:
+            InboundNotFound, InboundSettled, CaseNotFound, EventNotAllowed, InvalidData,
+            GuardRefused, ConflictError
+        """
+        result, workflow = self._inbound.retry(ref, case, by, self.clock.now())
+        self._count(workflow, result.event or "")
+        return result
+
+    def dismiss_inbound(self, ref: int, reason: str, *, by: str) -> InboundMessage:
+        """A person sets an unresolved message aside, saying why; it stays on record.
+
+        Raises:
+            InboundNotFound, InboundSettled, InvalidData (no reason or no ``by``)
+        """
+        return self._inbound.dismiss(ref, reason, by, self.clock.now())
+
+    # --- what the metrics read (issue #12) ------------------------------------------------
+    def gauges(self) -> Gauges:
+        """The desk's figures at the clock's now, in one read transaction, each an
+        aggregate over an index (no case is loaded): cases per (workflow, state),
+        breached running deadlines per (workflow, rule, escalation level), when the
+        earliest pending timer falls due, the outbox's pending rows and dead letters, and
+        the insurers' messages per status. What ``baoflow.metrics`` exposes."""
+        now = self.clock.now()
+        with self.store.read() as tx:
+            pending, dead = tx.outbox_backlog()
+            return Gauges(
+                at=now,
+                cases=tx.count_by_state(None),
+                breaches=tx.breach_counts(),
+                next_timer_due=tx.next_due(),
+                outbox_pending=pending,
+                outbox_dead=dead,
+                inbound=tx.count_inbound(),
+            )
+
+    def transitions_fired(self) -> dict[tuple[str, str], int]:
+        """How many events this engine object has fired and committed since it was made,
+        per (workflow, event) — openings as ``open``, insurers' messages included; a
+        replay answered from an idempotency key or a resend is not counted, nor are
+        timer effects. Per process, as a Prometheus counter is."""
+        with self._fired_lock:
+            return dict(self._fired)
+
+    def _count(self, workflow: str, event: str) -> None:
+        with self._fired_lock:
+            self._fired[(workflow, event)] += 1
 
     def schema_revision(self) -> str | None:
         """The database's schema revision (``open_engine`` migrates it to the newest)."""

@@ -352,3 +352,129 @@ class InboxItem:
     @property
     def unread(self) -> bool:
         return self.read_at is None
+
+
+# --- inbound insurer messages (issue #12) --------------------------------------------
+@dataclass(frozen=True)
+class InsurerMessage:
+    """One message from an insurer (a signed webhook, ``baoflow.webhooks``), as
+    ``Engine.receive_insurer_message`` takes it.
+
+    Attributes:
+        insurer: the insurer's name in the desk's insurers config, e.g. ``pingan``.
+        message_id: the insurer's own id of this message, unique per insurer: a resend
+            carries the same id and is answered as the first time.
+        kind: what it says — a kind the case's workflow maps to an event in
+            ``[workflow.inbound]`` (the claim: receipt, decision, materials_request,
+            payment).
+        case_number: our case number, when the insurer quotes it.
+        reference: the insurer's own reference of the case, as recorded at hand-over.
+        payload: the event's data, checked by the event's schema.
+    """
+
+    insurer: str
+    message_id: str
+    kind: str
+    case_number: str | None = None
+    reference: str | None = None
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+#: Why a message was stored for a person instead of firing: no case matched, several
+#: did, the workflow takes no message of that kind, the event is not allowed in the
+#: case's state, its data is invalid, or a guard refused it.
+INBOUND_REASONS = ("no_case", "ambiguous", "unknown_kind", "not_allowed", "invalid", "refused")
+#: What a stored message can be.
+INBOUND_STATUSES = ("applied", "unresolved", "resolved", "dismissed")
+
+
+@dataclass(frozen=True)
+class InboundResult:
+    """What an insurer message did: ``applied`` (its event fired on ``case_number``,
+    now in ``state``) or ``unresolved`` (stored for a person; ``reason_code`` is one of
+    ``INBOUND_REASONS``). Every resend of the message gets this same answer."""
+
+    id: int
+    insurer: str
+    message_id: str
+    status: str
+    case_number: str | None = None
+    event: str | None = None
+    state: str | None = None
+    reason_code: str | None = None
+    reason: str | None = None
+
+    @property
+    def applied(self) -> bool:
+        return self.status in ("applied", "resolved")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "insurer": self.insurer,
+            "message_id": self.message_id,
+            "status": self.status,
+            "case_number": self.case_number,
+            "event": self.event,
+            "state": self.state,
+            "reason_code": self.reason_code,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> InboundResult:
+        return cls(
+            id=raw["id"],
+            insurer=raw["insurer"],
+            message_id=raw["message_id"],
+            status=raw["status"],
+            case_number=raw.get("case_number"),
+            event=raw.get("event"),
+            state=raw.get("state"),
+            reason_code=raw.get("reason_code"),
+            reason=raw.get("reason"),
+        )
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A stored insurer message (``Engine.inbound_messages``): what arrived, what it
+    did, and — for one stored for a person — how it was resolved, by whom."""
+
+    id: int
+    insurer: str
+    message_id: str
+    kind: str
+    case_number: str | None  # as the insurer quoted it
+    reference: str | None
+    payload: Mapping[str, Any]
+    received_at: datetime
+    status: str  # applied | unresolved | resolved | dismissed
+    reason_code: str | None
+    reason: str | None
+    case: str | None  # the case it matched or fired on (its number)
+    event: str | None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    resolution: str | None = None
+
+
+@dataclass(frozen=True)
+class Gauges:
+    """The desk's figures at one instant (``Engine.gauges``), what ``baoflow.metrics``
+    exposes: each an aggregate the database answers from an index."""
+
+    at: datetime
+    cases: Mapping[tuple[str, str], int]  # (workflow, state) -> cases
+    breaches: Mapping[tuple[str, str, int], int]  # (workflow, rule, level) -> breached
+    next_timer_due: datetime | None
+    outbox_pending: int
+    outbox_dead: int
+    inbound: Mapping[str, int]  # status -> insurer messages
+
+    @property
+    def timer_lag(self) -> float:
+        """Seconds the earliest pending timer is overdue (0 when none is due yet)."""
+        if self.next_timer_due is None:
+            return 0.0
+        return max(0.0, (self.at - self.next_timer_due).total_seconds())

@@ -58,12 +58,18 @@ HANDLING = {
 LOOKUP = {"match_policy", "confirm_not_ours", "confirm_identity"}
 #: 调查: asking the insurer to survey a major case, the desk's assistance, the outcome.
 SURVEY = {"request_survey", "record_survey_assistance", "complete_survey"}
+#: What the insurer said, recorded by hand (its webhooks fire these as the system).
+INSURER = {"insurer_confirms_receipt", "insurer_decides", "insurer_pays"}
 #: What each role may fire on a case of its own branch (the claim's table, written out).
 MAY = {
     "service_agent": LOOKUP | {"receive_materials", "withdraw", "record_survey_assistance"},
-    "handler": LOOKUP | HANDLING | SURVEY | {"update_facts"},
-    "supervisor": LOOKUP | HANDLING | SURVEY | {"report_to_headquarters", "update_facts"},
-    "branch_manager": LOOKUP | HANDLING | SURVEY | {"report_to_headquarters", "update_facts"},
+    "handler": LOOKUP | HANDLING | SURVEY | INSURER | {"update_facts"},
+    "supervisor": LOOKUP | HANDLING | SURVEY | INSURER | {"report_to_headquarters", "update_facts"},
+    "branch_manager": LOOKUP
+    | HANDLING
+    | SURVEY
+    | INSURER
+    | {"report_to_headquarters", "update_facts"},
     "headquarters": {"report_to_headquarters", "acknowledge_report"},
     "auditor": set(),
     "administrator": set(),

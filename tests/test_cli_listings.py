@@ -129,7 +129,7 @@ def test_workflows_show_has_states_events_guards_roles_and_deadline_rules(desk: 
     assert any(p["roles"] == ["headquarters"] for p in claim["permissions"])
     text = run("workflows", "show", "claim", "--url", url).output
     assert "verify: reported → verified  guards: review_passes" in text
-    assert "report_to_headquarters: any of 9 states (stays)  guards: is_major_case" in text
+    assert "report_to_headquarters: any of 10 states (stays)  guards: is_major_case" in text
 
 
 def test_an_unknown_workflow_names_the_ones_there_are(desk: Any) -> None:

@@ -27,6 +27,7 @@ from baoflow.engine import (
     WorkingCalendar,
     first_working_day_from,
     format_when,
+    insurer_reference,
     load_workflow,
 )
 from baoflow.engine.deadlines import Period, Unit
@@ -294,7 +295,51 @@ class MaterialsReceived(Strict):
 
 class HandOver(Strict):
     insurer: Text
+    #: the insurer's own reference of the claim (报案号/赔案号)
     reference: Text | None = None
+    #: the insurer's code in the desk's insurers config (``[insurers.<code>]``): with
+    #: ``reference``, the insurer's messages find this case by their own reference
+    insurer_code: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$")] | None = None
+
+
+class InsurerReceipt(Strict):
+    """The insurer confirms it has the materials (the hand-over's, or the further ones
+    it asked for): 保险法第二十三条 counts its 30 days from here."""
+
+    received_at: datetime
+    note: Text | None = None
+
+
+class DecisionOutcome(StrEnum):
+    approved = "approved"  # 属于保险责任，同意赔付
+    partially_approved = "partially_approved"  # 部分赔付
+    declined = "declined"  # 不属于保险责任，拒赔
+
+
+class InsurerDecision(Strict):
+    """The insurer's decision (核定): an amount agreed, or a refusal with its reasons."""
+
+    outcome: DecisionOutcome
+    amount: Amount | None = None
+    reasons: Text | None = None
+    decided_at: datetime
+
+    @model_validator(mode="after")
+    def _amount_or_reasons(self) -> InsurerDecision:
+        if self.outcome != DecisionOutcome.declined and self.amount is None:
+            raise ValueError(f"outcome {self.outcome.value!r} needs the amount agreed")
+        if self.outcome != DecisionOutcome.approved and not self.reasons:
+            # 保险法第二十四条: a refusal (or a partial one) states its reasons
+            raise ValueError(f"outcome {self.outcome.value!r} needs the insurer's reasons")
+        return self
+
+
+class InsurerPayment(Strict):
+    """The insurer has paid (赔款支付)."""
+
+    amount: Amount
+    paid_at: datetime
+    payment_reference: Text | None = None
 
 
 class Outcome(StrEnum):
@@ -1197,6 +1242,33 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
             "仍缺：" + "、".join(checklist.title(m) for m in missing) if missing else "材料已齐全"
         )
 
+    def insurer_agreed_to_pay(ctx: TransitionContext) -> list[str]:
+        decision = ctx.new_data.get("insurer_decision") or {}
+        if decision.get("outcome") in (None, DecisionOutcome.declined):
+            return ["the insurer declined the claim: there is no payment to record; close it"]
+        return []
+
+    def index_insurer_reference(ctx: TransitionContext) -> None:
+        handover = ctx.new_data["handover"]
+        code, reference = handover.get("insurer_code"), handover.get("reference")
+        if code and reference:
+            handover["insurer_reference"] = insurer_reference(code, reference)
+
+    def record_insurer_receipt(ctx: TransitionContext) -> None:
+        ctx.new_data.setdefault("insurer_receipts", []).append(
+            {**ctx.data, "recorded_at": ctx.now.isoformat(), "by": ctx.actor.id}
+        )
+
+    def record_payment(ctx: TransitionContext) -> None:
+        decision = ctx.new_data["insurer_decision"]
+        paid = (
+            Outcome.paid
+            if decision["outcome"] == DecisionOutcome.approved
+            else Outcome.partially_paid
+        )
+        ctx.new_data["outcome"] = {"outcome": paid.value, "amount": ctx.data["amount"]}
+        ctx.new_data.setdefault("timeline", {})["paid_at"] = ctx.now.isoformat()
+
     def survey_may_be_requested(ctx: TransitionContext) -> list[str]:
         reasons = []
         if not is_major(ctx.new_data):
@@ -1279,6 +1351,7 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
             "reported_to_headquarters": reported_to_headquarters,
             "survey_may_be_requested": survey_may_be_requested,
             "survey_under_way": survey_under_way,
+            "insurer_agreed_to_pay": insurer_agreed_to_pay,
         },
         actions={
             "assess": assess,
@@ -1294,6 +1367,10 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
             "finish_survey": finish_survey,
             "stamp_materials_complete": stamp("materials_complete_at"),
             "stamp_handed_over": stamp("handed_over_at"),
+            "index_insurer_reference": index_insurer_reference,
+            "record_insurer_receipt": record_insurer_receipt,
+            "stamp_decided": stamp("decided_at"),
+            "record_payment": record_payment,
         },
         schemas={
             "ClaimReport": ClaimReport,
@@ -1315,6 +1392,9 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
             "HeadquartersAcknowledgement": HeadquartersAcknowledgement,
             "FactsUpdate": FactsUpdate,
             "NotOurs": NotOurs,
+            "InsurerReceipt": InsurerReceipt,
+            "InsurerDecision": InsurerDecision,
+            "InsurerPayment": InsurerPayment,
         },
         intake={"claim_intake": _intake},
         conditions={
@@ -1324,6 +1404,10 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
             "major_unreported": major_unreported,
             "life_product": life_product,
             "not_life_product": lambda data: not life_product(data),
+            "insurer_agreed_to_pay": lambda data: (
+                (data.get("insurer_decision") or {}).get("outcome")
+                in (DecisionOutcome.approved, DecisionOutcome.partially_approved)
+            ),
         },
     )
     definition = load_workflow(DEFINITION, hooks)

@@ -38,6 +38,7 @@ def _update_case(with_state: bool, with_keys: bool) -> sa.Update:
             policy_number=sa.bindparam("b_policy_number"),
             insured_name=sa.bindparam("b_insured_name"),
             id_number=sa.bindparam("b_id_number"),
+            insurer_reference=sa.bindparam("b_insurer_reference"),
         )
     where = (_c.id == sa.bindparam("b_id"), _c.version == sa.bindparam("b_expected"))
     return t.cases.update().where(*where).values(**values)
@@ -123,7 +124,10 @@ class CoreTx:
                 "created_at": now,
                 "updated_at": now,
                 "org_unit": org_unit,
-                **keys,
+                "policy_number": keys.get("policy_number"),
+                "insured_name": keys.get("insured_name"),
+                "id_number": keys.get("id_number"),
+                "insurer_reference": keys.get("insurer_reference"),
             },
         )
         return int(result.scalar_one())
@@ -153,6 +157,7 @@ class CoreTx:
                 b_policy_number=keys.get("policy_number"),
                 b_insured_name=keys.get("insured_name"),
                 b_id_number=keys.get("id_number"),
+                b_insurer_reference=keys.get("insurer_reference"),
             )
         statement = _UPDATE_CASE[state is not None, keys is not None]
         return self.conn.execute(statement, params).rowcount == 1
@@ -214,12 +219,15 @@ class CoreTx:
         limit: int | None = 100,
         offset: int = 0,
         newest_first: bool = False,
+        insurer_reference: str | None = None,
     ) -> list[Case]:
         """Cases matching every filter given, oldest first (or newest first);
         ``limit=None`` for all."""
         q = _case_filters(
             sa.select(t.cases), number, policy_number, insured_name, id_number, workflow, state
         )
+        if insurer_reference is not None:
+            q = q.where(t.cases.c.insurer_reference == insurer_reference)
         c = t.cases.c
         order = c.id.desc() if newest_first else c.id
         q = q.order_by(order).limit(limit).offset(offset)
@@ -302,6 +310,57 @@ class CoreTx:
                 "created_at": now,
             },
         )
+
+    # --- inbound insurer messages (issue #12) -----------------------------------------
+    def inbound_by_message_id(self, insurer: str, message_id: str) -> sa.Row[Any] | None:
+        """The stored message (insurer, message_id), or None (the unique key's index)."""
+        m = t.inbound_messages.c
+        q = sa.select(t.inbound_messages).where(m.insurer == insurer, m.message_id == message_id)
+        return self.conn.execute(q).first()
+
+    def inbound_row(self, ref: int, *, lock: bool = False) -> sa.Row[Any] | None:
+        """The stored message with this id (``lock``: FOR UPDATE, for a resolution)."""
+        q = sa.select(t.inbound_messages).where(t.inbound_messages.c.id == ref)
+        if lock:
+            q = q.with_for_update()
+        return self.conn.execute(q).first()
+
+    def insert_inbound(self, values: Mapping[str, Any]) -> int:
+        """Store one message; a second (insurer, message_id) fails on the unique key."""
+        ins = t.inbound_messages.insert().returning(t.inbound_messages.c.id)
+        return int(self.conn.execute(ins, dict(values)).scalar_one())
+
+    def settle_inbound(self, ref: int, values: Mapping[str, Any]) -> bool:
+        """Mark an unresolved message resolved or dismissed; False if it was not
+        unresolved any more."""
+        m = t.inbound_messages.c
+        q = (
+            t.inbound_messages.update()
+            .where(m.id == ref, m.status == "unresolved")
+            .values(**values)
+        )
+        return self.conn.execute(q).rowcount == 1
+
+    def list_inbound(
+        self, *, status: str | None = None, ref: int | None = None, limit: int, offset: int
+    ) -> list[sa.Row[Any]]:
+        """Stored messages (those in ``status``, or the one ``ref``), oldest first, each
+        with ``matched_number``: the number of the case it matched or fired on."""
+        m = t.inbound_messages.c
+        q = sa.select(t.inbound_messages, t.cases.c.number.label("matched_number")).select_from(
+            t.inbound_messages.outerjoin(t.cases, t.cases.c.id == m.case_id)
+        )
+        if status is not None:
+            q = q.where(m.status == status)
+        if ref is not None:
+            q = q.where(m.id == ref)
+        return list(self.conn.execute(q.order_by(m.id).limit(limit).offset(offset)))
+
+    def count_inbound(self) -> dict[str, int]:
+        """How many stored messages there are in each status (the status index)."""
+        m = t.inbound_messages.c
+        q = sa.select(m.status, sa.func.count()).group_by(m.status)
+        return {status: n for status, n in self.conn.execute(q)}
 
     # --- policies -----------------------------------------------------------------
     def upsert_policies(self, rows: Sequence[Mapping[str, Any]]) -> int:
@@ -493,6 +552,26 @@ class CoreTx:
         if org_unit is not None:
             q = q.where(c.org_unit == org_unit)
         return list(self.conn.execute(q.order_by(d.due_at)))
+
+    def breach_counts(self) -> dict[tuple[str, str, int], int]:
+        """How many running deadlines are breached, per (workflow, rule, level): one
+        GROUP BY over the breached instances' partial index, no case loaded."""
+        d, c = t.case_deadlines.c, t.cases.c
+        q = (
+            sa.select(c.workflow, d.rule, d.level, sa.func.count())
+            .select_from(t.case_deadlines.join(t.cases, c.id == d.case_id))
+            .where(d.status == "running", d.breached_at.is_not(None))
+            .group_by(c.workflow, d.rule, d.level)
+        )
+        return {(w, r, int(level)): int(n) for w, r, level, n in self.conn.execute(q)}
+
+    def outbox_backlog(self) -> tuple[int, int]:
+        """(pending, dead) outbox rows, each counted on its partial index."""
+        o = t.outbox.c
+        count = sa.select(sa.func.count()).select_from(t.outbox)
+        pending = self.conn.execute(count.where(o.status == "pending")).scalar_one()
+        dead = self.conn.execute(count.where(o.status == "dead")).scalar_one()
+        return int(pending), int(dead)
 
     def desk_deadlines(
         self,

@@ -41,7 +41,7 @@ def _update_sql(with_state: bool, with_keys: bool) -> str:
     if with_state:
         sets.insert(0, "state = ?")
     if with_keys:
-        sets += ["policy_number = ?", "insured_name = ?", "id_number = ?"]
+        sets += ["policy_number = ?", "insured_name = ?", "id_number = ?", "insurer_reference = ?"]
     return f"UPDATE cases SET {', '.join(sets)} WHERE id = ? AND version = ?"
 
 
@@ -214,7 +214,12 @@ class SqliteTx:
         params: list[Any] = [] if state is None else [state]
         params += (self._dumps(data), expected_version + 1, self._time(now))
         if keys is not None:
-            params += (keys.get("policy_number"), keys.get("insured_name"), keys.get("id_number"))
+            params += (
+                keys.get("policy_number"),
+                keys.get("insured_name"),
+                keys.get("id_number"),
+                keys.get("insurer_reference"),
+            )
         params += (case_id, expected_version)
         cur = self._cur.execute(_UPDATES[state is not None, keys is not None], params)
         return cur.rowcount == 1

@@ -58,6 +58,8 @@ cases = sa.Table(
     sa.Column("policy_number", sa.String(64), index=True),
     sa.Column("insured_name", sa.String(128), index=True),
     sa.Column("id_number", sa.String(32), index=True),
+    # "<insurer>:<its reference>": an insurer's message finds its case (issue #12).
+    sa.Column("insurer_reference", sa.String(200), index=True),
     # The org unit of whoever opened the case: breaches and SLA figures per branch.
     sa.Column("org_unit", sa.String(64), index=True),
     sa.Index("ix_cases_workflow_state", "workflow", "state"),
@@ -143,6 +145,14 @@ case_deadlines = sa.Table(
     # The years its due time was counted on only provisionally ("2027"; NULL: none),
     # recomputed when the year's arrangement is imported (issue #10).
     sa.Column("provisional", sa.String(40)),
+    # The breached running instances, counted per rule and level by the metrics scrape.
+    sa.Index(
+        "ix_case_deadlines_breached",
+        "rule",
+        "level",
+        postgresql_where=sa.text("status = 'running' AND breached_at IS NOT NULL"),
+        sqlite_where=sa.text("status = 'running' AND breached_at IS NOT NULL"),
+    ),
 )
 
 timers = sa.Table(
@@ -225,6 +235,13 @@ outbox = sa.Table(
         sqlite_where=sa.text("status = 'pending'"),
     ),
     sa.Index("ix_outbox_case", "case_id"),
+    # The dead letters, counted on every metrics scrape (baoflow/metrics.py).
+    sa.Index(
+        "ix_outbox_dead",
+        "id",
+        postgresql_where=sa.text("status = 'dead'"),
+        sqlite_where=sa.text("status = 'dead'"),
+    ),
 )
 
 #: The in-app inbox: what the dashboard shows each user (the ``inbox`` channel).
@@ -297,4 +314,39 @@ calendar_state = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("generation", sa.Integer, nullable=False),
+)
+
+
+# --- inbound insurer messages (issue #12) -------------------------------------------------
+#: Every message an insurer sent (a signed webhook): one row per (insurer, message id),
+#: so a resend is answered from here and changes nothing. ``status`` is ``applied`` (its
+#: event fired on ``case_id``), ``unresolved`` (stored for a person: ``reason_code``
+#: and ``reason`` say why), ``resolved`` (a person retried it against a case and it
+#: fired) or ``dismissed`` (a person set it aside, with ``resolution``).
+inbound_messages = sa.Table(
+    "inbound_messages",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("insurer", sa.String(64), nullable=False),
+    sa.Column("message_id", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("case_number", sa.String(40)),
+    sa.Column("reference", sa.String(200)),
+    sa.Column("payload", JSONType, nullable=False),
+    # sha256 of kind, case number, reference and payload: the same id with other
+    # content is not a resend, and is refused.
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("reason_code", sa.String(16)),
+    sa.Column("reason", sa.Text),
+    sa.Column("case_id", BigId),
+    sa.Column("event", sa.String(64)),
+    # What the sender was answered (the first time, and so every time after).
+    sa.Column("result", JSONType, nullable=False),
+    sa.Column("resolved_at", UTCDateTime),
+    sa.Column("resolved_by", sa.String(200)),
+    sa.Column("resolution", sa.Text),
+    sa.UniqueConstraint("insurer", "message_id"),
+    sa.Index("ix_inbound_messages_status", "status", "id"),
 )
