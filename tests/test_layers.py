@@ -26,7 +26,15 @@ PACKAGES = {
     "diagrams": "baoflow.diagrams",
     "baoflow": "baoflow",
 }
-FACES = ("baoflow.cli", "baoflow.demo", "baoflow.api", "baoflow.dashboard")
+#: Every module and package in baoflow/ is a face (the CLI, the demo, the HTTP API, the
+#: webhooks, the metrics, the dashboard), whatever is added there later.
+FACES = tuple(
+    sorted(
+        f"baoflow.{p.stem}"
+        for p in (ROOT / "baoflow").iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()
+    )
+)
 
 
 def module_of(path: Path) -> tuple[str, bool]:
