@@ -27,6 +27,7 @@ from .definitions import (
 )
 from .display import format_due, format_duration, format_when
 from .errors import (
+    ApiTokenRejected,
     BaoflowError,
     CalendarDataInvalid,
     CalendarDisagrees,
@@ -41,6 +42,7 @@ from .errors import (
     NotPermitted,
     Problem,
     StorageError,
+    UnknownApiToken,
     UnknownEvent,
     UnknownWorkflow,
 )
@@ -51,6 +53,7 @@ from .store import Store
 from .store.policy_directory import SqlPolicyDirectory
 from .types import (
     Actor,
+    ApiToken,
     AvailableEvent,
     CalendarDay,
     CalendarImport,
@@ -58,10 +61,12 @@ from .types import (
     CalendarYear,
     CalendarYearStatus,
     Case,
+    CaseScope,
     DeadlineStatus,
     DeskDeadline,
     HistoryEntry,
     InboxItem,
+    NewApiToken,
     OpenResult,
     OutboxMessage,
     Refusal,
@@ -71,6 +76,8 @@ from .types import (
 __all__ = [
     "SHANGHAI",
     "Actor",
+    "ApiToken",
+    "ApiTokenRejected",
     "AvailableEvent",
     "BaoflowError",
     "CalendarDataInvalid",
@@ -83,6 +90,7 @@ __all__ = [
     "CalendarYearUnknown",
     "Case",
     "CaseNotFound",
+    "CaseScope",
     "ChineseOfficialCalendar",
     "Clock",
     "ConflictError",
@@ -99,6 +107,7 @@ __all__ = [
     "InboxItem",
     "Intake",
     "InvalidData",
+    "NewApiToken",
     "NotPermitted",
     "NoticeSpec",
     "OpenResult",
@@ -115,6 +124,7 @@ __all__ = [
     "TimerRun",
     "Transition",
     "TransitionContext",
+    "UnknownApiToken",
     "UnknownEvent",
     "UnknownWorkflow",
     "WorkflowDefinition",
