@@ -5,7 +5,6 @@ included in one place (:func:`create_app`), so another face — webhooks, metric
 mounts beside them with ``extra_routers``.
 """
 
-
 import base64
 import binascii
 import hashlib
@@ -14,7 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -31,6 +30,7 @@ from baoflow.engine import (
 
 from . import problems
 from .models import (
+    ActorOut,
     AvailableEventOut,
     BreachOut,
     CaseOut,
@@ -44,7 +44,6 @@ from .models import (
     SlaReportOut,
     WhoAmI,
     WorkflowOut,
-    ActorOut,
 )
 
 API_VERSION = "1"
@@ -163,9 +162,7 @@ def cases_router(engine: Engine, actor: Callable[..., Actor]) -> APIRouter:
             **problems.responses(401, 403, 404, 409, 422),
         },
     )
-    def open_case(
-        request: OpenCaseRequest, who: Who, idempotency_key: IdemKey = None
-    ) -> Response:
+    def open_case(request: OpenCaseRequest, who: Who, idempotency_key: IdemKey = None) -> Response:
         result = engine.open_case(
             request.workflow, request.data, who, idempotency_key=idempotency_key
         )

@@ -1,0 +1,63 @@
+"""``baoflow serve``: the API under uvicorn, with the timer worker in the same process.
+
+On SQLite one process serves everything: the API, the worker that fires due timers,
+and (given a notification configuration) the deliverer of the outbox. On PostgreSQL
+the API may run alone (``worker=False``) while ``baoflow worker`` processes drain the
+timers apart. SIGTERM (or Ctrl-C) stops uvicorn gracefully — requests under way are
+finished — and then the worker, which finishes its batch and releases its leases.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import uvicorn
+
+from baoflow.engine import Engine
+
+from .app import create_app
+
+log = logging.getLogger("baoflow.serve")
+
+
+def serve(
+    engine: Engine,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    worker: bool = True,
+    deliverer: Any = None,
+    tick: float = 0.5,
+    access_log: bool = False,
+) -> None:
+    """Serve ``engine``'s API until SIGTERM or SIGINT; run the timer worker (and the
+    ``deliverer``) beside it unless ``worker`` is false."""
+    from baoflow.engine.scheduler import Worker
+
+    app = create_app(engine)
+    timers = Worker(engine, tick=tick, deliverer=deliverer) if worker else None
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        access_log=access_log,
+        log_config=None,  # the root logger's setup, as `baoflow worker` uses
+        timeout_graceful_shutdown=30,
+    )
+    server = uvicorn.Server(config)
+    if timers is not None:
+        timers.start()
+    try:
+        log.info(
+            "serving %s on http://%s:%d (%s)",
+            engine.store.engine.url.render_as_string(hide_password=True),
+            host,
+            port,
+            "with the timer worker" if timers else "API only: run `baoflow worker` apart",
+        )
+        server.run()  # uvicorn handles SIGTERM/SIGINT: stops taking requests, drains
+    finally:
+        if timers is not None:
+            timers.stop()
+        log.info("stopped")
