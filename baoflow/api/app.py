@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel
 
@@ -50,8 +50,16 @@ API_VERSION = "1"
 PREFIX = "/v1"
 
 
-class JSON(Response):
-    media_type = "application/json"
+class JSON(JSONResponse):
+    """A JSON response of a body already encoded (a JSONResponse, so FastAPI documents
+    the route's response model)."""
+
+    def render(self, content: Any) -> bytes:
+        if isinstance(content, bytes):
+            return content
+        if isinstance(content, str):
+            return content.encode()
+        return orjson.dumps(content)
 
 
 def body(model: BaseModel | list[Any], status: int = 200) -> Response:
