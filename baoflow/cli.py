@@ -1021,8 +1021,8 @@ def tokens_add(
     with _engine(url) as eng:
         made = eng.create_api_token(app, actor=actor, act_for=[_person(p) for p in act_for])
     t = made.token
-    _c.out.print(f"token {t.id} for {escape(t.app)}: {escape(_acts(t))}", highlight=False)
-    _c.out.print("secret (shown this once; keep it where the app reads its secrets):")
+    click.echo(f"token {t.id} for {t.app}: {_acts(t)}")
+    click.echo("secret (shown this once; keep it where the app reads its secrets):")
     click.echo(made.secret)
 
 
@@ -1034,7 +1034,12 @@ def tokens_list(url: str, active: bool) -> None:
     with _engine(url) as eng:
         found = eng.api_tokens(include_revoked=not active)
     table = Table(
-        "id", "app", "secret starts", Column("acts", overflow="fold"), "made", "last used",
+        "id",
+        "app",
+        "secret starts",
+        Column("acts", overflow="fold"),
+        "made",
+        "last used",
         "revoked",
     )
     for t in found:
@@ -1057,7 +1062,7 @@ def tokens_revoke(url: str, token_id: int) -> None:
     """Revoke token TOKEN_ID: every request with it is refused from now on (401)."""
     with _engine(url) as eng:
         t = eng.revoke_api_token(token_id)
-    _c.out.print(f"token {t.id} ({escape(t.app)}) revoked {_when(t.revoked_at)}")
+    click.echo(f"token {t.id} ({t.app}) revoked {_when(t.revoked_at)}")
 
 
 @main.command()

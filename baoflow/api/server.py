@@ -10,6 +10,10 @@ finished — and then the worker, which finishes its batch and releases its leas
 from __future__ import annotations
 
 import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
@@ -19,6 +23,25 @@ from baoflow.engine import Engine
 from .app import create_app
 
 log = logging.getLogger("baoflow.serve")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that a SIGTERM ends :func:`serve` normally (uvicorn
+    raises the signal again once it has stopped, which would kill the process before
+    the worker releases its leases)."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        before = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in before.items():
+                signal.signal(sig, handler)
 
 
 def serve(
@@ -45,7 +68,7 @@ def serve(
         log_config=None,  # the root logger's setup, as `baoflow worker` uses
         timeout_graceful_shutdown=30,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     if timers is not None:
         timers.start()
     try:
