@@ -9,7 +9,6 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Callable, Iterable
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -201,7 +200,7 @@ def cases_router(engine: Engine, actor: Callable[..., Actor]) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, Query(max_length=200)] = None,
     ) -> Response:
-        filters = {
+        filters: dict[str, Any] = {
             "workflow": workflow,
             "state": state or None,
             "number": number,
@@ -362,8 +361,8 @@ def desk_router(engine: Engine, actor: Callable[..., Actor]) -> APIRouter:
         per: Literal["day", "week", "month"] | None = None,
     ) -> Response:
         report = engine.sla_report(
-            since=_aware(since),
-            until=_aware(until),
+            since=since,
+            until=until,
             workflow=workflow,
             org_unit=org_unit,
             per=per,
@@ -382,10 +381,6 @@ def desk_router(engine: Engine, actor: Callable[..., Actor]) -> APIRouter:
         return body(WhoAmI(actor=ActorOut.of(who), every_case_of=sorted(scope.every_case_of)))
 
     return router
-
-
-def _aware(at: datetime | None) -> datetime | None:
-    return at
 
 
 # --- workflows --------------------------------------------------------------------------

@@ -164,7 +164,7 @@ class DeadlineOut(Body):
             article=d.article,
             started_at=d.started_at,
             due_at=d.due_at,
-            status=d.status,  # type: ignore[arg-type]
+            status=d.status,
             pause_reason=d.pause_reason,
             paused_seconds=d.paused_for.total_seconds(),
             warned=d.warned,
@@ -223,7 +223,7 @@ class DeskDeadlineOut(Body):
             title=d.title,
             started_at=d.started_at,
             due_at=d.due_at,
-            status=d.status,  # type: ignore[arg-type]
+            status=d.status,
             warned=d.warned,
             breached=d.breached,
             level=d.level,

@@ -130,7 +130,7 @@ def _plain(value: Any) -> Any:
 def status_of(exc: BaoflowError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 400
 
 
