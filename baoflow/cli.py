@@ -1033,5 +1033,149 @@ def inbound_resolve(
             _c.out.print(f"message {message_id} dismissed")
 
 
+@main.group()
+def tokens() -> None:
+    """The HTTP API's tokens: each acts as one actor, or for named people."""
+
+
+def _person(spec: str) -> Actor:
+    """``ID:NAME:ROLE,ROLE:ORG`` (name, roles and org unit may be left empty)."""
+    parts = spec.split(":")
+    if len(parts) > 4 or not parts[0].strip():
+        raise click.BadParameter(
+            f"{spec!r} is not ID:NAME:ROLE,ROLE:ORG (e.g. h01:王芳:handler:SH)",
+            param_hint="--act-for",
+        )
+    pid, name, roles, org = [*(p.strip() for p in parts), "", "", ""][:4]
+    return Actor(pid, name or pid, tuple(r for r in roles.split(",") if r), org or None)
+
+
+def _acts(token: Any) -> str:
+    def one(a: Actor) -> str:
+        return f"{a.id} {a.name} ({', '.join(a.roles) or 'no roles'}; {a.org_unit or 'no unit'})"
+
+    parts = [f"as {one(token.actor)}"] if token.actor else []
+    if token.act_for:
+        parts.append("for " + "; ".join(one(p) for p in token.act_for))
+    return "  ".join(parts)
+
+
+@tokens.command("add")
+@url_option
+@click.argument("app")
+@click.option("--actor", "actor_id", help="The id of the actor the token acts as.")
+@click.option("--name", "actor_name", help="That actor's name (defaults to the id).")
+@click.option("--role", "roles", multiple=True, help="A role of that actor (repeatable).")
+@click.option("--org", "org_unit", help="That actor's org unit (branch).")
+@click.option(
+    "--act-for",
+    "act_for",
+    multiple=True,
+    help="A person the token may act for, named by a request's X-Act-For header: "
+    "ID:NAME:ROLE,ROLE:ORG (repeatable).",
+)
+def tokens_add(
+    url: str,
+    app: str,
+    actor_id: str | None,
+    actor_name: str | None,
+    roles: tuple[str, ...],
+    org_unit: str | None,
+    act_for: tuple[str, ...],
+) -> None:
+    """Make a token for APP; its secret is printed this once (only its hash is kept)."""
+    actor = Actor(actor_id, actor_name or actor_id, roles, org_unit) if actor_id else None
+    with _engine(url) as eng:
+        made = eng.create_api_token(app, actor=actor, act_for=[_person(p) for p in act_for])
+    t = made.token
+    click.echo(f"token {t.id} for {t.app}: {_acts(t)}")
+    click.echo("secret (shown this once; keep it where the app reads its secrets):")
+    click.echo(made.secret)
+
+
+@tokens.command("list")
+@url_option
+@click.option("--active", is_flag=True, help="Leave out revoked tokens.")
+def tokens_list(url: str, active: bool) -> None:
+    """Every token: whom it acts as or for, when made, last used and revoked."""
+    with _engine(url) as eng:
+        found = eng.api_tokens(include_revoked=not active)
+    table = Table(
+        "id",
+        "app",
+        "secret starts",
+        Column("acts", overflow="fold"),
+        "made",
+        "last used",
+        "revoked",
+    )
+    for t in found:
+        table.add_row(
+            str(t.id),
+            t.app,
+            f"{t.prefix}…",
+            _acts(t),
+            _when(t.created_at),
+            _when(t.last_used_at) or "never",
+            _when(t.revoked_at),
+        )
+    _c.out.print(table)
+
+
+@tokens.command("revoke")
+@url_option
+@click.argument("token_id", type=int)
+def tokens_revoke(url: str, token_id: int) -> None:
+    """Revoke token TOKEN_ID: every request with it is refused from now on (401)."""
+    with _engine(url) as eng:
+        t = eng.revoke_api_token(token_id)
+    click.echo(f"token {t.id} ({t.app}) revoked {_when(t.revoked_at)}")
+
+
+@main.command()
+@url_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, help="Port to listen on.")
+@click.option(
+    "--no-worker",
+    is_flag=True,
+    help="Serve the API alone; run `baoflow worker` apart (PostgreSQL, several processes).",
+)
+@click.option("--tick", default=0.5, show_default=True, help="Seconds between timer checks.")
+@click.option("--access-log", is_flag=True, help="Log every request.")
+@notifications_option
+def serve(
+    url: str,
+    host: str,
+    port: int,
+    no_worker: bool,
+    tick: float,
+    access_log: bool,
+    notifications: str | None,
+) -> None:
+    """Serve the HTTP API (docs/http-api.md) until SIGTERM, with the timer worker in
+    the same process unless --no-worker; with --notifications, deliver the outbox too."""
+    import logging
+
+    from baoflow.api.server import serve as run
+    from baoflow.notifications.masking import install_log_masking
+
+    if no_worker and notifications:
+        raise click.UsageError("--notifications is delivered by the worker: drop --no-worker")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    install_log_masking()
+    with _engine(url) as eng:
+        run(
+            eng,
+            host=host,
+            port=port,
+            worker=not no_worker,
+            deliverer=_deliverer(eng, notifications) if notifications else None,
+            tick=tick,
+            access_log=access_log,
+        )
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -701,3 +701,16 @@ def _summary(eng: Engine, day: Day, db: Path, console: Console) -> None:
         f"baoflow cases show {cases[0].number if cases else 'NUMBER'} --url sqlite:///{db}   "
         f"baoflow outbox list --url sqlite:///{db}"
     )
+    # The HTTP API over the same database, with a token to try it (docs/http-api.md).
+    token = eng.create_api_token("demo", actor=SUPERVISOR)
+    console.print(
+        f"\nServe it over HTTP: baoflow serve --url sqlite:///{db}   (then /docs in a browser)\n"
+        f"A token acting as {SUPERVISOR.name} ({SUPERVISOR.id}, supervisor, "
+        f"{SUPERVISOR.org_unit}), shown this once:\n  {token.secret}\n"
+        f"Try: curl -H 'Authorization: Bearer {token.secret}' "
+        "http://127.0.0.1:8000/v1/cases?limit=3\n"
+        f"More tokens: baoflow tokens add APP --actor ID --role ROLE --org UNIT "
+        f"--url sqlite:///{db}",
+        soft_wrap=True,
+        highlight=False,
+    )

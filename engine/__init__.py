@@ -28,6 +28,7 @@ from .definitions import (
 )
 from .display import format_due, format_duration, format_when
 from .errors import (
+    ApiTokenRejected,
     BaoflowError,
     CalendarDataInvalid,
     CalendarDisagrees,
@@ -45,6 +46,7 @@ from .errors import (
     NotPermitted,
     Problem,
     StorageError,
+    UnknownApiToken,
     UnknownEvent,
     UnknownWorkflow,
 )
@@ -55,6 +57,7 @@ from .store import Store
 from .store.policy_directory import SqlPolicyDirectory
 from .types import (
     Actor,
+    ApiToken,
     AvailableEvent,
     CalendarDay,
     CalendarImport,
@@ -62,6 +65,7 @@ from .types import (
     CalendarYear,
     CalendarYearStatus,
     Case,
+    CaseScope,
     DeadlineStatus,
     DeskDeadline,
     Gauges,
@@ -70,6 +74,7 @@ from .types import (
     InboundResult,
     InboxItem,
     InsurerMessage,
+    NewApiToken,
     OpenResult,
     OutboxMessage,
     Refusal,
@@ -79,6 +84,8 @@ from .types import (
 __all__ = [
     "SHANGHAI",
     "Actor",
+    "ApiToken",
+    "ApiTokenRejected",
     "AvailableEvent",
     "BaoflowError",
     "CalendarDataInvalid",
@@ -91,6 +98,7 @@ __all__ = [
     "CalendarYearUnknown",
     "Case",
     "CaseNotFound",
+    "CaseScope",
     "ChineseOfficialCalendar",
     "Clock",
     "ConflictError",
@@ -114,6 +122,7 @@ __all__ = [
     "Intake",
     "InvalidData",
     "MessageIdReused",
+    "NewApiToken",
     "NotPermitted",
     "NoticeSpec",
     "OpenResult",
@@ -130,6 +139,7 @@ __all__ = [
     "TimerRun",
     "Transition",
     "TransitionContext",
+    "UnknownApiToken",
     "UnknownEvent",
     "UnknownWorkflow",
     "WorkflowDefinition",

@@ -5,15 +5,20 @@ their own org unit's cases or any, under a condition such as an amount limit. An
 may fire an event when any row allows it; the system (intake, timers, escalations) is
 not bound by the table (its own events are guarded by the workflow). A workflow with no
 table lets every actor fire every event.
+
+The same table says who may *see* a case (``may_see``, ``scope``): a row that lets
+the actor's roles act on any org unit's cases lets them read every case of that
+workflow; otherwise they see the cases of their own org unit only — so a branch's
+reader never learns that another branch's case exists (the HTTP API answers 404).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .definitions import Permission, WorkflowDefinition
-from .types import Actor, Case
+from .types import Actor, Case, CaseScope
 
 
 def refusal(
@@ -66,3 +71,28 @@ def describe(row: Permission) -> str:
 
 def _same_unit(actor: Actor, case: Case) -> bool:
     return actor.org_unit is not None and actor.org_unit == case.org_unit
+
+
+def sees_every_case(definition: WorkflowDefinition, actor: Actor) -> bool:
+    """Whether ``actor`` may read every case of the workflow, whatever its org unit:
+    the system, anyone when the workflow has no permission table, and the roles of a
+    row that is not limited to its own org unit."""
+    if actor.is_system or not definition.permissions:
+        return True
+    return any(
+        not row.own_org_unit and any(actor.has_role(r) for r in row.roles)
+        for row in definition.permissions
+    )
+
+
+def may_see(definition: WorkflowDefinition, actor: Actor, case: Case) -> bool:
+    """Whether ``actor`` may read ``case`` (see the module's docstring)."""
+    return sees_every_case(definition, actor) or _same_unit(actor, case)
+
+
+def scope(definitions: Iterable[WorkflowDefinition], actor: Actor) -> CaseScope:
+    """The cases ``actor`` may see, as a search filter."""
+    return CaseScope(
+        every_case_of=frozenset(d.name for d in definitions if sees_every_case(d, actor)),
+        org_unit=actor.org_unit,
+    )

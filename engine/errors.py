@@ -20,6 +20,9 @@ parsing the message, and a message that says what is wrong and what to do next.
     ├── CalendarYearUnknown      the working-day calendar has no data for that year
     ├── CalendarDataInvalid      a holiday-arrangement file cannot be imported, per line
     ├── CalendarDisagrees        an arrangement differs from the published one
+    ├── ApiTokenRejected         an HTTP API token is missing, unknown, revoked, or may
+    │                            not act for the person the request names
+    ├── UnknownApiToken          no API token with that id (to revoke)
     └── StorageError             the database is not usable (e.g. not migrated)
 """
 
@@ -255,6 +258,25 @@ class CalendarDisagrees(BaoflowError):
             + (f"\n  … and {more} more" if more > 0 else "")
             + "\nCheck the file against the notice; if the notice is right and the package "
             "wrong, import again with override (baoflow calendar import FILE --override)."
+        )
+
+
+class ApiTokenRejected(BaoflowError):
+    """An HTTP API request's token cannot be used: ``reason`` is ``missing``,
+    ``unknown``, ``revoked`` (the API answers 401) or ``act_for`` (the token may not act
+    for the person named: 403, with the people it may act for in ``act_for``)."""
+
+    def __init__(self, reason: str, message: str, act_for: Sequence[str] = ()) -> None:
+        self.reason = reason
+        self.act_for = tuple(act_for)
+        super().__init__(message)
+
+
+class UnknownApiToken(BaoflowError):
+    def __init__(self, ref: object) -> None:
+        self.ref = ref
+        super().__init__(
+            f"no API token {ref!r}: give a token id; `baoflow tokens list` shows them."
         )
 
 

@@ -14,7 +14,7 @@ from . import timers
 from .clock import SHANGHAI
 from .registry import Registry
 from .store import CoreTx, Store
-from .types import Breach, Case, DeadlineStatus, DeskDeadline, RuleSla, SlaReport
+from .types import Breach, Case, CaseScope, DeadlineStatus, DeskDeadline, RuleSla, SlaReport
 
 
 def deadlines(tx: CoreTx, registry: Registry, found: Case, now: datetime) -> list[DeadlineStatus]:
@@ -64,6 +64,7 @@ def running_deadlines(
     min_level: int | None = None,
     limit: int = 100,
     offset: int = 0,
+    scope: CaseScope | None = None,
 ) -> list[DeskDeadline]:
     """The desk's running and paused deadlines, the soonest due first."""
     if workflow is not None:
@@ -76,6 +77,7 @@ def running_deadlines(
             min_level=min_level,
             limit=limit,
             offset=offset,
+            scope=scope,
         )
     result = []
     for r in rows:
@@ -108,13 +110,14 @@ def breaches(
     rule: str | None = None,
     min_level: int | None = None,
     org_unit: str | None = None,
+    scope: CaseScope | None = None,
 ) -> list[Breach]:
     """Cases with a running deadline past its due time, oldest due first; ``org_unit``
     is the unit of whoever opened the case."""
     if workflow is not None:
         registry.get(workflow)
     with store.read() as tx:
-        rows = tx.breached(workflow, rule, min_level, org_unit)
+        rows = tx.breached(workflow, rule, min_level, org_unit, scope)
     return [
         Breach(
             r.number,
@@ -140,6 +143,7 @@ def sla_report(
     workflow: str | None = None,
     org_unit: str | None = None,
     per: str | None = None,
+    scope: CaseScope | None = None,
 ) -> SlaReport:
     """On-time rate and breaches per rule and org unit for deadlines started in
     [since, until) — over the whole span, or ``per`` "day", "week" (ISO) or "month"
@@ -153,8 +157,8 @@ def sla_report(
     if workflow is not None:
         registry.get(workflow)
     with store.read() as tx:
-        rows = tx.deadline_rows(since, until, workflow, org_unit)
-        entries = tx.state_entries(workflow)
+        rows = tx.deadline_rows(since, until, workflow, org_unit, scope)
+        entries = tx.state_entries(workflow, scope)
     tally: dict[tuple[str, str, str | None, str | None], _Tally] = {}
     running = breached_now = 0
     for r in rows:

@@ -18,13 +18,23 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import calendar_sync, idempotency, reports
+from . import authority, calendar_sync, idempotency, reports, tokens
 from .calendar import ChineseOfficialCalendar, WorkingCalendar
 from .calendar_sync import CalendarSync
 from .clock import SHANGHAI, Clock, SystemClock
 from .definitions import WorkflowDefinition
 from .draining import Drainer
-from .errors import ConflictError, GuardRefused, InvalidData, NotPermitted, Problem, StorageError
+from .errors import (
+    ApiTokenRejected,
+    CaseNotFound,
+    ConflictError,
+    GuardRefused,
+    InvalidData,
+    NotPermitted,
+    Problem,
+    StorageError,
+    UnknownApiToken,
+)
 from .idempotency import Request
 from .inbound import Inbound
 from .payloads import validated
@@ -34,12 +44,14 @@ from .store import CoreTx, IntegrityViolation, Store
 from .transition import OPEN_EVENT, CaseFinder, Services, Stepper, who
 from .types import (
     Actor,
+    ApiToken,
     AvailableEvent,
     Breach,
     CalendarImport,
     CalendarYear,
     CalendarYearStatus,
     Case,
+    CaseScope,
     DeadlineStatus,
     DeskDeadline,
     Gauges,
@@ -48,6 +60,7 @@ from .types import (
     InboundResult,
     InboxItem,
     InsurerMessage,
+    NewApiToken,
     OpenResult,
     OutboxMessage,
     Refusal,
@@ -232,10 +245,32 @@ class Engine:
             log.exception("could not record the refusal of %r on %s", event, case)
 
     # --- reading ------------------------------------------------------------------
-    def get_case(self, case: int | str) -> Case:
-        """The case with this id or case number. Raises :class:`CaseNotFound`."""
+    def get_case(self, case: int | str, *, visible_to: Actor | None = None) -> Case:
+        """The case with this id or case number. Raises :class:`CaseNotFound` — also
+        when ``visible_to`` may not see it (:meth:`may_see`), so its existence is not
+        told."""
         with self.store.read() as tx:
-            return tx.load_case(case)
+            return self._seen(tx.load_case(case), case, visible_to)
+
+    # --- who sees what -----------------------------------------------------------------
+    def may_see(self, case: Case, actor: Actor) -> bool:
+        """Whether ``actor`` may read ``case``: the permission table's org-unit rows
+        applied to reading (a role that may act on any unit's cases of the workflow
+        sees them all; otherwise its own org unit's). Every read and search taking
+        ``visible_to`` applies it."""
+        return authority.may_see(self.workflow(case.workflow), actor, case)
+
+    def scope(self, actor: Actor) -> CaseScope:
+        """The cases ``actor`` may see (:meth:`may_see`), as a search filter."""
+        return authority.scope(self.workflows(), actor)
+
+    def _seen(self, found: Case, ref: int | str, actor: Actor | None) -> Case:
+        if actor is not None and not self.may_see(found, actor):
+            raise CaseNotFound(ref)
+        return found
+
+    def _scope(self, actor: Actor | None) -> CaseScope | None:
+        return None if actor is None else self.scope(actor)
 
     def find_cases(
         self,
@@ -249,8 +284,14 @@ class Engine:
         limit: int = 100,
         offset: int = 0,
         newest_first: bool = False,
+        after: int | None = None,
+        visible_to: Actor | None = None,
     ) -> list[Case]:
         """Cases matching every filter given, oldest first (or ``newest_first``).
+
+        ``after`` (a case id) pages by key: only the cases past it in that order — a
+        page boundary that cases opened meanwhile do not shift. ``visible_to``: only
+        the cases that actor may see (:meth:`may_see`).
 
         Raises:
             UnknownWorkflow: ``workflow`` is not registered.
@@ -265,7 +306,14 @@ class Engine:
             number, policy_number, insured_name, id_number, workflow, state
         )
         with self.store.read() as tx:
-            return tx.find_cases(**filters, limit=limit, offset=offset, newest_first=newest_first)
+            return tx.find_cases(
+                **filters,
+                limit=limit,
+                offset=offset,
+                newest_first=newest_first,
+                after=after,
+                scope=self._scope(visible_to),
+            )
 
     def count_cases(
         self,
@@ -276,13 +324,14 @@ class Engine:
         id_number: str | None = None,
         workflow: str | None = None,
         state: str | Sequence[str] | None = None,
+        visible_to: Actor | None = None,
     ) -> int:
         """How many cases ``find_cases`` with these filters pages through."""
         filters = self._case_filters(
             number, policy_number, insured_name, id_number, workflow, state
         )
         with self.store.read() as tx:
-            return tx.count_cases(**filters)
+            return tx.count_cases(**filters, scope=self._scope(visible_to))
 
     def _case_filters(
         self,
@@ -321,10 +370,10 @@ class Engine:
             "state": state,
         }
 
-    def history(self, case: int | str) -> list[HistoryEntry]:
+    def history(self, case: int | str, *, visible_to: Actor | None = None) -> list[HistoryEntry]:
         """The case's append-only history, oldest first."""
         with self.store.read() as tx:
-            found = tx.load_case(case)
+            found = self._seen(tx.load_case(case), case, visible_to)
             return tx.history(found.id)
 
     def refusals(self, case: int | str) -> list[Refusal]:
@@ -333,13 +382,16 @@ class Engine:
         with self.store.read() as tx:
             return tx.refusals(tx.load_case(case).id)
 
-    def available_events(self, case: int | str, actor: Actor | None = None) -> list[AvailableEvent]:
+    def available_events(
+        self, case: int | str, actor: Actor | None = None, *, visible_to: Actor | None = None
+    ) -> list[AvailableEvent]:
         """The events the case's state allows, each with the reasons it would be refused
         now (guards evaluated without event data); with ``actor``, also why the
         permission table would not let that actor fire it."""
         now = self.clock.now()
         with self.store.read() as tx:
-            return self._step.available_events(tx, tx.load_case(case), actor, now)
+            found = self._seen(tx.load_case(case), case, visible_to)
+            return self._step.available_events(tx, found, actor, now)
 
     def count_by_state(self, workflow: str | None = None) -> dict[tuple[str, str], int]:
         """How many cases sit in each (workflow, state)."""
@@ -370,12 +422,15 @@ class Engine:
         with self.store.read() as tx:
             return tx.next_due()
 
-    def deadlines(self, case: int | str) -> list[DeadlineStatus]:
+    def deadlines(
+        self, case: int | str, *, visible_to: Actor | None = None
+    ) -> list[DeadlineStatus]:
         """Every deadline rule instance of the case, oldest first: due, warned, breached,
         paused time, escalation level, and whether it is provisional."""
         now = self.clock.now()
         with self.store.read() as tx:
-            return reports.deadlines(tx, self._registry, tx.load_case(case), now)
+            found = self._seen(tx.load_case(case), case, visible_to)
+            return reports.deadlines(tx, self._registry, found, now)
 
     def running_deadlines(
         self,
@@ -386,6 +441,7 @@ class Engine:
         min_level: int | None = None,
         limit: int = 100,
         offset: int = 0,
+        visible_to: Actor | None = None,
     ) -> list[DeskDeadline]:
         """Every running or paused deadline of the desk, the soonest due first (the
         breached ones, due in the past, at the top); ``org_unit`` is the case's."""
@@ -402,6 +458,7 @@ class Engine:
             min_level=min_level,
             limit=limit,
             offset=offset,
+            scope=self._scope(visible_to),
         )
 
     def breaches(
@@ -411,6 +468,7 @@ class Engine:
         rule: str | None = None,
         min_level: int | None = None,
         org_unit: str | None = None,
+        visible_to: Actor | None = None,
     ) -> list[Breach]:
         """Cases with a running deadline past its due time, oldest due first; ``org_unit``
         is the unit of whoever opened the case."""
@@ -421,6 +479,7 @@ class Engine:
             rule=rule,
             min_level=min_level,
             org_unit=org_unit,
+            scope=self._scope(visible_to),
         )
 
     def sla_report(
@@ -431,6 +490,7 @@ class Engine:
         workflow: str | None = None,
         org_unit: str | None = None,
         per: str | None = None,
+        visible_to: Actor | None = None,
     ) -> SlaReport:
         """On-time rate and breaches per rule and org unit for deadlines started in
         [since, until) — over the whole span, or ``per`` "day", "week" (ISO) or "month"
@@ -445,6 +505,7 @@ class Engine:
             workflow=workflow,
             org_unit=org_unit,
             per=per,
+            scope=self._scope(visible_to),
         )
 
     # --- the outbox and the inbox ---------------------------------------------------
@@ -587,6 +648,75 @@ class Engine:
     def _count(self, workflow: str, event: str) -> None:
         with self._fired_lock:
             self._fired[(workflow, event)] += 1
+    # --- the HTTP API's tokens (issue #12) --------------------------------------------
+    def create_api_token(
+        self, app: str, *, actor: Actor | None = None, act_for: Sequence[Actor] = ()
+    ) -> NewApiToken:
+        """Make a token for ``app`` that acts as ``actor``, or for one of the people of
+        ``act_for`` named by each request, or both. The secret is in the result, this
+        once: only its SHA-256 is stored (engine/tokens.py says why that suffices).
+
+        Raises:
+            InvalidData: no app, nobody to act as, the system, or a person twice.
+        """
+        tokens.checked(app, actor, act_for)
+        now = self.clock.now()
+        secret = tokens.new_secret()
+        with self.store.write() as tx:
+            token_id = tx.insert_api_token(tokens.row_values(app, secret, actor, act_for, now))
+            row = tx.api_token(token_id)
+        return NewApiToken(tokens.token_from_row(row), secret)
+
+    def api_tokens(self, *, include_revoked: bool = True) -> list[ApiToken]:
+        """Every API token, oldest first (their secrets are not kept, so not shown)."""
+        with self.store.read() as tx:
+            rows = tx.api_tokens(include_revoked=include_revoked)
+        return [tokens.token_from_row(r) for r in rows]
+
+    def revoke_api_token(self, token_id: int) -> ApiToken:
+        """Revoke a token: from now on every request with it is refused (401). Revoking
+        a revoked token changes nothing. Raises :class:`UnknownApiToken`."""
+        now = self.clock.now()
+        with self.store.write() as tx:
+            if tx.api_token(token_id) is None:
+                raise UnknownApiToken(token_id)
+            tx.revoke_api_token(token_id, now)
+            return tokens.token_from_row(tx.api_token(token_id))
+
+    def authenticate(self, secret: str | None, act_for: str | None = None) -> Actor:
+        """Who a request with this token secret acts as (``act_for``: the person the
+        request names, one of the token's list). Notes the token's last use, at most
+        once a minute.
+
+        Raises:
+            ApiTokenRejected: no secret, an unknown or revoked one (``reason``
+                ``missing``, ``unknown``, ``revoked``), or a person the token may not
+                act for (``act_for``).
+        """
+        if not secret:
+            raise ApiTokenRejected(
+                "missing", "no API token: send it as Authorization: Bearer TOKEN"
+            )
+        now = self.clock.now()
+        with self.store.read() as tx:
+            row = tx.api_token_by_hash(tokens.digest(secret))
+        if row is None:
+            raise ApiTokenRejected(
+                "unknown",
+                "this API token is not known (mistyped, or its database is another); "
+                "`baoflow tokens add` makes one",
+            )
+        token = tokens.token_from_row(row)
+        if token.revoked_at is not None:
+            raise ApiTokenRejected(
+                "revoked",
+                f"API token {token.prefix}… ({token.app}) was revoked; ask for a new one",
+            )
+        actor = tokens.acting(token, act_for)
+        if token.last_used_at is None or now - token.last_used_at >= tokens.TOUCH_EVERY:
+            with self.store.write() as tx:
+                tx.touch_api_token(token.id, now)
+        return actor
 
     def schema_revision(self) -> str | None:
         """The database's schema revision (``open_engine`` migrates it to the newest)."""

@@ -478,3 +478,44 @@ class Gauges:
         if self.next_timer_due is None:
             return 0.0
         return max(0.0, (self.at - self.next_timer_due).total_seconds())
+@dataclass(frozen=True)
+class CaseScope:
+    """Which cases an actor may see (``Engine.scope``): every case of the workflows in
+    ``every_case_of``, and the cases of its own ``org_unit`` in the others — the
+    permission table's org-unit rows, applied to reading (engine/authority.py)."""
+
+    every_case_of: frozenset[str]
+    org_unit: str | None
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """A token an app calls the HTTP API with (``Engine.create_api_token``); only the
+    SHA-256 of its secret is stored, ``prefix`` is the secret's first characters, so a
+    person can tell which token a log line or a config file means.
+
+    A token acts as ``actor``, or for one of the people of ``act_for`` named by the
+    request (``X-Act-For: user-id``), or both (``actor`` when the request names no one).
+    """
+
+    id: int
+    app: str
+    prefix: str
+    actor: Actor | None
+    act_for: tuple[Actor, ...]
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True)
+class NewApiToken:
+    """What ``Engine.create_api_token`` made: the token, and its secret — shown this
+    once; the database keeps only its hash."""
+
+    token: ApiToken
+    secret: str

@@ -39,3 +39,20 @@ def test_the_demo_day_covers_every_outcome_and_says_where_the_database_is(tmp_pa
     assert any("scene_preservation" in c.data for c in claims)
     assert any(c.data.get("survey") for c in claims)  # a major case surveyed (调查)
     assert "duplicate reports answered with the existing case" in result.output
+
+
+def test_the_demo_ends_with_the_command_that_serves_it_and_a_token_that_works(
+    tmp_path: Path,
+) -> None:
+    import re
+
+    db = tmp_path / "demo.db"
+    result = CliRunner().invoke(main, ["demo", "--db", str(db)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert f"baoflow serve --url sqlite:///{db}" in result.output
+    [secret] = set(re.findall(r"bf_[A-Za-z0-9_-]{43}", result.output))
+    eng = open_engine(f"sqlite:///{db}")
+    try:
+        assert eng.authenticate(secret).roles == ("supervisor",)
+    finally:
+        eng.close()

@@ -16,9 +16,10 @@ from sqlalchemy.engine import Connection
 from ..calendar import DeskDay, DeskYear
 from ..errors import CaseNotFound
 from ..policies import Policy
-from ..types import Actor, Case, HistoryEntry, Refusal
+from ..types import Actor, Case, CaseScope, HistoryEntry, Refusal
 from . import tables as t
-from .rows import CaseBump, HistoryRow, InstanceProgress, OutboxRow
+from .rows import MAX_ID as _MAX_ID
+from .rows import CaseBump, HistoryRow, InstanceProgress, OutboxRow, is_case_id
 
 _c = t.cases.c
 _SELECT_CASE_BY_ID = sa.select(t.cases).where(_c.id == sa.bindparam("ref"))
@@ -89,7 +90,9 @@ class CoreTx:
         return _case(row)
 
     def _case_row(self, ref: int | str) -> sa.Row[Any]:
-        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        if isinstance(ref, int) or is_case_id(ref):
+            if not 0 < int(ref) <= _MAX_ID:
+                raise CaseNotFound(ref)
             row = self.conn.execute(_SELECT_CASE_BY_ID, {"ref": int(ref)}).first()
         else:
             row = self.conn.execute(_SELECT_CASE_BY_NUMBER, {"ref": ref}).first()
@@ -220,15 +223,20 @@ class CoreTx:
         offset: int = 0,
         newest_first: bool = False,
         insurer_reference: str | None = None,
+        after: int | None = None,
+        scope: CaseScope | None = None,
     ) -> list[Case]:
         """Cases matching every filter given, oldest first (or newest first);
-        ``limit=None`` for all."""
+        ``limit=None`` for all; ``after`` a case id: only those past it in that order."""
         q = _case_filters(
             sa.select(t.cases), number, policy_number, insured_name, id_number, workflow, state
         )
         if insurer_reference is not None:
             q = q.where(t.cases.c.insurer_reference == insurer_reference)
+        q = _scoped(q, scope)
         c = t.cases.c
+        if after is not None:
+            q = q.where(c.id < after if newest_first else c.id > after)
         order = c.id.desc() if newest_first else c.id
         q = q.order_by(order).limit(limit).offset(offset)
         return [_case(r) for r in self.conn.execute(q)]
@@ -242,6 +250,7 @@ class CoreTx:
         id_number: str | None = None,
         workflow: str | None = None,
         state: str | Sequence[str] | None = None,
+        scope: CaseScope | None = None,
     ) -> int:
         """How many cases match every filter given (what ``find_cases`` pages through)."""
         q = _case_filters(
@@ -253,6 +262,7 @@ class CoreTx:
             workflow,
             state,
         )
+        q = _scoped(q, scope)
         return int(self.conn.execute(q).scalar_one())
 
     def count_by_state(self, workflow: str | None = None) -> dict[tuple[str, str], int]:
@@ -526,6 +536,7 @@ class CoreTx:
         rule: str | None,
         min_level: int | None,
         org_unit: str | None = None,
+        scope: CaseScope | None = None,
     ) -> list[sa.Row[Any]]:
         """Running deadlines past their due time, with their case, oldest due first."""
         d, c = t.case_deadlines.c, t.cases.c
@@ -551,6 +562,7 @@ class CoreTx:
             q = q.where(d.level >= min_level)
         if org_unit is not None:
             q = q.where(c.org_unit == org_unit)
+        q = _scoped(q, scope)
         return list(self.conn.execute(q.order_by(d.due_at)))
 
     def breach_counts(self) -> dict[tuple[str, str, int], int]:
@@ -582,6 +594,7 @@ class CoreTx:
         min_level: int | None,
         limit: int,
         offset: int,
+        scope: CaseScope | None = None,
     ) -> list[sa.Row[Any]]:
         """Running and paused deadlines with their case, the soonest due first."""
         d, c = t.case_deadlines.c, t.cases.c
@@ -612,6 +625,7 @@ class CoreTx:
             q = q.where(d.level >= min_level)
         if org_unit is not None:
             q = q.where(c.org_unit == org_unit)
+        q = _scoped(q, scope)
         q = q.order_by(d.due_at, c.number, d.rule).limit(limit).offset(offset)
         return list(self.conn.execute(q))
 
@@ -621,6 +635,7 @@ class CoreTx:
         until: datetime | None,
         workflow: str | None,
         org_unit: str | None = None,
+        scope: CaseScope | None = None,
     ) -> list[sa.Row[Any]]:
         d, c = t.case_deadlines.c, t.cases.c
         q = sa.select(
@@ -641,15 +656,50 @@ class CoreTx:
             q = q.where(d.started_at < until)
         if workflow is not None:
             q = q.where(c.workflow == workflow)
+        q = _scoped(q, scope)
         return list(self.conn.execute(q))
 
-    def state_entries(self, workflow: str | None) -> list[sa.Row[Any]]:
+    def state_entries(
+        self, workflow: str | None, scope: CaseScope | None = None
+    ) -> list[sa.Row[Any]]:
         """(workflow, case_id, at, to_state) of every history row, in order per case."""
         h, c = t.history.c, t.cases.c
         q = sa.select(c.workflow, h.case_id, h.at, h.to_state).join(t.cases, c.id == h.case_id)
         if workflow is not None:
             q = q.where(c.workflow == workflow)
+        q = _scoped(q, scope)
         return list(self.conn.execute(q.order_by(h.case_id, h.seq)))
+
+    # --- the HTTP API's tokens ----------------------------------------------------------
+    def insert_api_token(self, values: Mapping[str, Any]) -> int:
+        result = self.conn.execute(t.api_tokens.insert().returning(t.api_tokens.c.id), values)
+        return int(result.scalar_one())
+
+    def api_token(self, token_id: int) -> sa.Row[Any] | None:
+        if not 0 < token_id <= _MAX_ID:
+            return None
+        q = sa.select(t.api_tokens).where(t.api_tokens.c.id == token_id)
+        return self.conn.execute(q).first()
+
+    def api_token_by_hash(self, secret_hash: str) -> sa.Row[Any] | None:
+        q = sa.select(t.api_tokens).where(t.api_tokens.c.secret_hash == secret_hash)
+        return self.conn.execute(q).first()
+
+    def api_tokens(self, *, include_revoked: bool) -> list[sa.Row[Any]]:
+        k = t.api_tokens.c
+        q = sa.select(t.api_tokens).order_by(k.id)
+        if not include_revoked:
+            q = q.where(k.revoked_at.is_(None))
+        return list(self.conn.execute(q))
+
+    def revoke_api_token(self, token_id: int, now: datetime) -> None:
+        k = t.api_tokens.c
+        q = t.api_tokens.update().where(k.id == token_id, k.revoked_at.is_(None))
+        self.conn.execute(q.values(revoked_at=now))
+
+    def touch_api_token(self, token_id: int, now: datetime) -> None:
+        k = t.api_tokens.c
+        self.conn.execute(t.api_tokens.update().where(k.id == token_id).values(last_used_at=now))
 
     # --- a claimed batch of timers in one transaction ----------------------------------
     # On PostgreSQL a batch is a handful of set-based statements: ids as one array
@@ -1281,6 +1331,19 @@ def _case_filters(
     elif state is not None:
         q = q.where(c.state.in_(list(state)))
     return q
+
+
+def _scoped(q: Any, scope: CaseScope | None) -> Any:
+    """``q`` restricted to the cases ``scope`` lets its actor see (engine/authority.py)."""
+    if scope is None:
+        return q
+    c = t.cases.c
+    seen: list[Any] = []
+    if scope.every_case_of:
+        seen.append(c.workflow.in_(sorted(scope.every_case_of)))
+    if scope.org_unit is not None:
+        seen.append(c.org_unit == scope.org_unit)
+    return q.where(sa.or_(*seen) if seen else sa.false())
 
 
 def _doc(rows: Sequence[Mapping[str, Any]] | Sequence[Any]) -> str:

@@ -57,3 +57,13 @@ class OutboxRow(TypedDict):
     recipient: str
     org_unit: str | None
     context: Mapping[str, Any]
+
+
+#: The largest id a BIGINT column holds: a larger number names no row (and must not
+#: reach the driver, which would fail on it).
+MAX_ID = 2**63 - 1
+
+
+def is_case_id(ref: str) -> bool:
+    """Whether a case reference is an id (ASCII digits) rather than a case number."""
+    return ref.isascii() and ref.isdigit()

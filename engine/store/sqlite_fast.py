@@ -27,7 +27,7 @@ import orjson
 from ..errors import CaseNotFound
 from ..policies import Policy
 from ..types import Actor, Case, HistoryEntry
-from .rows import OutboxRow
+from .rows import MAX_ID, OutboxRow, is_case_id
 
 _CASE_COLUMNS = (
     "id, number, workflow, workflow_version, state, data, version, created_at, updated_at, org_unit"
@@ -189,7 +189,9 @@ class SqliteTx:
         return self._now_text
 
     def load_case(self, ref: int | str) -> Case:
-        if isinstance(ref, int) or ref.isdigit():
+        if isinstance(ref, int) or is_case_id(ref):
+            if not 0 < int(ref) <= MAX_ID:
+                raise CaseNotFound(ref)
             row = self._cur.execute(_SELECT_BY_ID, (int(ref),)).fetchone()
         else:
             row = self._cur.execute(_SELECT_BY_NUMBER, (ref,)).fetchone()

@@ -350,3 +350,21 @@ inbound_messages = sa.Table(
     sa.UniqueConstraint("insurer", "message_id"),
     sa.Index("ix_inbound_messages_status", "status", "id"),
 )
+
+
+# --- the HTTP API's tokens (issue #12) ---------------------------------------------------
+#: A token an app calls the API with: the SHA-256 of its secret (never the secret), whom
+#: it acts as or for, and when it was made, last used and revoked (engine/tokens.py).
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("app", sa.String(100), nullable=False),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("secret_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("actor", JSONType),
+    sa.Column("act_for", JSONType, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_used_at", UTCDateTime),
+    sa.Column("revoked_at", UTCDateTime),
+)
