@@ -623,7 +623,7 @@ class Engine:
         aggregate over an index (no case is loaded): cases per (workflow, state),
         breached running deadlines per (workflow, rule, escalation level), when the
         earliest pending timer falls due, the outbox's pending rows and dead letters, and
-        the insurers' messages per status. What ``baoflow.metrics`` exposes."""
+        the insurers' messages per status. What ``baoflow.api.metrics`` exposes."""
         now = self.clock.now()
         with self.store.read() as tx:
             pending, dead = tx.outbox_backlog()

@@ -357,7 +357,7 @@ class InboxItem:
 # --- inbound insurer messages (issue #12) --------------------------------------------
 @dataclass(frozen=True)
 class InsurerMessage:
-    """One message from an insurer (a signed webhook, ``baoflow.webhooks``), as
+    """One message from an insurer (a signed webhook, ``baoflow.api.webhooks``), as
     ``Engine.receive_insurer_message`` takes it.
 
     Attributes:
@@ -461,7 +461,7 @@ class InboundMessage:
 
 @dataclass(frozen=True)
 class Gauges:
-    """The desk's figures at one instant (``Engine.gauges``), what ``baoflow.metrics``
+    """The desk's figures at one instant (``Engine.gauges``), what ``baoflow.api.metrics``
     exposes: each an aggregate the database answers from an index."""
 
     at: datetime

@@ -1,4 +1,4 @@
-"""Prometheus metrics (issue #12, baoflow/metrics.py): the exposition, parsed back, says
+"""Prometheus metrics (issue #12, baoflow/api/metrics.py): the exposition, parsed back, says
 what a real engine holds — cases per state, a breach at its escalation level, the
 overdue timer's lag, a dead letter, the insurers' messages, transitions fired — and a
 scrape within the cache's TTL does not read the database again. SQLite and PostgreSQL."""
@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from baoflow.metrics import HttpMetrics, Metrics
+from baoflow.api.metrics import HttpMetrics, Metrics
 from tests.test_delivery import Recorder, deliverer, reported
 from tests.test_timers import to_materials_complete
 

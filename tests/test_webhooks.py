@@ -1,4 +1,4 @@
-"""The insurers' signed webhooks (issue #12, baoflow/webhooks.py): a signed message fires
+"""The insurers' signed webhooks (issue #12, baoflow/api/webhooks.py): a signed message fires
 its event (200) or is stored for a person (202); a forged, replayed or malformed one is
 refused with a problem document and changes nothing. On SQLite and PostgreSQL."""
 
@@ -15,7 +15,7 @@ from baoflow.engine import Engine, FakeClock, InvalidData
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from baoflow.webhooks import SIGNATURE_HEADER, insurer_webhooks, load_insurer_secrets, sign
+from baoflow.api.webhooks import SIGNATURE_HEADER, insurer_webhooks, load_insurer_secrets, sign
 from tests.test_inbound import DECIDED, handed_over, table_counts
 
 SECRET = b"whsec_pingan_test_0123456789"
@@ -103,6 +103,7 @@ def test_a_forged_signature_is_refused_and_nothing_is_stored(
         "title": "Signature refused",
         "status": 401,
         "detail": "the signature does not match the body and the timestamp",
+        "error": "BadSignature",
     }
     # A body changed after signing is a forgery too.
     raw = orjson.dumps(body)

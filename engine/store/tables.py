@@ -235,7 +235,7 @@ outbox = sa.Table(
         sqlite_where=sa.text("status = 'pending'"),
     ),
     sa.Index("ix_outbox_case", "case_id"),
-    # The dead letters, counted on every metrics scrape (baoflow/metrics.py).
+    # The dead letters, counted on every metrics scrape (baoflow/api/metrics.py).
     sa.Index(
         "ix_outbox_dead",
         "id",

@@ -51,6 +51,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from baoflow.api import problems as api_problems
 from baoflow.engine import (
     ConflictError,
     Engine,
@@ -63,7 +64,6 @@ from baoflow.engine import (
 SIGNATURE_HEADER = "Baoflow-Signature"
 #: The largest body taken (a message is a few hundred bytes).
 MAX_BODY = 1 << 20
-PROBLEM_JSON = "application/problem+json"
 
 
 def sign(secret: bytes, timestamp: int, body: bytes) -> str:
@@ -86,11 +86,11 @@ class _Body(BaseModel):
     payload: dict[str, Any] = Field(default_factory=dict)
 
 
-def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> JSONResponse:
-    """An RFC 9457 problem details response."""
-    body = {"type": f"urn:baoflow:problem:{slug}", "title": title, "status": status}
-    body["detail"] = detail
-    return JSONResponse({**body, **extra}, status_code=status, media_type=PROBLEM_JSON)
+def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> Response:
+    """An RFC 9457 problem details response, the same shape as the rest of the API's
+    (``baoflow.api.problems``): ``type`` is ``urn:baoflow:problem:<slug>``."""
+    error = "".join(part.capitalize() for part in slug.split("-"))
+    return api_problems.problem(status, error, detail, title=title, **extra)
 
 
 def verify(
