@@ -65,6 +65,7 @@ from .types import (
     OpenResult,
     OutboxMessage,
     Refusal,
+    StateCount,
     TimerRun,
 )
 
@@ -110,6 +111,7 @@ __all__ = [
     "Services",
     "SqlPolicyDirectory",
     "State",
+    "StateCount",
     "StorageError",
     "SystemClock",
     "TimerRun",

@@ -247,12 +247,52 @@ class CoreTx:
         )
         return int(self.conn.execute(q).scalar_one())
 
-    def count_by_state(self, workflow: str | None = None) -> dict[tuple[str, str], int]:
+    def count_by_state(
+        self, workflow: str | None = None, org_unit: str | None = None
+    ) -> dict[tuple[str, str], int]:
+        """Cases per (workflow, state): an aggregate over ix_cases_workflow_state, or
+        ix_cases_workflow_org_unit_state for one org unit (index-only, no case row read)."""
         c = t.cases.c
         q = sa.select(c.workflow, c.state, sa.func.count()).group_by(c.workflow, c.state)
         if workflow is not None:
             q = q.where(c.workflow == workflow)
+        if org_unit is not None:
+            q = q.where(c.org_unit == org_unit)
         return {(w, s): n for w, s, n in self.conn.execute(q)}
+
+    def alert_counts(
+        self, workflow: str, org_unit: str | None = None
+    ) -> list[tuple[str, int, int, int]]:
+        """(state, level, warned cases, breached cases) of the workflow's cases with a
+        running or paused deadline warned or breached.
+
+        The inner aggregate reads only the deadlines in ix_case_deadlines_alerting (a
+        partial index: the few warned or breached ones, not every running one) and folds
+        them per case — a case is breached if any of its deadlines is, at its highest
+        level — then joins each such case by its key for its state."""
+        d, c = t.case_deadlines.c, t.cases.c
+        breached = d.breached_at.is_not(None)
+        per_case = (
+            sa.select(
+                d.case_id.label("case_id"),
+                sa.func.max(sa.case((breached, 1), else_=0)).label("breached"),
+                sa.func.max(sa.case((breached, 0), else_=1)).label("warned"),
+                sa.func.max(sa.case((breached, d.level), else_=-1)).label("level"),
+            )
+            .where(sa.text(t.ALERTING_SQL))
+            .group_by(d.case_id)
+            .subquery("per_case")
+        )
+        p = per_case.c
+        q = (
+            sa.select(c.state, p.level, sa.func.sum(p.warned), sa.func.sum(p.breached))
+            .join(t.cases, c.id == p.case_id)
+            .where(c.workflow == workflow)
+            .group_by(c.state, p.level)
+        )
+        if org_unit is not None:
+            q = q.where(c.org_unit == org_unit)
+        return [(s, int(lv), int(w), int(b)) for s, lv, w, b in self.conn.execute(q)]
 
     def next_case_number(self, prefix: str, day: str) -> int:
         """The next sequence number of ``prefix`` on ``day``, unique across writers."""
