@@ -404,3 +404,100 @@ def overlay(count: object | None) -> Overlay:
     elif warned:
         classes.append("warned")
     return Overlay(" · ".join(parts), tuple(classes))
+
+
+# --- how elements read, shared by the renderers -------------------------------------------
+def rule_line(rule: RuleInState) -> str:
+    """``⏱ hand_over 3 working_days`` (running here) or ``⏸ insurer_decision (paused:
+    awaiting_materials)``; ``if major_case`` when the rule has a condition."""
+    if rule.paused_by is not None:
+        return f"⏸ {rule.name} (paused: {rule.paused_by})"
+    cond = f" if {rule.when}" if rule.when else ""
+    return f"⏱ {rule.name} {rule.period}{cond}"
+
+
+def everywhere(graph: Graph) -> tuple[RuleInState, ...]:
+    """The deadline rules that run, unpaused, in every open state (those an event of
+    any state may start): drawn once, on the "any open state" pseudo-state, when the
+    graph has one, instead of on every state."""
+    if not graph.wildcards:
+        return ()
+    open_nodes = [n for n in graph.nodes if not n.final]
+    first = open_nodes[0].rules if open_nodes else ()
+    return tuple(
+        r for r in first if all(r in n.rules for n in open_nodes) and r.paused_by is None
+    )
+
+
+def node_lines(node: Node, skip: tuple[RuleInState, ...] = ()) -> list[str]:
+    return [node.title, *(rule_line(r) for r in node.rules if r not in skip)]
+
+
+def who_line(roles: tuple[str, ...] | None) -> str:
+    if roles is None:
+        return "anyone"
+    return ", ".join(roles) if roles else "system only"
+
+
+def edge_tooltip(
+    title: str,
+    guards: tuple[str, ...],
+    roles: tuple[str, ...] | None,
+    permits: tuple[str, ...],
+    article: str,
+) -> str:
+    lines = [title]
+    if guards:
+        lines.append("guards: " + ", ".join(guards))
+    if roles is None:
+        who = "anyone (the workflow has no permission table)"
+    else:
+        who = "; ".join(permits) if permits else "the system only (no role is listed)"
+    lines.append("who may fire it: " + who)
+    if article:
+        lines.append(article)
+    return "\n".join(lines)
+
+
+def node_tooltip(node: Node) -> str:
+    lines = [node.title]
+    if node.description:
+        lines.append(node.description)
+    for r in node.rules:
+        lines.append(f"{rule_line(r)} — {r.title}" + (f" ({r.article})" if r.article else ""))
+    return "\n".join(lines)
+
+
+def edge_label(event: str, guards: tuple[str, ...]) -> str:
+    return f"{event} [{', '.join(guards)}]" if guards else event
+
+
+#: The fill of a state in a live view, by the last of its classes that has one (the
+#: breached ones by escalation level, darker as it climbs).
+FILLS = {
+    "empty": "#ffffff",
+    "occupied": "#e8f1fb",
+    "warned": "#fff3c4",
+    "level-0": "#fdd9c4",
+    "level-1": "#f9a98b",
+    "level-2": "#ef6f52",
+    "level-3": "#c9302c",
+}
+#: Visited edges and the current state on a case's path.
+PATH_COLOUR = "#1f6feb"
+
+
+def fill_of(classes: tuple[str, ...]) -> str:
+    fill = FILLS["empty"]
+    for c in classes:
+        fill = FILLS.get(c, fill)
+    return fill
+
+
+def counts_by_state(counts: object) -> dict[str, object]:
+    """``Engine.state_counts`` (a list of StateCount) keyed by state."""
+    if counts is None:
+        return {}
+    if isinstance(counts, Mapping):
+        return dict(counts)
+    return {getattr(c, "state"): c for c in counts}  # type: ignore[attr-defined]
