@@ -35,11 +35,13 @@ def mermaid_id(element_id: str) -> str:
 
 
 def _text(text: str) -> str:
-    """Label text Mermaid reads as text: no statement separators, quotes or colons."""
-    return (
-        text.replace('"', "'").replace(";", ",").replace("#", "＃").replace(":", "：")
-        .replace("\n", "<br/>")
-    )
+    """Text Mermaid reads as text: no statement separators or quotes."""
+    return text.replace('"', "'").replace(";", ",").replace("#", "＃").replace("\n", "<br/>")
+
+
+def _label(text: str) -> str:
+    """A transition's label: also no colon (the one before it starts the label)."""
+    return _text(text).replace(":", "：")
 
 
 def _class_name(css: str) -> str:
@@ -91,18 +93,18 @@ def render_mermaid(
 
     out.append(
         f"    [*] --> {mermaid_id(state_id(graph.initial))} : "
-        + _text(numbered(open_edge_id(graph), "open"))
+        + _label(numbered(open_edge_id(graph), "open"))
     )
     for e in graph.drawn_edges:
         label = f"{edge_label(e.event, e.guards)} · {who_line(e.roles)}"
         out.append(
             f"    {mermaid_id(state_id(e.source))} --> {mermaid_id(state_id(e.target))} : "
-            + _text(numbered(e.id, label))
+            + _label(numbered(e.id, label))
         )
     for w in graph.wildcards:
         label = f"{edge_label(w.event, w.guards)} · {who_line(w.roles)}"
         dst = mermaid_id(state_id(w.target)) if w.target is not None else any_id
-        out.append(f"    {any_id} --> {dst} : " + _text(numbered(w.id, label)))
+        out.append(f"    {any_id} --> {dst} : " + _label(numbered(w.id, label)))
     for node in graph.nodes:
         if node.final:
             out.append(f"    {mermaid_id(node.id)} --> [*]")
