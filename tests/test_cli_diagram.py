@@ -41,8 +41,16 @@ def test_live_svg_with_a_case_path_goes_to_a_file(tmp_path: Path) -> None:
     claim, _ = _desk(tmp_path)
     target = tmp_path / "claim.svg"
     code, out, err = run(
-        "claim", "--format", "svg", "--live", "--case", claim,
-        "--url", _url(tmp_path), "--output", str(target),
+        "claim",
+        "--format",
+        "svg",
+        "--live",
+        "--case",
+        claim,
+        "--url",
+        _url(tmp_path),
+        "--output",
+        str(target),
     )
     assert (code, out, err) == (0, "", "")
     svg = target.read_text("utf-8")
@@ -51,7 +59,9 @@ def test_live_svg_with_a_case_path_goes_to_a_file(tmp_path: Path) -> None:
 
 def test_live_dot_of_one_org_unit(tmp_path: Path) -> None:
     _desk(tmp_path)
-    code, out, _ = run("claim", "--format", "dot", "--live", "--org-unit", "BJ", "--url", _url(tmp_path))
+    code, out, _ = run(
+        "claim", "--format", "dot", "--live", "--org-unit", "BJ", "--url", _url(tmp_path)
+    )
     assert code == 0 and "1 case" not in out and "0 cases" in out
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 from baoflow.diagrams import (
-    Diagrams,
     DiagramRequestInvalid,
+    Diagrams,
     build_graph,
     case_path,
     render,
@@ -25,7 +25,14 @@ from baoflow.diagrams import (
     wasm_layout,
 )
 from baoflow.diagrams.__main__ import SUFFIXES
-from baoflow.engine import SHANGHAI, Engine, FakeClock, StateCount, UnknownWorkflow, discover_workflows
+from baoflow.engine import (
+    SHANGHAI,
+    Engine,
+    FakeClock,
+    StateCount,
+    UnknownWorkflow,
+    discover_workflows,
+)
 
 from tests.conftest import AGENT, HANDLER, SUPERVISOR, report
 from tests.test_complaint import REGISTRATION
@@ -61,7 +68,9 @@ def test_the_claim_graph_marks_initial_final_and_pause_states_and_their_deadline
     assert [n.name for n in g.nodes if n.pause] == ["awaiting_materials"]
     (hand_over,) = [r for r in g.node("materials_complete").rules if r.name == "hand_over"]
     assert (hand_over.period, hand_over.starts, hand_over.paused_by) == (
-        "3 working_days", True, None
+        "3 working_days",
+        True,
+        None,
     )
     assert hand_over.article.startswith("细则第四条(五)")
     paused = {r.name: r.paused_by for r in g.node("awaiting_materials").rules}
@@ -118,16 +127,16 @@ def desk(eng: Engine, clock: FakeClock) -> dict[str, Any]:
     complete. Sun 05-10 15:00: A is breached at level 1, D warned (50%)."""
     a = to_materials_complete(eng)
     b = eng.open_case("claim", report(), AGENT).case
-    c = eng.open_case(
-        "claim", report(incident={"time": "2026-05-05T18:00:00+08:00"}), AGENT
-    ).case
+    c = eng.open_case("claim", report(incident={"time": "2026-05-05T18:00:00+08:00"}), AGENT).case
     eng.fire(c.id, "verify", HANDLER)
     eng.fire(c.id, "withdraw", AGENT, {"reason": "客户撤案"})
     s = eng.open_case("surrender", SURRENDER, AGENT).case
     s = eng.fire(s.id, "refer", HANDLER, {"insurer": "中国人寿上海分公司"})
     e = eng.open_case("endorsement", ENDORSEMENT, AGENT).case
     e = eng.fire(
-        e.id, "receive_application", HANDLER,
+        e.id,
+        "receive_application",
+        HANDLER,
         {"form_number": "PG-F-0001", "signed_by_policyholder": True},
     )
     k = eng.open_case("complaint", REGISTRATION, AGENT).case
@@ -172,8 +181,12 @@ def test_live_and_path_diagrams_of_every_workflow_match_their_snapshots(
     eng: Engine, clock: FakeClock
 ) -> None:
     cases = desk(eng, clock)
-    path_of = {"claim": cases["a"], "surrender": cases["surrender"],
-               "endorsement": cases["endorsement"], "complaint": cases["complaint"]}
+    path_of = {
+        "claim": cases["a"],
+        "surrender": cases["surrender"],
+        "endorsement": cases["endorsement"],
+        "complaint": cases["complaint"],
+    }
     for name in WORKFLOWS:
         for fmt, suffix in (("mermaid", "mmd"), ("dot", "dot")):
             snapshot(f"{name}.live.{suffix}", str(render(eng, name, fmt, live=True)))
@@ -206,7 +219,10 @@ def test_a_case_path_numbers_its_transitions_in_order_with_when_and_by_whom(
     assert (withdrawn.source, withdrawn.edge) == ("verified", "tr-withdraw-any_open-withdrawn")
     dot = render(eng, "claim", "dot", case=c.number)
     # open, register, verify, withdraw: the fourth step, on the "any open state" edge
-    assert '"(any open state)" -> "withdrawn" [id="tr-withdraw-any_open-withdrawn" label="4: withdraw' in dot
+    assert (
+        '"(any open state)" -> "withdrawn" [id="tr-withdraw-any_open-withdrawn" label="4: withdraw'
+        in dot
+    )
     assert "4. 2026-05-06 09:00 李静 (a01): withdraw, verified → withdrawn" in dot
 
 
@@ -247,7 +263,9 @@ def test_a_second_live_view_is_drawn_on_the_cached_layout_without_laying_it_out(
     assert node.get("class") == "node state occupied breached level-1"
     texts = [t.text for t in node.iter(f"{SVG}text")]
     assert texts[-1] == "2 cases · 1 warned · 1 breached (L1)"
-    assert "0 cases" in [t.text for t in groups(before)["state-materials_complete"].iter(f"{SVG}text")]
+    assert "0 cases" in [
+        t.text for t in groups(before)["state-materials_complete"].iter(f"{SVG}text")
+    ]
     assert "visited" in (groups(path)["tr-verify-reported-verified"].get("class") or "")
     assert "current" in (groups(path)["state-materials_complete"].get("class") or "")
     legend = [t.text for t in groups(path)["path-legend"].iter(f"{SVG}text")]

@@ -20,9 +20,7 @@ _ALERTING = "status IN ('running', 'paused') AND (warned > 0 OR breached_at IS N
 
 
 def upgrade() -> None:
-    op.create_index(
-        "ix_cases_workflow_org_unit_state", "cases", ["workflow", "org_unit", "state"]
-    )
+    op.create_index("ix_cases_workflow_org_unit_state", "cases", ["workflow", "org_unit", "state"])
     op.create_index(
         "ix_case_deadlines_alerting",
         "case_deadlines",
