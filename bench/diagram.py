@@ -135,7 +135,7 @@ def clone(sql: sa.Engine, source_id: int, n: int) -> None:
     )
     pad = "lpad(g.x::text, 7, '0')" if pg else "substr('0000000' || g.x, -7, 7)"
     # a spread of residues: x * 7919 mod 1000 gives the state, x mod 4 the unit
-    state = _state_case_sql("((g.x * 7919) % 1000)")
+    state = _state_case_sql("(((g.x % 1000) * 7919) % 1000)")
     unit = "CASE g.x % 4 " + " ".join(f"WHEN {i} THEN '{u}'" for i, u in enumerate(UNITS)) + " END"
     t0 = time.perf_counter()
     with sql.begin() as conn:
@@ -190,6 +190,19 @@ FLOOR_SQL = [
     "FROM case_deadlines WHERE status IN ('running', 'paused') AND (warned > 0 OR "
     "breached_at IS NOT NULL) GROUP BY case_id) AS p JOIN cases c ON c.id = p.case_id "
     "WHERE c.workflow = 'claim' GROUP BY c.state, p.level",
+]
+#: The engine's own statement for the second aggregate (a correlated lookup per alerted
+#: case instead of the join above), for the plan and the floor.
+FLOOR_SQL = FLOOR_SQL[:1] + [
+    "SELECT state, level, sum(warned), sum(breached) FROM (SELECT (SELECT c.state FROM "
+    "cases c WHERE c.id = p.case_id AND c.workflow = 'claim') AS state, p.level, "
+    "p.warned, p.breached FROM (SELECT case_id, "
+    "max(CASE WHEN breached_at IS NOT NULL THEN 1 ELSE 0 END) AS breached, "
+    "max(CASE WHEN breached_at IS NOT NULL THEN 0 ELSE 1 END) AS warned, "
+    "max(CASE WHEN breached_at IS NOT NULL THEN level ELSE -1 END) AS level "
+    "FROM case_deadlines WHERE status IN ('running', 'paused') AND (warned > 0 OR "
+    "breached_at IS NOT NULL) GROUP BY case_id) AS p) AS located "
+    "WHERE state IS NOT NULL GROUP BY state, level",
 ]
 
 

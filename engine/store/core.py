@@ -269,7 +269,9 @@ class CoreTx:
         The inner aggregate reads only the deadlines in ix_case_deadlines_alerting (a
         partial index: the few warned or breached ones, not every running one) and folds
         them per case — a case is breached if any of its deadlines is, at its highest
-        level — then joins each such case by its key for its state."""
+        level — then looks each such case up by its key for its state: a correlated
+        subquery, not a join, so that no planner walks the workflow's million cases to
+        probe the few alerted ones (SQLite chose that for a join)."""
         d, c = t.case_deadlines.c, t.cases.c
         breached = d.breached_at.is_not(None)
         per_case = (
@@ -284,14 +286,22 @@ class CoreTx:
             .subquery("per_case")
         )
         p = per_case.c
-        q = (
-            sa.select(c.state, p.level, sa.func.sum(p.warned), sa.func.sum(p.breached))
-            .join(t.cases, c.id == p.case_id)
-            .where(c.workflow == workflow)
-            .group_by(c.state, p.level)
-        )
+        state_of = sa.select(c.state).where(c.id == p.case_id, c.workflow == workflow)
         if org_unit is not None:
-            q = q.where(c.org_unit == org_unit)
+            state_of = state_of.where(c.org_unit == org_unit)
+        located = sa.select(
+            state_of.scalar_subquery().label("state"), p.level, p.warned, p.breached
+        ).subquery("located")
+        q = (
+            sa.select(
+                located.c.state,
+                located.c.level,
+                sa.func.sum(located.c.warned),
+                sa.func.sum(located.c.breached),
+            )
+            .where(located.c.state.is_not(None))
+            .group_by(located.c.state, located.c.level)
+        )
         return [(s, int(lv), int(w), int(b)) for s, lv, w, b in self.conn.execute(q)]
 
     def next_case_number(self, prefix: str, day: str) -> int:
