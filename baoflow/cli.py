@@ -1177,5 +1177,49 @@ def serve(
         )
 
 
+@main.command()
+@url_option
+@click.argument("workflow")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mermaid", "dot", "svg"]),
+    default="mermaid",
+    show_default=True,
+    help="Mermaid and DOT are text; SVG is drawn here (no Graphviz to install).",
+)
+@click.option("--live", is_flag=True, help="Each state with its cases, warned and breached.")
+@click.option("--org-unit", help="With --live: only the cases of this org unit.")
+@click.option("--case", "case", help="Draw this case's path (case number or id).")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write it to FILE instead of standard output.",
+)
+def diagram(
+    url: str,
+    workflow: str,
+    fmt: str,
+    live: bool,
+    org_unit: str | None,
+    case: str | None,
+    output: str | None,
+) -> None:
+    """A workflow's state diagram: static, with live counts, or one case's path."""
+    from baoflow import diagrams
+
+    if org_unit is not None and not live:
+        raise click.UsageError("--org-unit needs --live (it narrows the live counts)")
+    with _engine(url) as eng:
+        ref: int | str | None = int(case) if case is not None and case.isdigit() else case
+        drawn = diagrams.render(eng, workflow, fmt, live=live, case=ref, org_unit=org_unit)
+    data = drawn.encode() if isinstance(drawn, str) else drawn
+    if output is not None:
+        Path(output).write_bytes(data)
+        return
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -78,6 +78,7 @@ from .types import (
     OpenResult,
     OutboxMessage,
     Refusal,
+    StateCount,
     TimerRun,
 )
 
@@ -134,6 +135,7 @@ __all__ = [
     "Services",
     "SqlPolicyDirectory",
     "State",
+    "StateCount",
     "StorageError",
     "SystemClock",
     "TimerRun",

@@ -65,6 +65,7 @@ from .types import (
     OutboxMessage,
     Refusal,
     SlaReport,
+    StateCount,
     TimerRun,
 )
 
@@ -397,6 +398,45 @@ class Engine:
         """How many cases sit in each (workflow, state)."""
         with self.store.read() as tx:
             return tx.count_by_state(workflow)
+
+    def state_counts(self, workflow: str, *, org_unit: str | None = None) -> list[StateCount]:
+        """Per state of ``workflow`` (every state of its newest version, in order, then
+        any state only older versions have), how many cases sit there and how many of
+        them have a running or paused deadline warned, or breached, by escalation level —
+        what a live state diagram shows. ``org_unit`` is the unit of whoever opened the
+        case.
+
+        Two aggregates in one read transaction, each over an index (the cases per state;
+        the warned and breached deadlines folded per case): no case is loaded.
+
+        Raises:
+            UnknownWorkflow: with the names that are registered.
+        """
+        definition = self.workflow(workflow)
+        with self.store.read() as tx:
+            per_state = tx.count_by_state(workflow, org_unit)
+            alerts = tx.alert_counts(workflow, org_unit)
+        states = list(definition.state_names)
+        states += sorted({s for _, s in per_state} - set(states))
+        warned: dict[str, int] = {}
+        breached: dict[str, int] = {}
+        levels: dict[str, dict[int, int]] = {}
+        for state, level, w, b in alerts:
+            warned[state] = warned.get(state, 0) + w
+            breached[state] = breached.get(state, 0) + b
+            if b:
+                levels.setdefault(state, {})[max(level, 0)] = b
+        return [
+            StateCount(
+                workflow=workflow,
+                state=state,
+                cases=per_state.get((workflow, state), 0),
+                warned=warned.get(state, 0),
+                breached=breached.get(state, 0),
+                levels=dict(sorted(levels.get(state, {}).items())),
+            )
+            for state in states
+        ]
 
     # --- deadlines and timers -------------------------------------------------------
     def run_due_timers(

@@ -184,6 +184,28 @@ class Breach:
 
 
 @dataclass(frozen=True)
+class StateCount:
+    """How many cases of a workflow sit in one state, and how many of them have a running
+    (or paused) deadline warned but not breached, or breached (``Engine.state_counts``).
+
+    ``levels`` maps an escalation level to the breached cases whose highest level it is
+    (0: breached, no level reached yet). A case with two deadlines, one warned and one
+    breached, counts in both ``warned`` and ``breached``."""
+
+    workflow: str
+    state: str
+    cases: int
+    warned: int = 0
+    breached: int = 0
+    levels: Mapping[int, int] = field(default_factory=dict)
+
+    @property
+    def top_level(self) -> int | None:
+        """The highest escalation level among its breached cases (None: none breached)."""
+        return max(self.levels) if self.levels else None
+
+
+@dataclass(frozen=True)
 class RuleSla:
     """One rule's record over a period: started, met on time, met late, still running,
     and of those running how many are already past due."""

@@ -60,6 +60,7 @@ def test_the_facade_exports_exactly_these_names() -> None:
             "Services",
             "SqlPolicyDirectory",
             "State",
+            "StateCount",
             "StorageError",
             "SystemClock",
             "TimerRun",

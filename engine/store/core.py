@@ -265,12 +265,62 @@ class CoreTx:
         q = _scoped(q, scope)
         return int(self.conn.execute(q).scalar_one())
 
-    def count_by_state(self, workflow: str | None = None) -> dict[tuple[str, str], int]:
+    def count_by_state(
+        self, workflow: str | None = None, org_unit: str | None = None
+    ) -> dict[tuple[str, str], int]:
+        """Cases per (workflow, state): an aggregate over ix_cases_workflow_state, or
+        ix_cases_workflow_org_unit_state for one org unit (index-only, no case row read)."""
         c = t.cases.c
         q = sa.select(c.workflow, c.state, sa.func.count()).group_by(c.workflow, c.state)
         if workflow is not None:
             q = q.where(c.workflow == workflow)
+        if org_unit is not None:
+            q = q.where(c.org_unit == org_unit)
         return {(w, s): n for w, s, n in self.conn.execute(q)}
+
+    def alert_counts(
+        self, workflow: str, org_unit: str | None = None
+    ) -> list[tuple[str, int, int, int]]:
+        """(state, level, warned cases, breached cases) of the workflow's cases with a
+        running or paused deadline warned or breached.
+
+        The inner aggregate reads only the deadlines in ix_case_deadlines_alerting (a
+        partial index: the few warned or breached ones, not every running one) and folds
+        them per case — a case is breached if any of its deadlines is, at its highest
+        level — then looks each such case up by its key for its state: a correlated
+        subquery, not a join, so that no planner walks the workflow's million cases to
+        probe the few alerted ones (SQLite chose that for a join)."""
+        d, c = t.case_deadlines.c, t.cases.c
+        breached = d.breached_at.is_not(None)
+        per_case = (
+            sa.select(
+                d.case_id.label("case_id"),
+                sa.func.max(sa.case((breached, 1), else_=0)).label("breached"),
+                sa.func.max(sa.case((breached, 0), else_=1)).label("warned"),
+                sa.func.max(sa.case((breached, d.level), else_=-1)).label("level"),
+            )
+            .where(sa.text(t.ALERTING_SQL))
+            .group_by(d.case_id)
+            .subquery("per_case")
+        )
+        p = per_case.c
+        state_of = sa.select(c.state).where(c.id == p.case_id, c.workflow == workflow)
+        if org_unit is not None:
+            state_of = state_of.where(c.org_unit == org_unit)
+        located = sa.select(
+            state_of.scalar_subquery().label("state"), p.level, p.warned, p.breached
+        ).subquery("located")
+        q = (
+            sa.select(
+                located.c.state,
+                located.c.level,
+                sa.func.sum(located.c.warned),
+                sa.func.sum(located.c.breached),
+            )
+            .where(located.c.state.is_not(None))
+            .group_by(located.c.state, located.c.level)
+        )
+        return [(s, int(lv), int(w), int(b)) for s, lv, w, b in self.conn.execute(q)]
 
     def next_case_number(self, prefix: str, day: str) -> int:
         """The next sequence number of ``prefix`` on ``day``, unique across writers."""
