@@ -1143,6 +1143,14 @@ def tokens_revoke(url: str, token_id: int) -> None:
 )
 @click.option("--tick", default=0.5, show_default=True, help="Seconds between timer checks.")
 @click.option("--access-log", is_flag=True, help="Log every request.")
+@click.option(
+    "--insurers",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="BAOFLOW_INSURERS",
+    help="TOML naming each insurer's webhook secret variable (docs/inbound.md): "
+    "take their signed messages at /webhooks/insurers/NAME.",
+)
+@click.option("--no-metrics", is_flag=True, help="Do not serve /metrics.")
 @notifications_option
 def serve(
     url: str,
@@ -1151,6 +1159,8 @@ def serve(
     no_worker: bool,
     tick: float,
     access_log: bool,
+    insurers: str | None,
+    no_metrics: bool,
     notifications: str | None,
 ) -> None:
     """Serve the HTTP API (docs/http-api.md) until SIGTERM, with the timer worker in
@@ -1158,8 +1168,10 @@ def serve(
     import logging
 
     from baoflow.api.server import serve as run
+    from baoflow.api.webhooks import load_insurer_secrets
     from baoflow.notifications.masking import install_log_masking
 
+    secrets = load_insurer_secrets(insurers) if insurers else None
     if no_worker and notifications:
         raise click.UsageError("--notifications is delivered by the worker: drop --no-worker")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -1174,6 +1186,8 @@ def serve(
             deliverer=_deliverer(eng, notifications) if notifications else None,
             tick=tick,
             access_log=access_log,
+            insurers=secrets,
+            metrics=not no_metrics,
         )
 
 

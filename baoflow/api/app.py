@@ -8,7 +8,7 @@ mounts beside them with ``extra_routers``.
 import base64
 import binascii
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -28,6 +28,8 @@ from baoflow.engine import (
 )
 
 from . import problems
+from .diagram_routes import diagram_router
+from .metrics import HttpMetrics, Metrics
 from .models import (
     ActorOut,
     AvailableEventOut,
@@ -43,7 +45,9 @@ from .models import (
     SlaReportOut,
     WhoAmI,
     WorkflowOut,
+    case_ref,
 )
+from .webhooks import insurer_webhooks
 
 API_VERSION = "1"
 PREFIX = "/v1"
@@ -78,10 +82,6 @@ CaseRef = Annotated[
         description="The case id or case number (e.g. LP-20260506-000001)",
     ),
 ]
-
-
-def _ref(case: str) -> int | str:
-    return int(case) if case.isascii() and case.isdigit() and len(case) < 19 else case
 
 
 def authentication(engine: Engine) -> Callable[..., Actor]:
@@ -231,7 +231,7 @@ def cases_router(engine: Engine, actor: Callable[..., Actor]) -> APIRouter:
         responses=problems.responses(401, 403, 404, 422),
     )
     def get_case(case: CaseRef, who: Who) -> Response:
-        return body(CaseOut.of(engine.get_case(_ref(case), visible_to=who)))
+        return body(CaseOut.of(engine.get_case(case_ref(case), visible_to=who)))
 
     @router.post(
         "/cases/{case}/events",
@@ -243,7 +243,7 @@ def cases_router(engine: Engine, actor: Callable[..., Actor]) -> APIRouter:
     def fire(
         case: CaseRef, request: FireRequest, who: Who, idempotency_key: IdemKey = None
     ) -> Response:
-        ref = _ref(case)
+        ref = case_ref(case)
         try:
             result = engine.fire(
                 ref,
@@ -269,7 +269,7 @@ def cases_router(engine: Engine, actor: Callable[..., Actor]) -> APIRouter:
         responses=problems.responses(401, 403, 404, 422),
     )
     def history(case: CaseRef, who: Who) -> Response:
-        return body([HistoryEntryOut.of(h) for h in engine.history(_ref(case), visible_to=who)])
+        return body([HistoryEntryOut.of(h) for h in engine.history(case_ref(case), visible_to=who)])
 
     @router.get(
         "/cases/{case}/deadlines",
@@ -278,7 +278,7 @@ def cases_router(engine: Engine, actor: Callable[..., Actor]) -> APIRouter:
         responses=problems.responses(401, 403, 404, 422),
     )
     def deadlines(case: CaseRef, who: Who) -> Response:
-        return body([DeadlineOut.of(d) for d in engine.deadlines(_ref(case), visible_to=who)])
+        return body([DeadlineOut.of(d) for d in engine.deadlines(case_ref(case), visible_to=who)])
 
     @router.get(
         "/cases/{case}/events",
@@ -287,7 +287,7 @@ def cases_router(engine: Engine, actor: Callable[..., Actor]) -> APIRouter:
         responses=problems.responses(401, 403, 404, 422),
     )
     def available(case: CaseRef, who: Who) -> Response:
-        found = engine.available_events(_ref(case), who, visible_to=who)
+        found = engine.available_events(case_ref(case), who, visible_to=who)
         return body([AvailableEventOut.of(e) for e in found])
 
     return router
@@ -423,11 +423,21 @@ ROUTERS: tuple[RouterFactory, ...] = (cases_router, desk_router, workflows_route
 def create_app(
     engine: Engine,
     *,
+    insurers: Mapping[str, bytes] | None = None,
+    metrics: bool = True,
     extra_routers: Iterable[RouterFactory] = (),
     title: str = "baoflow",
 ) -> FastAPI:
-    """The HTTP API of ``engine``. ``extra_routers`` (each a function of the engine and
-    the authentication dependency, like the built-in ones) are included after them."""
+    """The HTTP API of ``engine``.
+
+    Args:
+        insurers: each insurer's webhook secret (``webhooks.load_insurer_secrets``):
+            their signed messages are taken at ``POST /webhooks/insurers/{insurer}``.
+            None: no webhook route.
+        metrics: serve Prometheus metrics at ``/metrics`` and time every request.
+        extra_routers: each a function of the engine and the authentication
+            dependency, like the built-in ones, included after them.
+    """
     app = FastAPI(
         title=title,
         version=API_VERSION,
@@ -439,6 +449,14 @@ def create_app(
     actor = authentication(engine)
     for make in (*ROUTERS, *extra_routers):
         app.include_router(make(engine, actor))
+    app.include_router(diagram_router(engine, actor))
+    if insurers is not None:
+        app.include_router(insurer_webhooks(engine, insurers))
+    if metrics:
+        exposed = Metrics(engine)
+        app.state.metrics = exposed
+        app.mount("/metrics", exposed.asgi_app())
+        app.add_middleware(HttpMetrics, metrics=exposed)
     app.openapi = lambda: openapi_of(app)  # type: ignore[method-assign]
     return app
 

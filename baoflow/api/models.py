@@ -25,6 +25,12 @@ from baoflow.engine import (
 from baoflow.engine.types import Breach, SlaReport
 
 
+def case_ref(case: str) -> int | str:
+    """A case path segment as the facade takes it: its id when all ASCII digits (and
+    within a BIGINT), its case number otherwise."""
+    return int(case) if case.isascii() and case.isdigit() and len(case) < 19 else case
+
+
 def _beijing(at: datetime) -> str:
     return at.astimezone(SHANGHAI).isoformat()
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -53,12 +53,14 @@ def serve(
     deliverer: Any = None,
     tick: float = 0.5,
     access_log: bool = False,
+    insurers: Mapping[str, bytes] | None = None,
+    metrics: bool = True,
 ) -> None:
     """Serve ``engine``'s API until SIGTERM or SIGINT; run the timer worker (and the
     ``deliverer``) beside it unless ``worker`` is false."""
     from baoflow.engine.scheduler import Worker
 
-    app = create_app(engine)
+    app = create_app(engine, insurers=insurers, metrics=metrics)
     timers = Worker(engine, tick=tick, deliverer=deliverer) if worker else None
     config = uvicorn.Config(
         app,
