@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Mapping, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from .clock import monotonic
 from .errors import ApiTokenRejected, InvalidData, Problem
 from .types import Actor, ApiToken
 
@@ -26,6 +29,11 @@ SHOWN = 10
 #: ``last_used_at`` is written at most this often per token: a request is a read, not
 #: a write, except the first one in each such span.
 TOUCH_EVERY = timedelta(minutes=1)
+#: How long a process trusts a token it has looked up before looking again. A revocation
+#: reaches the process that made it at once and every other process within this.
+TRUSTED_FOR = 2.0
+#: How many tokens a process keeps looked up (the least recently looked up go first).
+TRUSTED_MAX = 1024
 
 
 def new_secret() -> str:
@@ -62,6 +70,41 @@ def checked(app: str, actor: Actor | None, act_for: Sequence[Actor]) -> None:
         problems.append(Problem("act_for", f"named more than once: {', '.join(doubles)}"))
     if problems:
         raise InvalidData("an API token", problems)
+
+
+class Trusted:
+    """The tokens this process looked up in the last :data:`TRUSTED_FOR` seconds, by
+    digest: most requests of an app are then checked without a query (the lookup
+    through the store costs several times a request's own work). Thread-safe."""
+
+    def __init__(self, clock: Callable[[], float] = monotonic) -> None:
+        self._clock = clock
+        self._seen: OrderedDict[str, tuple[ApiToken, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, digest_: str) -> ApiToken | None:
+        with self._lock:
+            found = self._seen.get(digest_)
+            if found is None:
+                return None
+            if self._clock() - found[1] > TRUSTED_FOR:
+                del self._seen[digest_]
+                return None
+            self._seen.move_to_end(digest_)
+            return found[0]
+
+    def put(self, digest_: str, token: ApiToken) -> None:
+        with self._lock:
+            self._seen[digest_] = (token, self._clock())
+            self._seen.move_to_end(digest_)
+            while len(self._seen) > TRUSTED_MAX:
+                self._seen.popitem(last=False)
+
+    def forget(self, token_id: int) -> None:
+        """Drop ``token_id`` (revoked here): its next request is looked up again."""
+        with self._lock:
+            for key in [k for k, (t, _) in self._seen.items() if t.id == token_id]:
+                del self._seen[key]
 
 
 def token_from_row(r: Any) -> ApiToken:

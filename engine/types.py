@@ -500,6 +500,8 @@ class Gauges:
         if self.next_timer_due is None:
             return 0.0
         return max(0.0, (self.at - self.next_timer_due).total_seconds())
+
+
 @dataclass(frozen=True)
 class CaseScope:
     """Which cases an actor may see (``Engine.scope``): every case of the workflows in
