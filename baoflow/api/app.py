@@ -8,7 +8,7 @@ mounts beside them with ``extra_routers``.
 import base64
 import binascii
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -84,7 +84,7 @@ CaseRef = Annotated[
 ]
 
 
-def authentication(engine: Engine) -> Callable[..., Actor]:
+def authentication(engine: Engine) -> Callable[..., Awaitable[Actor]]:
     """The dependency every route takes: who the request acts as (401/403 otherwise)."""
     bearer = HTTPBearer(auto_error=False, description="An API token: `baoflow tokens add`")
 
@@ -147,7 +147,7 @@ def decode_cursor(cursor: str, filters: dict[str, Any], newest_first: bool) -> i
     return after
 
 
-def cases_router(engine: Engine, actor: Callable[..., Actor]) -> APIRouter:
+def cases_router(engine: Engine, actor: Callable[..., Awaitable[Actor]]) -> APIRouter:
     router = APIRouter(prefix=PREFIX, tags=["cases"])
     Who = Annotated[Actor, Depends(actor)]
     IdemKey = Annotated[
@@ -297,7 +297,7 @@ def cases_router(engine: Engine, actor: Callable[..., Actor]) -> APIRouter:
 
 
 # --- the desk ---------------------------------------------------------------------------
-def desk_router(engine: Engine, actor: Callable[..., Actor]) -> APIRouter:
+def desk_router(engine: Engine, actor: Callable[..., Awaitable[Actor]]) -> APIRouter:
     router = APIRouter(prefix=PREFIX, tags=["desk"])
     Who = Annotated[Actor, Depends(actor)]
     Workflow = Annotated[str | None, Query(max_length=64)]
@@ -387,7 +387,7 @@ def desk_router(engine: Engine, actor: Callable[..., Actor]) -> APIRouter:
 
 
 # --- workflows --------------------------------------------------------------------------
-def workflows_router(engine: Engine, actor: Callable[..., Actor]) -> APIRouter:
+def workflows_router(engine: Engine, actor: Callable[..., Awaitable[Actor]]) -> APIRouter:
     router = APIRouter(prefix=PREFIX, tags=["workflows"])
     Who = Annotated[Actor, Depends(actor)]
 
@@ -417,7 +417,7 @@ def workflows_router(engine: Engine, actor: Callable[..., Actor]) -> APIRouter:
 
 
 # --- the app ----------------------------------------------------------------------------
-RouterFactory = Callable[[Engine, Callable[..., Actor]], APIRouter]
+RouterFactory = Callable[[Engine, Callable[..., Awaitable[Actor]]], APIRouter]
 
 #: The routers of the API, included in this order.
 ROUTERS: tuple[RouterFactory, ...] = (cases_router, desk_router, workflows_router)

@@ -8,7 +8,7 @@ all of them, or one org unit's with ``?org_unit=``; anyone else gets their own u
 """
 
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -37,7 +37,7 @@ Format = Annotated[
 
 def diagram_router(
     engine: Engine,
-    actor: Callable[..., Actor],
+    actor: Callable[..., Awaitable[Actor]],
     layouts: diagrams.Diagrams | None = None,
 ) -> APIRouter:
     router = APIRouter(prefix=PREFIX, tags=["diagrams"])
