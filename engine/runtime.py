@@ -103,6 +103,11 @@ class Engine:
             self.register(definition)
 
     # --- workflows ----------------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        """The database it runs on: ``sqlite`` or ``postgresql``."""
+        return self.store.dialect_name
+
     def register(self, definition: WorkflowDefinition) -> None:
         """Add a workflow version; new cases use the highest version of each name."""
         self._registry.register(definition)

@@ -237,13 +237,19 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return problem(
-            500,
-            "InternalError",
-            "an unexpected error; nothing may have been done. It is logged on the server.",
-            instance=request.url.path,
-        )
+        return unexpected(request.method, request.url.path)
+
+
+def unexpected(method: str, path: str) -> Response:
+    """An error nobody foresaw (called inside its ``except``): logged with its traceback,
+    answered 500 without its details."""
+    log.exception("unexpected error on %s %s", method, path)
+    return problem(
+        500,
+        "InternalError",
+        "an unexpected error; nothing may have been done. It is logged on the server.",
+        instance=path,
+    )
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
