@@ -291,3 +291,37 @@ def test_resolving_needs_a_person_and_a_stored_message(eng: Engine) -> None:
         eng.resolve_inbound(stored.id, "LP-1", by="")
     with pytest.raises(InvalidData, match="is not one of"):
         eng.inbound_messages(status="lost")
+
+
+def test_the_same_message_delivered_twice_at_once_fires_once_and_both_get_its_answer(
+    eng: Engine,
+) -> None:
+    """An insurer that resends before the first answer came back: two workers take the
+    same message at the same moment. One fires; the other is answered from its row."""
+    import threading
+
+    case = handed_over(eng)
+    before = table_counts(eng)
+    message = msg("m-race", "receipt", {"received_at": RECEIVED}, case_number=case.number)
+    start = threading.Barrier(2)
+    answers: list[Any] = []
+    failures: list[BaseException] = []
+
+    def deliver() -> None:
+        start.wait()
+        try:
+            answers.append(eng.receive_insurer_message(message))
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(30)
+    assert failures == []
+    assert len(answers) == 2 and answers[0] == answers[1]
+    assert answers[0].status == "applied"
+    after = table_counts(eng)
+    assert after["inbound"] == before["inbound"] + 1
+    assert after["history"] == before["history"] + 1  # one receipt recorded, not two
