@@ -8,9 +8,12 @@ Run from the project root::
 Both sides fire the same event — ``receive_materials`` on claims in ``applied`` (a
 self-loop with a schema, an action and history; bench/fire.py's ``fire``) — on copies
 of one SQLite database: the library in this process, the API in one ``baoflow serve
---no-worker`` process (uvicorn, one worker) through one keep-alive ``httpx.Client``,
-one request at a time. Rounds alternate the two, and each round's ratio HTTP/library
-is reported (target: >= 50%). ``--profile`` then runs the server under cProfile.
+--no-worker`` process (uvicorn, one worker), first through one keep-alive
+``httpx.Client`` one request at a time, then under load (``--connections`` keep-alive
+connections from a separate process, raw HTTP/1.1). The floor: the same load against
+uvicorn answering a constant (what HTTP alone costs). Rounds alternate them, and each
+round's ratios to the library are reported (target: >= 50% under load). ``--profile``
+then runs the server under cProfile.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -63,6 +67,42 @@ def _server(db: Path, port: int, profile: Path | None) -> subprocess.Popen[bytes
         except httpx.TransportError:
             time.sleep(0.05)
     raise RuntimeError("the server did not start")
+
+
+_CONSTANT = b'{"ok":true}'
+
+
+async def constant_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The HTTP floor: an ASGI app that reads the request and answers a constant 200,
+    served by the same uvicorn as the API (what HTTP alone costs per request)."""
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(_CONSTANT)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": _CONSTANT})
+
+
+def _floor_server(port: int) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "uvicorn", "bench.http:constant_app", "--port", str(port)]
+    cmd += ["--log-level", "warning", "--no-access-log"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+            return proc
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise RuntimeError("the floor server did not start")
 
 
 def _request(path: str, secret: str, payload: bytes) -> bytes:
@@ -178,6 +218,9 @@ def main() -> int:
     body = {"event": "receive_materials", "data": RECEIVE}
     paths = [f"/v1/cases/{i}/events" for i in ids]
     rows = []
+    floors: list[float] = []
+    floor_port = _free_port()
+    floor_server = _floor_server(floor_port)
     try:
         for i in range(min(100, args.ops)):  # warm up both
             lib.fire(ids[i % len(ids)], "receive_materials", HANDLER, RECEIVE)
@@ -194,18 +237,22 @@ def main() -> int:
                     raise RuntimeError(response.text)
             t_http = time.perf_counter() - t0
             loaded = _throughput(port, secret, paths, args.ops, args.connections)
+            floor = _throughput(floor_port, secret, paths, args.ops, args.connections)
             rows.append((r + 1, args.ops / t_lib, args.ops / t_http, loaded))
+            floors.append(floor)
             print(
                 f"round {r + 1}: library {args.ops / t_lib:,.0f}/s  http one at a time "
                 f"{args.ops / t_http:,.0f}/s ({t_lib / t_http:.1%})  http "
                 f"{args.connections} connections {loaded:,.0f}/s "
-                f"({loaded / (args.ops / t_lib):.1%})",
+                f"({loaded / (args.ops / t_lib):.1%})  http floor {floor:,.0f}/s",
                 flush=True,
             )
     finally:
         client.close()
         server.send_signal(signal.SIGTERM)
         server.wait(30)
+        floor_server.send_signal(signal.SIGTERM)
+        floor_server.wait(30)
         lib.close()
     ratio = statistics.median(h / lb for _r, lb, h, _t in rows)
     loaded_ratio = statistics.median(t / lb for _r, lb, _h, t in rows)
@@ -215,7 +262,8 @@ def main() -> int:
     print(
         f"median: library {lib_us:.0f} µs per fire; http one at a time {http_us:.0f} µs "
         f"({ratio:.1%}); http under load {loaded:,.0f}/s, {loaded_ratio:.1%} of the "
-        f"library's fires/s (target {TARGET:.0%})"
+        f"library's fires/s (target {TARGET:.0%}); the HTTP floor (uvicorn answering a "
+        f"constant) {statistics.median(floors):,.0f}/s"
     )
 
     if args.profile:
