@@ -148,7 +148,7 @@ def sla_report(
     """On-time rate and breaches per rule and org unit for deadlines started in
     [since, until) — over the whole span, or ``per`` "day", "week" (ISO) or "month"
     of their start (Beijing time) — and the median time cases spend in each state
-    (from the history)."""
+    (from the history; of ``org_unit``'s cases when given, as the rest)."""
     if per not in _PERIODS:
         raise ValueError(
             f"per must be 'day', 'week' or 'month' (or None for the whole span), not {per!r}"
@@ -158,7 +158,7 @@ def sla_report(
         registry.get(workflow)
     with store.read() as tx:
         rows = tx.deadline_rows(since, until, workflow, org_unit, scope)
-        entries = tx.state_entries(workflow, scope)
+        entries = tx.state_entries(workflow, scope, org_unit)
     tally: dict[tuple[str, str, str | None, str | None], _Tally] = {}
     running = breached_now = 0
     for r in rows:

@@ -172,6 +172,12 @@ def test_breaches_and_the_sla_report_by_org_unit(eng: Engine, clock: FakeClock) 
     assert by_unit[("SH", "hand_over")].breached_open == 1
     assert by_unit[("BJ", "hand_over")].breached_open == 1
     assert {r.org_unit for r in eng.sla_report(org_unit="BJ").rules} == {"BJ"}
+    # The time in each state follows the filter too: only Shanghai's case has left
+    # materials_complete, so Beijing's report has no stay there.
+    eng.fire(shanghai.id, "hand_over", HANDLER, {"insurer": "太平洋财险"})
+    stay = ("claim", "materials_complete")
+    assert stay in eng.sla_report(org_unit="SH").median_time_in_state
+    assert stay not in eng.sla_report(org_unit="BJ").median_time_in_state
 
 
 def test_the_worker_wakes_for_a_timer_due_before_its_next_tick(eng: Engine, db_url: str) -> None:

@@ -710,13 +710,19 @@ class CoreTx:
         return list(self.conn.execute(q))
 
     def state_entries(
-        self, workflow: str | None, scope: CaseScope | None = None
+        self,
+        workflow: str | None,
+        scope: CaseScope | None = None,
+        org_unit: str | None = None,
     ) -> list[sa.Row[Any]]:
-        """(workflow, case_id, at, to_state) of every history row, in order per case."""
+        """(workflow, case_id, at, to_state) of every history row, in order per case
+        (of ``org_unit``'s cases only, if given)."""
         h, c = t.history.c, t.cases.c
         q = sa.select(c.workflow, h.case_id, h.at, h.to_state).join(t.cases, c.id == h.case_id)
         if workflow is not None:
             q = q.where(c.workflow == workflow)
+        if org_unit is not None:
+            q = q.where(c.org_unit == org_unit)
         q = _scoped(q, scope)
         return list(self.conn.execute(q.order_by(h.case_id, h.seq)))
 
