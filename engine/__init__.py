@@ -42,12 +42,14 @@ from .errors import (
     InboundNotFound,
     InboundSettled,
     InvalidData,
+    LogInRefused,
     MessageIdReused,
     NotPermitted,
     Problem,
     StorageError,
     UnknownApiToken,
     UnknownEvent,
+    UnknownUser,
     UnknownWorkflow,
 )
 from .loading import load_workflow
@@ -80,6 +82,7 @@ from .types import (
     Refusal,
     StateCount,
     TimerRun,
+    User,
 )
 
 __all__ = [
@@ -122,6 +125,7 @@ __all__ = [
     "InsurerMessage",
     "Intake",
     "InvalidData",
+    "LogInRefused",
     "MessageIdReused",
     "NewApiToken",
     "NotPermitted",
@@ -143,7 +147,9 @@ __all__ = [
     "TransitionContext",
     "UnknownApiToken",
     "UnknownEvent",
+    "UnknownUser",
     "UnknownWorkflow",
+    "User",
     "WorkflowDefinition",
     "WorkingCalendar",
     "discover_workflows",

@@ -751,6 +751,51 @@ class CoreTx:
         k = t.api_tokens.c
         self.conn.execute(t.api_tokens.update().where(k.id == token_id).values(last_used_at=now))
 
+    # --- the dashboard's accounts -------------------------------------------------------
+    def insert_user(self, values: Mapping[str, Any]) -> None:
+        self.conn.execute(t.users.insert(), values)
+
+    def user(self, user_id: str) -> sa.Row[Any] | None:
+        return self.conn.execute(sa.select(t.users).where(t.users.c.id == user_id)).first()
+
+    def users(self) -> list[sa.Row[Any]]:
+        return list(self.conn.execute(sa.select(t.users).order_by(t.users.c.id)))
+
+    def disable_user(self, user_id: str, now: datetime) -> None:
+        k = t.users.c
+        q = t.users.update().where(k.id == user_id, k.disabled_at.is_(None))
+        self.conn.execute(q.values(disabled_at=now))
+
+    def insert_login_failure(self, user_id: str, client: str, at: datetime) -> None:
+        self.conn.execute(
+            t.login_failures.insert(), {"user_id": user_id, "client": client, "at": at}
+        )
+
+    def login_failures_since(
+        self, user_id: str, client: str, since: datetime, limit: int
+    ) -> tuple[list[datetime], list[datetime]]:
+        """The newest ``limit`` failed log-ins since ``since`` for the user id and for
+        the client, each newest first."""
+        f = t.login_failures.c
+        found: list[list[datetime]] = []
+        for column, value in ((f.user_id, user_id), (f.client, client)):
+            q = (
+                sa.select(f.at)
+                .where(column == value, f.at >= since)
+                .order_by(f.at.desc())
+                .limit(limit)
+            )
+            found.append(list(self.conn.scalars(q)))
+        return found[0], found[1]
+
+    def clear_login_failures(self, user_id: str, before: datetime) -> None:
+        """Forget the user's failed log-ins (after a right password), and everyone's
+        older than ``before`` (out of every window)."""
+        f = t.login_failures.c
+        self.conn.execute(
+            t.login_failures.delete().where(sa.or_(f.user_id == user_id, f.at < before))
+        )
+
     # --- a claimed batch of timers in one transaction ----------------------------------
     # On PostgreSQL a batch is a handful of set-based statements: ids as one array
     # parameter (``= ANY``), rows as one JSON document unpacked by jsonb_to_recordset.

@@ -383,3 +383,33 @@ api_tokens = sa.Table(
     sa.Column("last_used_at", UTCDateTime),
     sa.Column("revoked_at", UTCDateTime),
 )
+
+
+# --- the dashboard's accounts (issue #13) ------------------------------------------------
+#: A person who logs in to the dashboard: who they act as (name, roles, org unit), the
+#: argon2 hash of their password (never the password), and whether they are disabled.
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("roles", JSONType, nullable=False),
+    sa.Column("org_unit", sa.String(64)),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("disabled_at", UTCDateTime),
+)
+
+#: Each wrong password, by the user id tried and the client it came from: five of
+#: either in the window refuse the next attempts for a while (engine/accounts.py). Kept
+#: in the database so every process of a deployment counts the same attempts.
+login_failures = sa.Table(
+    "login_failures",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.String(64), nullable=False),
+    sa.Column("client", sa.String(64), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index("ix_login_failures_user_id", "user_id", "at"),
+    sa.Index("ix_login_failures_client", "client", "at"),
+)
