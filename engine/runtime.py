@@ -54,6 +54,7 @@ from .types import (
     CalendarYear,
     CalendarYearStatus,
     Case,
+    CaseFlow,
     CaseScope,
     DeadlineStatus,
     DeskDeadline,
@@ -444,6 +445,28 @@ class Engine:
         ]
 
     # --- deadlines and timers -------------------------------------------------------
+    def case_flow(
+        self,
+        workflow: str,
+        *,
+        since: datetime,
+        until: datetime | None = None,
+        visible_to: Actor | None = None,
+    ) -> CaseFlow:
+        """Cases of ``workflow`` opened, and cases that reached a final state, in
+        [since, until) (no until: since ``since``); ``visible_to``: of the cases that actor sees.
+
+        Raises:
+            UnknownWorkflow: ``workflow`` is not registered.
+        """
+        finals = sorted(self._registry.get(workflow).final_states)
+        end = until
+        scope = self._scope(visible_to)
+        with self.store.read() as tx:
+            opened = tx.count_opened(workflow, since, end, scope)
+            closed = tx.count_closed(workflow, finals, since, end, scope)
+        return CaseFlow(workflow, since, end, opened, closed)
+
     def run_due_timers(
         self,
         *,

@@ -565,3 +565,16 @@ class User:
     @property
     def actor(self) -> Actor:
         return Actor(self.id, self.name, self.roles, self.org_unit)
+
+
+@dataclass(frozen=True)
+class CaseFlow:
+    """How many cases of a workflow were opened, and how many reached a final state,
+    in [since, until) — of the cases the viewer sees (``Engine.case_flow``); ``until``
+    None: up to now."""
+
+    workflow: str
+    since: datetime
+    until: datetime | None
+    opened: int
+    closed: int

@@ -127,3 +127,15 @@ def test_the_cli_reads_the_password_from_stdin_never_an_argument(tmp_path) -> No
     assert "battery staple" not in prompted.output
     disabled = runner.invoke(main, ["users", "disable", "h01", "--url", url])
     assert "disabled" in disabled.output
+
+
+def test_case_flow_counts_cases_opened_and_closed_in_the_span(eng: Engine, clock: FakeClock) -> None:
+    from tests.test_timers import to_materials_complete
+
+    start = clock.now()
+    to_materials_complete(eng)
+    flow = eng.case_flow("claim", since=start)
+    assert (flow.opened, flow.closed) == (1, 0)
+    assert eng.case_flow("claim", since=clock.advance(timedelta(days=1))).opened == 0
+    outsider = Actor("x", "外人", ("handler",), "NOWHERE")
+    assert eng.case_flow("claim", since=start, visible_to=outsider).opened == 0

@@ -24,6 +24,7 @@ def test_the_facade_exports_exactly_these_names() -> None:
             "CalendarYearUnknown",
             "Case",
             "CaseNotFound",
+            "CaseFlow",
             "CaseScope",
             "ChineseOfficialCalendar",
             "Clock",

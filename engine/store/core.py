@@ -751,6 +751,40 @@ class CoreTx:
         k = t.api_tokens.c
         self.conn.execute(t.api_tokens.update().where(k.id == token_id).values(last_used_at=now))
 
+    # --- the dashboard's intake ---------------------------------------------------------
+    def count_opened(
+        self, workflow: str, since: datetime, until: datetime | None, scope: CaseScope | None
+    ) -> int:
+        c = t.cases.c
+        q = sa.select(sa.func.count()).select_from(t.cases)
+        q = q.where(c.workflow == workflow, c.created_at >= since)
+        if until is not None:
+            q = q.where(c.created_at < until)
+        return int(self.conn.execute(_scoped(q, scope)).scalar_one())
+
+    def count_closed(
+        self,
+        workflow: str,
+        final_states: Sequence[str],
+        since: datetime,
+        until: datetime | None,
+        scope: CaseScope | None,
+    ) -> int:
+        """Cases of ``workflow`` that entered one of ``final_states`` in [since, until)."""
+        h, c = t.history.c, t.cases.c
+        q = (
+            sa.select(sa.func.count(sa.distinct(h.case_id)))
+            .select_from(t.history.join(t.cases, c.id == h.case_id))
+            .where(
+                h.to_state.in_(sorted(final_states)),
+                h.at >= since,
+                c.workflow == workflow,
+            )
+        )
+        if until is not None:
+            q = q.where(h.at < until)
+        return int(self.conn.execute(_scoped(q, scope)).scalar_one())
+
     # --- the dashboard's accounts -------------------------------------------------------
     def insert_user(self, values: Mapping[str, Any]) -> None:
         self.conn.execute(t.users.insert(), values)

@@ -65,6 +65,8 @@ cases = sa.Table(
     sa.Index("ix_cases_workflow_state", "workflow", "state"),
     # The live diagram's counts for one org unit, from the index alone (issue #12).
     sa.Index("ix_cases_workflow_org_unit_state", "workflow", "org_unit", "state"),
+    # The dashboard's intake: cases opened since a time, per workflow (issue #13).
+    sa.Index("ix_cases_workflow_created_at", "workflow", "created_at"),
 )
 
 history = sa.Table(
@@ -82,6 +84,8 @@ history = sa.Table(
     sa.Column("notes", JSONType, nullable=False),
     # One row per version of the case: a second writer of the same version fails here.
     sa.UniqueConstraint("case_id", "seq"),
+    # The dashboard's cases closed since a time: entries into a state, by time (#13).
+    sa.Index("ix_history_to_state_at", "to_state", "at"),
 )
 
 idempotency_keys = sa.Table(
