@@ -1222,6 +1222,13 @@ def users_disable(url: str, user_id: str) -> None:
     "take their signed messages at /webhooks/insurers/NAME.",
 )
 @click.option("--no-metrics", is_flag=True, help="Do not serve /metrics.")
+@click.option("--no-dashboard", is_flag=True, help="Serve the API alone, without the dashboard.")
+@click.option(
+    "--trust-header",
+    metavar="HEADER",
+    help="Log in the dashboard user named by this request header (e.g. X-Remote-User), "
+    "set by an app in front that authenticated them; only behind a proxy that strips it.",
+)
 @notifications_option
 def serve(
     url: str,
@@ -1232,10 +1239,13 @@ def serve(
     access_log: bool,
     insurers: str | None,
     no_metrics: bool,
+    no_dashboard: bool,
+    trust_header: str | None,
     notifications: str | None,
 ) -> None:
-    """Serve the HTTP API (docs/http-api.md) until SIGTERM, with the timer worker in
-    the same process unless --no-worker; with --notifications, deliver the outbox too."""
+    """Serve the HTTP API (docs/http-api.md) and the supervisors' dashboard
+    (docs/dashboard.md) until SIGTERM, with the timer worker in the same process unless
+    --no-worker; with --notifications, deliver the outbox too."""
     import logging
 
     from baoflow.api.server import serve as run
@@ -1259,6 +1269,8 @@ def serve(
             access_log=access_log,
             insurers=secrets,
             metrics=not no_metrics,
+            dashboard=not no_dashboard,
+            trust_header=trust_header,
         )
 
 

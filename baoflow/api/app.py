@@ -430,6 +430,7 @@ def create_app(
     metrics: bool = True,
     extra_routers: Iterable[RouterFactory] = (),
     title: str = "baoflow",
+    dashboard: Any = None,
 ) -> FastAPI:
     """The HTTP API of ``engine``.
 
@@ -440,6 +441,9 @@ def create_app(
         metrics: serve Prometheus metrics at ``/metrics`` and time every request.
         extra_routers: each a function of the engine and the authentication
             dependency, like the built-in ones, included after them.
+        dashboard: an ASGI app (``baoflow.dashboard.create_dashboard``) mounted at
+            ``/``, after every API route: the API keeps ``/v1``, ``/metrics`` and
+            ``/webhooks``, and every other path is the dashboard's.
     """
     app = FastAPI(
         title=title,
@@ -460,6 +464,8 @@ def create_app(
         app.state.metrics = exposed
         app.mount("/metrics", exposed.asgi_app())
         app.add_middleware(HttpMetrics, metrics=exposed)
+    if dashboard is not None:
+        app.mount("/", dashboard)
     app.openapi = lambda: openapi_of(app)  # type: ignore[method-assign]
     return app
 
