@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
+from baoflow.engine import Engine
 
 from baoflow.api.app import create_app
 from baoflow.dashboard import create_dashboard
-from baoflow.engine import Engine
 
 
 def free_port() -> int:

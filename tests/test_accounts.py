@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from baoflow.engine import Actor, Engine, FakeClock, InvalidData, LogInRefused, UnknownUser
 from click.testing import CliRunner
 
 from baoflow.cli import main
-from baoflow.engine import Actor, Engine, FakeClock, InvalidData, LogInRefused, UnknownUser
 
 
 def _refused(eng: Engine, user: str, password: str, client: str = "10.0.0.1") -> LogInRefused:
@@ -112,15 +112,28 @@ def test_the_cli_reads_the_password_from_stdin_never_an_argument(tmp_path) -> No
     runner = CliRunner()
     made = runner.invoke(
         main,
-        ["users", "add", "h01", "--name", "王芳", "--role", "handler", "--org", "SH",
-         "--password-stdin", "--url", url],
+        [
+            "users",
+            "add",
+            "h01",
+            "--name",
+            "王芳",
+            "--role",
+            "handler",
+            "--org",
+            "SH",
+            "--password-stdin",
+            "--url",
+            url,
+        ],
         input="correct horse\n",
     )
     assert made.exit_code == 0, made.output
     listed = runner.invoke(main, ["users", "list", "--url", url])
     assert "h01" in listed.output and "handler" in listed.output
     prompted = runner.invoke(
-        main, ["users", "add", "h02", "--name", "李雷", "--url", url],
+        main,
+        ["users", "add", "h02", "--name", "李雷", "--url", url],
         input="battery staple\nbattery staple\n",
     )
     assert prompted.exit_code == 0, prompted.output
@@ -129,7 +142,9 @@ def test_the_cli_reads_the_password_from_stdin_never_an_argument(tmp_path) -> No
     assert "disabled" in disabled.output
 
 
-def test_case_flow_counts_cases_opened_and_closed_in_the_span(eng: Engine, clock: FakeClock) -> None:
+def test_case_flow_counts_cases_opened_and_closed_in_the_span(
+    eng: Engine, clock: FakeClock
+) -> None:
     from tests.test_timers import to_materials_complete
 
     start = clock.now()

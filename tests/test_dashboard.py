@@ -9,11 +9,11 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from baoflow.engine import Actor, Engine
 from starlette.testclient import TestClient
 
 from baoflow.api.app import create_app
 from baoflow.dashboard import create_dashboard, forms, i18n
-from baoflow.engine import Actor, Engine
 from tests.conftest import report
 from tests.test_timers import to_materials_complete
 
@@ -45,7 +45,9 @@ def logged_in(client: TestClient, user: str = "h01") -> str:
     return csrf_of(client.get("/").text)
 
 
-def test_no_session_redirects_every_page_to_the_log_in_page(desk: tuple[Engine, TestClient]) -> None:
+def test_no_session_redirects_every_page_to_the_log_in_page(
+    desk: tuple[Engine, TestClient],
+) -> None:
     _, client = desk
     for path in ("/", "/deadlines", "/inbox", "/sla", "/cases/1"):
         answer = client.get(path, follow_redirects=False)
@@ -75,14 +77,18 @@ def test_a_post_without_its_sessions_token_or_from_another_site_is_refused(
     for refused in (
         client.post(url, data={"insurer": "平安"}),  # no token
         client.post(url, data={"insurer": "平安", "csrf": "forged"}),
-        client.post(url, data={"insurer": "平安", "csrf": token},
-                    headers={"Origin": "https://evil.example"}),
+        client.post(
+            url, data={"insurer": "平安", "csrf": token}, headers={"Origin": "https://evil.example"}
+        ),
     ):
         assert refused.status_code == 403
         assert "表单已过期或来自其他网站" in refused.text
     assert eng.get_case(case.id).state == "materials_complete"
-    fired = client.post(url, data={"insurer": "平安", "csrf": token,
-                                   "version": str(case.version)}, follow_redirects=False)
+    fired = client.post(
+        url,
+        data={"insurer": "平安", "csrf": token, "version": str(case.version)},
+        follow_redirects=False,
+    )
     assert fired.status_code == 303
     assert eng.get_case(case.id).state == "handed_over"
 
@@ -121,7 +127,8 @@ def test_a_disabled_account_is_logged_out_at_its_next_page(desk: tuple[Engine, T
 def test_the_trusted_header_logs_in_the_named_account_only(eng: Engine) -> None:
     eng.add_user("h01", "王芳", PASSWORD, roles=("handler",), org_unit="SH")
     app = create_app(
-        eng, metrics=False,
+        eng,
+        metrics=False,
         dashboard=create_dashboard(eng, secret="s", trust_header="X-Remote-User"),
     )
     with TestClient(app) as client:

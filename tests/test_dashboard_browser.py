@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from baoflow.engine import SHANGHAI, Actor, ChineseOfficialCalendar, Engine, FakeClock, open_engine
+
 from tests.conftest import POLICIES, report
 from tests.dashboard_server import serving
 from tests.test_timers import to_materials_complete
@@ -159,9 +159,12 @@ def test_a_wrong_form_shows_the_error_beside_the_field_and_changes_nothing(
     error.wait_for()
     assert "required" in error.inner_text().lower() or "必" in error.inner_text()
     assert page.get_by_test_id("form-error").is_visible()
-    assert page.locator("form[data-event=hand_over] #f-hand_over-insurer").get_attribute(
-        "aria-invalid"
-    ) == "true"
+    assert (
+        page.locator("form[data-event=hand_over] #f-hand_over-insurer").get_attribute(
+            "aria-invalid"
+        )
+        == "true"
+    )
     shot(page, "case-form-error")
     after = desk.engine.get_case(desk.ours.id)
     assert (after.state, after.version) == (before.state, before.version)
@@ -199,9 +202,7 @@ def test_another_branchs_case_is_not_found(desk: Desk, page: Any) -> None:
     assert response is not None and response.status == 200
 
 
-def test_five_wrong_passwords_are_slowed_down_and_the_page_says_so(
-    desk: Desk, page: Any
-) -> None:
+def test_five_wrong_passwords_are_slowed_down_and_the_page_says_so(desk: Desk, page: Any) -> None:
     for i in range(5):
         log_in(page, desk, password=f"guess {i}")
     message = page.get_by_test_id("login-error")

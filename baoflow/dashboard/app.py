@@ -448,7 +448,8 @@ def create_dashboard(
         live = case_live(v.who, ref)
         case: Case = live["case"]
         events = engine.available_events(case.id, v.who, visible_to=v.who)
-        ready, refused = [], []
+        ready: list[dict[str, Any]] = []
+        refused: list[dict[str, Any]] = []
         for e in events:
             form = (
                 failed
