@@ -307,7 +307,8 @@ def create_dashboard(
             if not sees:
                 continue
             counts = engine.state_counts(d.name, org_unit=unit)
-            svg = diagrams.render(engine, d.name, "svg", live=True, org_unit=unit, diagrams=cache)
+            # drawn on the counts read once (render() would read them again)
+            svg = cache.svg(diagrams.build_graph(d), counts=counts)
             found.append(
                 {
                     "definition": d,
