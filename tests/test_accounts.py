@@ -11,6 +11,7 @@ from baoflow.engine import Actor, Engine, FakeClock, InvalidData, LogInRefused, 
 from click.testing import CliRunner
 
 from baoflow.cli import main
+from tests.conftest import HANDLER
 
 
 def _refused(eng: Engine, user: str, password: str, client: str = "10.0.0.1") -> LogInRefused:
@@ -154,3 +155,9 @@ def test_case_flow_counts_cases_opened_and_closed_in_the_span(
     assert eng.case_flow("claim", since=clock.advance(timedelta(days=1))).opened == 0
     outsider = Actor("x", "外人", ("handler",), "NOWHERE")
     assert eng.case_flow("claim", since=start, visible_to=outsider).opened == 0
+    case = eng.find_cases(workflow="claim")[0]
+    eng.fire(case.id, "withdraw", HANDLER, {"reason": "客户撤回报案"})
+    flow = eng.case_flow("claim", since=start)
+    assert (flow.opened, flow.closed) == (1, 1)
+    assert eng.case_flow("claim", since=start, visible_to=outsider).closed == 0
+    assert eng.case_flow("claim", since=start, until=start + timedelta(hours=1)).closed == 0

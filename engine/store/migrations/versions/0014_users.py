@@ -1,4 +1,4 @@
-"""the dashboard's accounts and their failed log-ins; intake and closings by time
+"""the dashboard's accounts and their failed log-ins; intake and closings by time; the desk's deadline list in due order
 
 Revision ID: 0014
 Revises: 0013
@@ -23,6 +23,13 @@ _JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 def upgrade() -> None:
     op.create_index("ix_cases_workflow_created_at", "cases", ["workflow", "created_at"])
     op.create_index("ix_history_to_state_at", "history", ["to_state", "at"])
+    op.create_index(
+        "ix_case_deadlines_desk",
+        "case_deadlines",
+        ["due_at", "case_id", "rule"],
+        postgresql_where=sa.text("status IN ('running', 'paused')"),
+        sqlite_where=sa.text("status IN ('running', 'paused')"),
+    )
     op.create_table(
         "users",
         sa.Column("id", sa.String(length=64), nullable=False),
@@ -51,5 +58,6 @@ def downgrade() -> None:
     op.drop_index("ix_login_failures_user_id", table_name="login_failures")
     op.drop_table("login_failures")
     op.drop_table("users")
+    op.drop_index("ix_case_deadlines_desk", table_name="case_deadlines")
     op.drop_index("ix_history_to_state_at", table_name="history")
     op.drop_index("ix_cases_workflow_created_at", table_name="cases")
