@@ -460,12 +460,19 @@ class Engine:
             UnknownWorkflow: ``workflow`` is not registered.
         """
         finals = sorted(self._registry.get(workflow).final_states)
-        end = until
+        # The viewer's scope for this one workflow: every case, or one unit's (a plain
+        # org-unit test, which the (workflow, created_at) index serves; the scope's OR
+        # over workflows would not be), or none.
+        unit = None
         scope = self._scope(visible_to)
+        if scope is not None and workflow not in scope.every_case_of:
+            if scope.org_unit is None:
+                return CaseFlow(workflow, since, until, 0, 0)
+            unit = scope.org_unit
         with self.store.read() as tx:
-            opened = tx.count_opened(workflow, since, end, scope)
-            closed = tx.count_closed(workflow, finals, since, end, scope)
-        return CaseFlow(workflow, since, end, opened, closed)
+            opened = tx.count_opened(workflow, since, until, unit)
+            closed = tx.count_closed(workflow, finals, since, until, unit)
+        return CaseFlow(workflow, since, until, opened, closed)
 
     def run_due_timers(
         self,

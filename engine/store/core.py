@@ -755,14 +755,17 @@ class CoreTx:
 
     # --- the dashboard's intake ---------------------------------------------------------
     def count_opened(
-        self, workflow: str, since: datetime, until: datetime | None, scope: CaseScope | None
+        self, workflow: str, since: datetime, until: datetime | None, org_unit: str | None
     ) -> int:
+        """Cases of ``workflow`` (of ``org_unit``'s, if given) opened in [since, until)."""
         c = t.cases.c
         q = sa.select(sa.func.count()).select_from(t.cases)
         q = q.where(c.workflow == workflow, c.created_at >= since)
         if until is not None:
             q = q.where(c.created_at < until)
-        return int(self.conn.execute(_scoped(q, scope)).scalar_one())
+        if org_unit is not None:
+            q = q.where(c.org_unit == org_unit)
+        return int(self.conn.execute(q).scalar_one())
 
     def count_closed(
         self,
@@ -770,15 +773,18 @@ class CoreTx:
         final_states: Sequence[str],
         since: datetime,
         until: datetime | None,
-        scope: CaseScope | None,
+        org_unit: str | None,
     ) -> int:
-        """Cases of ``workflow`` that entered one of ``final_states`` in [since, until).
+        """Cases of ``workflow`` (of ``org_unit``'s, if given) that entered one of
+        ``final_states`` in [since, until).
 
         The history rows of the span are the few; each one's case is looked up by key
         (a correlated lookup), never joined: PostgreSQL planned the join as a merge
         along every case's primary key, a second for a million cases."""
         h, c = t.history.c, t.cases.c
-        seen = _scoped(sa.select(c.id).where(c.id == h.case_id, c.workflow == workflow), scope)
+        seen = sa.select(c.id).where(c.id == h.case_id, c.workflow == workflow)
+        if org_unit is not None:
+            seen = seen.where(c.org_unit == org_unit)
         entries = sa.select(h.case_id, seen.scalar_subquery().label("seen")).where(
             h.to_state.in_(sorted(final_states)), h.at >= since
         )
