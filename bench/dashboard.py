@@ -16,7 +16,8 @@ all opened on 2026-05-06. Then the clock moves on a week and 500 more claims are
 "today" (one real one cloned), so today's intake and this week's are counted among the
 million — not all of them, as a desk's day is not its whole history.
 
-Measured, each the median of ``--reps`` requests after one warm-up, alternating, through
+Measured, each the median of ``--reps`` requests after one warm-up, alternating (the
+garbage collected before each, so no call pays for the one before), through
 the dashboard's ASGI app in process (Starlette's test client: the whole request — the
 session cookie checked, the account read, the facade calls, the SVG drawn on the cached
 layout, the page rendered), for a supervisor who sees their own unit (SH) and one who
@@ -34,6 +35,7 @@ sees every case (headquarters):
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import re
 import statistics
@@ -153,6 +155,7 @@ def run_backend(url: str, n: int, reps: int) -> dict[str, dict[str, float]]:
             times: dict[str, list[float]] = {k: [] for k in calls}
             for _ in range(reps):
                 for name, fn in calls.items():
+                    gc.collect()  # the last call's garbage is not charged to this one
                     t = time.perf_counter()
                     fn()
                     times[name].append((time.perf_counter() - t) * 1000)
