@@ -419,9 +419,10 @@ class Engine:
             UnknownWorkflow: with the names that are registered.
         """
         definition = self.workflow(workflow)
+        rules = sorted(self._registry.rule_names(workflow))
         with self.store.read() as tx:
             per_state = tx.count_by_state(workflow, org_unit)
-            alerts = tx.alert_counts(workflow, org_unit)
+            alerts = tx.alert_counts(workflow, org_unit, rules) if rules else []
         states = list(definition.state_names)
         states += sorted({s for _, s in per_state} - set(states))
         warned: dict[str, int] = {}

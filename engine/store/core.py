@@ -279,7 +279,7 @@ class CoreTx:
         return {(w, s): n for w, s, n in self.conn.execute(q)}
 
     def alert_counts(
-        self, workflow: str, org_unit: str | None = None
+        self, workflow: str, org_unit: str | None = None, rules: Sequence[str] | None = None
     ) -> list[tuple[str, int, int, int]]:
         """(state, level, warned cases, breached cases) of the workflow's cases with a
         running or paused deadline warned or breached.
@@ -289,10 +289,13 @@ class CoreTx:
         them per case — a case is breached if any of its deadlines is, at its highest
         level — then looks each such case up by its key for its state: a correlated
         subquery, not a join, so that no planner walks the workflow's million cases to
-        probe the few alerted ones (SQLite chose that for a join)."""
+        probe the few alerted ones (SQLite chose that for a join). ``rules``: the
+        workflow's deadline rules, so the other workflows' alerted deadlines are left out
+        before their cases are looked up (PostgreSQL: 25 ms per workflow without cases
+        of its own, next to 10,000 alerted claims, issue #13's overview)."""
         d, c = t.case_deadlines.c, t.cases.c
         breached = d.breached_at.is_not(None)
-        per_case = (
+        folded = (
             sa.select(
                 d.case_id.label("case_id"),
                 sa.func.max(sa.case((breached, 1), else_=0)).label("breached"),
@@ -301,8 +304,10 @@ class CoreTx:
             )
             .where(sa.text(t.ALERTING_SQL))
             .group_by(d.case_id)
-            .subquery("per_case")
         )
+        if rules is not None:
+            folded = folded.where(d.rule.in_(sorted(rules)))
+        per_case = folded.subquery("per_case")
         p = per_case.c
         state_of = sa.select(c.state).where(c.id == p.case_id, c.workflow == workflow)
         if org_unit is not None:
