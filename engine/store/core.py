@@ -672,16 +672,19 @@ class CoreTx:
             .join(t.cases, c.id == d.case_id)
             .where(sa.text(t.DESK_SQL))
         )
-        # every test on the case unindexable (see _scoped): the walk is the deadlines'
+        # On SQLite every test on the case unindexable (see _scoped), so the walk is the
+        # deadlines' index; PostgreSQL plans that walk itself, and the unindexable form
+        # only cost it (27 ms, not 3, for a page at a million cases).
+        plain = self._pg
         if workflow is not None:
-            q = q.where(c.workflow.concat("") == workflow)
+            q = q.where((c.workflow if plain else c.workflow.concat("")) == workflow)
         if rule is not None:
             q = q.where(d.rule == rule)
         if min_level is not None:
             q = q.where(d.level >= min_level)
         if org_unit is not None:
-            q = q.where(c.org_unit.concat("") == org_unit)
-        q = _scoped(q, scope, by_index=False)  # driven by ix_case_deadlines_desk
+            q = q.where((c.org_unit if plain else c.org_unit.concat("")) == org_unit)
+        q = _scoped(q, scope, by_index=plain)  # driven by ix_case_deadlines_desk
         # due order, ties by case (its id: in ix_case_deadlines_desk, unlike its number)
         q = q.order_by(d.due_at, d.case_id, d.rule).limit(limit).offset(offset)
         return list(self.conn.execute(q))
