@@ -7,6 +7,7 @@ caller who sees every case of the workflow (the permission table's org-unit rows
 all of them, or one org unit's with ``?org_unit=``; anyone else gets their own unit's.
 """
 
+
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
