@@ -31,6 +31,10 @@ from baoflow.engine import (
     open_engine,
 )
 
+# Roles that see identity and phone numbers unmasked in `cases show`: one rule, kept
+# with the masking, which the dashboard's case page asks too.
+from baoflow.notifications.masking import PERSONAL_DATA_ROLES
+
 if TYPE_CHECKING:
     from baoflow.notifications.delivery import Deliverer
 
@@ -64,11 +68,6 @@ def _deliverer(eng: Engine, path: str) -> Deliverer:
     from baoflow.notifications.config import load_deliverer
 
     return load_deliverer(eng, path)
-
-
-#: Roles that see identity and phone numbers unmasked in `cases show` (the handling
-#: chain of a case; agents at the desk and auditors see them masked, as notices do).
-PERSONAL_DATA_ROLES = frozenset({"handler", "supervisor", "branch_manager", "headquarters"})
 
 
 json_option = click.option(
@@ -238,9 +237,9 @@ def cases_list(url: str, limit: int, page: int, as_json: bool, **filters: Any) -
 @json_option
 def cases_show(url: str, case: str, roles: tuple[str, ...], as_json: bool) -> None:
     """One case: its data, its history, its deadlines and what may happen next."""
-    from baoflow.notifications.masking import mask_text
+    from baoflow.notifications.masking import mask_text, sees_personal_data
 
-    unmasked = bool(PERSONAL_DATA_ROLES.intersection(roles))
+    unmasked = sees_personal_data(roles)
 
     def shown(text: str) -> str:
         return text if unmasked else mask_text(text)
@@ -1132,6 +1131,78 @@ def tokens_revoke(url: str, token_id: int) -> None:
     click.echo(f"token {t.id} ({t.app}) revoked {_when(t.revoked_at)}")
 
 
+@main.group()
+def users() -> None:
+    """The dashboard's accounts: who logs in, and whom they act as."""
+
+
+@users.command("add")
+@url_option
+@click.argument("user_id")
+@click.option("--name", required=True, help="The person's name, as the pages show it.")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    help="A role (repeatable), as the permission table names them.",
+)
+@click.option("--org", "org_unit", help="The person's org unit (branch): what they see.")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from standard input (its first line) instead of a prompt.",
+)
+def users_add(
+    url: str,
+    user_id: str,
+    name: str,
+    roles: tuple[str, ...],
+    org_unit: str | None,
+    password_stdin: bool,
+) -> None:
+    """Make a dashboard account USER_ID. The password is asked for (twice), or read
+    from standard input; never an argument, which other users could see in `ps`."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    with _engine(url) as eng:
+        user = eng.add_user(user_id, name, password, roles=roles, org_unit=org_unit)
+    click.echo(
+        f"user {user.id} ({user.name}; {', '.join(user.roles) or 'no roles'}; "
+        f"{user.org_unit or 'no unit'}) added"
+    )
+
+
+@users.command("list")
+@url_option
+def users_list(url: str) -> None:
+    """Every account: name, roles, org unit, made, disabled."""
+    with _engine(url) as eng:
+        found = eng.users()
+    table = Table("id", "name", "roles", "org unit", "made", "disabled")
+    for u in found:
+        table.add_row(
+            u.id,
+            u.name,
+            ", ".join(u.roles),
+            u.org_unit or "",
+            _when(u.created_at),
+            _when(u.disabled_at),
+        )
+    _c.out.print(table)
+
+
+@users.command("disable")
+@url_option
+@click.argument("user_id")
+def users_disable(url: str, user_id: str) -> None:
+    """Disable USER_ID: log-ins refused, open sessions ended at their next page."""
+    with _engine(url) as eng:
+        u = eng.disable_user(user_id)
+    click.echo(f"user {u.id} ({u.name}) disabled {_when(u.disabled_at)}")
+
+
 @main.command()
 @url_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -1151,6 +1222,13 @@ def tokens_revoke(url: str, token_id: int) -> None:
     "take their signed messages at /webhooks/insurers/NAME.",
 )
 @click.option("--no-metrics", is_flag=True, help="Do not serve /metrics.")
+@click.option("--no-dashboard", is_flag=True, help="Serve the API alone, without the dashboard.")
+@click.option(
+    "--trust-header",
+    metavar="HEADER",
+    help="Log in the dashboard user named by this request header (e.g. X-Remote-User), "
+    "set by an app in front that authenticated them; only behind a proxy that strips it.",
+)
 @notifications_option
 def serve(
     url: str,
@@ -1161,10 +1239,13 @@ def serve(
     access_log: bool,
     insurers: str | None,
     no_metrics: bool,
+    no_dashboard: bool,
+    trust_header: str | None,
     notifications: str | None,
 ) -> None:
-    """Serve the HTTP API (docs/http-api.md) until SIGTERM, with the timer worker in
-    the same process unless --no-worker; with --notifications, deliver the outbox too."""
+    """Serve the HTTP API (docs/http-api.md) and the supervisors' dashboard
+    (docs/dashboard.md) until SIGTERM, with the timer worker in the same process unless
+    --no-worker; with --notifications, deliver the outbox too."""
     import logging
 
     from baoflow.api.server import serve as run
@@ -1188,6 +1269,8 @@ def serve(
             access_log=access_log,
             insurers=secrets,
             metrics=not no_metrics,
+            dashboard=not no_dashboard,
+            trust_header=trust_header,
         )
 
 

@@ -50,6 +50,8 @@ HANDLERS = [
     Actor("h02", "刘洋", roles=("handler",), org_unit="SH"),
 ]
 SUPERVISOR = Actor("s01", "陈刚", roles=("supervisor",), org_unit="SH")
+#: The demo accounts' password (a demo database only: never a real one's).
+DEMO_PASSWORD = "baoflow-demo"
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = [
@@ -710,6 +712,27 @@ def _summary(eng: Engine, day: Day, db: Path, console: Console) -> None:
         f"Try: curl -H 'Authorization: Bearer {token.secret}' "
         "http://127.0.0.1:8000/v1/cases?limit=3\n"
         f"More tokens: baoflow tokens add APP --actor ID --role ROLE --org UNIT "
+        f"--url sqlite:///{db}",
+        soft_wrap=True,
+        highlight=False,
+    )
+    # The supervisors' dashboard, served by the same command (docs/dashboard.md): a
+    # demo account for the supervisor and one for a handler of the same branch.
+    handler = HANDLERS[0]
+    for person in (SUPERVISOR, handler):
+        eng.add_user(
+            person.id,
+            person.name,
+            DEMO_PASSWORD,
+            roles=person.roles,
+            org_unit=person.org_unit,
+        )
+    console.print(
+        f"\nThe dashboard: open http://127.0.0.1:8000/ once it is served, and log in as\n"
+        f"  {SUPERVISOR.id} ({SUPERVISOR.name}, supervisor, {SUPERVISOR.org_unit}) or "
+        f"{handler.id} ({handler.name}, handler, {handler.org_unit}), "
+        f"password {DEMO_PASSWORD}\n"
+        f"More accounts: baoflow users add ID --name NAME --role ROLE --org UNIT "
         f"--url sqlite:///{db}",
         soft_wrap=True,
         highlight=False,

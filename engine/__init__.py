@@ -42,12 +42,14 @@ from .errors import (
     InboundNotFound,
     InboundSettled,
     InvalidData,
+    LogInRefused,
     MessageIdReused,
     NotPermitted,
     Problem,
     StorageError,
     UnknownApiToken,
     UnknownEvent,
+    UnknownUser,
     UnknownWorkflow,
 )
 from .loading import load_workflow
@@ -65,6 +67,7 @@ from .types import (
     CalendarYear,
     CalendarYearStatus,
     Case,
+    CaseFlow,
     CaseScope,
     DeadlineStatus,
     DeskDeadline,
@@ -80,6 +83,7 @@ from .types import (
     Refusal,
     StateCount,
     TimerRun,
+    User,
 )
 
 __all__ = [
@@ -98,6 +102,7 @@ __all__ = [
     "CalendarYearStatus",
     "CalendarYearUnknown",
     "Case",
+    "CaseFlow",
     "CaseNotFound",
     "CaseScope",
     "ChineseOfficialCalendar",
@@ -122,6 +127,7 @@ __all__ = [
     "InsurerMessage",
     "Intake",
     "InvalidData",
+    "LogInRefused",
     "MessageIdReused",
     "NewApiToken",
     "NotPermitted",
@@ -143,7 +149,9 @@ __all__ = [
     "TransitionContext",
     "UnknownApiToken",
     "UnknownEvent",
+    "UnknownUser",
     "UnknownWorkflow",
+    "User",
     "WorkflowDefinition",
     "WorkingCalendar",
     "discover_workflows",

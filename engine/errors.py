@@ -23,6 +23,9 @@ parsing the message, and a message that says what is wrong and what to do next.
     ├── ApiTokenRejected         an HTTP API token is missing, unknown, revoked, or may
     │                            not act for the person the request names
     ├── UnknownApiToken          no API token with that id (to revoke)
+    ├── UnknownUser              no dashboard account with that id
+    ├── LogInRefused             a wrong password, a disabled account, or too many
+    │                            wrong passwords lately (throttled)
     └── StorageError             the database is not usable (e.g. not migrated)
 """
 
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 
 class BaoflowError(Exception):
@@ -278,6 +282,24 @@ class UnknownApiToken(BaoflowError):
         super().__init__(
             f"no API token {ref!r}: give a token id; `baoflow tokens list` shows them."
         )
+
+
+class UnknownUser(BaoflowError):
+    def __init__(self, ref: object) -> None:
+        self.ref = ref
+        super().__init__(f"no user {ref!r}: `baoflow users list` shows them.")
+
+
+class LogInRefused(BaoflowError):
+    """A log-in was refused: ``reason`` is ``wrong`` (the user id or the password —
+    which one is not told), ``disabled`` (the password was right, the account is
+    disabled) or ``throttled`` (too many wrong passwords for this user id or from this
+    client lately; ``retry_after`` says how long until the next attempt is heard)."""
+
+    def __init__(self, reason: str, message: str, retry_after: timedelta | None = None) -> None:
+        self.reason = reason
+        self.retry_after = retry_after
+        super().__init__(message)
 
 
 class StorageError(BaoflowError):

@@ -49,6 +49,13 @@ class Registry:
             raise UnknownWorkflow(name, sorted(self._latest), version)
         return definition
 
+    def rule_names(self, name: str) -> frozenset[str]:
+        """The deadline rules of every registered version of ``name`` (a case keeps the
+        rules of the version it runs on)."""
+        return frozenset(
+            r.name for (n, _), d in self._definitions.items() if n == name for r in d.deadlines
+        )
+
     def machine(self, definition: WorkflowDefinition) -> StateMachine:
         return self._machines[(definition.name, definition.version)]
 

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import authority, calendar_sync, idempotency, reports, tokens
+from . import accounts, authority, calendar_sync, idempotency, reports, tokens
 from .calendar import ChineseOfficialCalendar, WorkingCalendar
 from .calendar_sync import CalendarSync
 from .clock import SHANGHAI, Clock, SystemClock
@@ -31,10 +31,12 @@ from .errors import (
     ConflictError,
     GuardRefused,
     InvalidData,
+    LogInRefused,
     NotPermitted,
     Problem,
     StorageError,
     UnknownApiToken,
+    UnknownUser,
 )
 from .idempotency import Request
 from .inbound import Inbound
@@ -52,6 +54,7 @@ from .types import (
     CalendarYear,
     CalendarYearStatus,
     Case,
+    CaseFlow,
     CaseScope,
     DeadlineStatus,
     DeskDeadline,
@@ -68,6 +71,7 @@ from .types import (
     SlaReport,
     StateCount,
     TimerRun,
+    User,
 )
 
 __all__ = ["OPEN_EVENT", "CaseFinder", "Engine", "Services"]
@@ -420,9 +424,10 @@ class Engine:
             UnknownWorkflow: with the names that are registered.
         """
         definition = self.workflow(workflow)
+        rules = sorted(self._registry.rule_names(workflow))
         with self.store.read() as tx:
             per_state = tx.count_by_state(workflow, org_unit)
-            alerts = tx.alert_counts(workflow, org_unit)
+            alerts = tx.alert_counts(workflow, org_unit, rules) if rules else []
         states = list(definition.state_names)
         states += sorted({s for _, s in per_state} - set(states))
         warned: dict[str, int] = {}
@@ -446,6 +451,35 @@ class Engine:
         ]
 
     # --- deadlines and timers -------------------------------------------------------
+    def case_flow(
+        self,
+        workflow: str,
+        *,
+        since: datetime,
+        until: datetime | None = None,
+        visible_to: Actor | None = None,
+    ) -> CaseFlow:
+        """Cases of ``workflow`` opened, and cases that reached a final state, in
+        [since, until) (no until: since ``since``); ``visible_to``: of the cases that actor sees.
+
+        Raises:
+            UnknownWorkflow: ``workflow`` is not registered.
+        """
+        finals = sorted(self._registry.get(workflow).final_states)
+        # The viewer's scope for this one workflow: every case, or one unit's (a plain
+        # org-unit test, which the (workflow, created_at) index serves; the scope's OR
+        # over workflows would not be), or none.
+        unit = None
+        scope = self._scope(visible_to)
+        if scope is not None and workflow not in scope.every_case_of:
+            if scope.org_unit is None:
+                return CaseFlow(workflow, since, until, 0, 0)
+            unit = scope.org_unit
+        with self.store.read() as tx:
+            opened = tx.count_opened(workflow, since, until, unit)
+            closed = tx.count_closed(workflow, finals, since, until, unit)
+        return CaseFlow(workflow, since, until, opened, closed)
+
     def run_due_timers(
         self,
         *,
@@ -775,6 +809,109 @@ class Engine:
                 tx.touch_api_token(token.id, now)
             self._trusted.put(key, replace(token, last_used_at=now))
         return actor
+
+    # --- the dashboard's accounts (issue #13) ----------------------------------------
+    def add_user(
+        self,
+        user_id: str,
+        name: str,
+        password: str,
+        *,
+        roles: Sequence[str] = (),
+        org_unit: str | None = None,
+    ) -> User:
+        """Make a dashboard account: once logged in, the person acts as
+        ``Actor(user_id, name, roles, org_unit)`` and sees what the permission table
+        lets that actor see. Only the argon2 hash of ``password`` is stored.
+
+        Raises:
+            InvalidData: an empty id or name, a password under 8 characters, the
+                ``system`` role, or an id already taken.
+        """
+        accounts.checked(user_id, name, password, roles, org_unit)
+        values = accounts.row_values(user_id, name, password, roles, org_unit, self.clock.now())
+        taken = InvalidData(
+            "a user", [Problem("id", f"there is already a user {user_id!r}: choose another id")]
+        )
+        try:
+            with self.store.write() as tx:
+                if tx.user(user_id) is not None:
+                    raise taken
+                tx.insert_user(values)
+                row = tx.user(user_id)
+        except IntegrityViolation:  # made by another process meanwhile
+            raise taken from None
+        return accounts.user_from_row(row)
+
+    def users(self) -> list[User]:
+        """Every dashboard account, by id (disabled ones too)."""
+        with self.store.read() as tx:
+            return [accounts.user_from_row(r) for r in tx.users()]
+
+    def user(self, user_id: str) -> User:
+        """One account. Raises :class:`UnknownUser`."""
+        with self.store.read() as tx:
+            row = tx.user(user_id)
+        if row is None:
+            raise UnknownUser(user_id)
+        return accounts.user_from_row(row)
+
+    def disable_user(self, user_id: str) -> User:
+        """Disable an account: its log-ins are refused, and its open sessions end at
+        their next request (the dashboard reads the account on each). Disabling a
+        disabled account changes nothing. Raises :class:`UnknownUser`."""
+        now = self.clock.now()
+        with self.store.write() as tx:
+            if tx.user(user_id) is None:
+                raise UnknownUser(user_id)
+            tx.disable_user(user_id, now)
+            row = tx.user(user_id)
+        return accounts.user_from_row(row)
+
+    def log_in(self, user_id: str, password: str, *, client: str = "") -> Actor:
+        """Whom a person acts as, given their user id and password. ``client`` names
+        where the attempt came from (the dashboard gives the client's address).
+
+        After 5 wrong passwords within 15 minutes for one user id, or from one client,
+        the next attempts are refused without being checked until 5 minutes after the
+        last wrong one; a right password forgets the user id's wrong ones.
+
+        Raises:
+            LogInRefused: ``wrong`` (the id or the password: which is not told),
+                ``disabled`` (right password, disabled account) or ``throttled``
+                (with ``retry_after``).
+        """
+        now = self.clock.now()
+        client = client[:64]
+        with self.store.read() as tx:
+            by_user, by_client = tx.login_failures_since(
+                user_id[:64], client, now - accounts.WINDOW, accounts.LIMIT
+            )
+            row = tx.user(user_id) if len(user_id) <= 64 else None
+        accounts.throttle(by_user, by_client, now)
+        if not accounts.verify(password, None if row is None else row.password_hash):
+            with self.store.write() as tx:
+                tx.insert_login_failure(user_id[:64], client, now)
+            by_user = [now, *by_user][: accounts.LIMIT]
+            by_client = [now, *by_client][: accounts.LIMIT]
+            try:
+                accounts.throttle(by_user, by_client, now)
+            except LogInRefused as refused:
+                raise LogInRefused(
+                    "throttled",
+                    f"the user id or the password is wrong, and that was the "
+                    f"{accounts.LIMIT}th wrong one lately: {refused}",
+                    refused.retry_after,
+                ) from None
+            raise accounts.wrong()
+        user = accounts.user_from_row(row)
+        if not user.active:
+            raise LogInRefused(
+                "disabled", f"the account {user_id} is disabled; ask an administrator"
+            )
+        with self.store.write() as tx:
+            tx.clear_login_failures(user_id, now - accounts.WINDOW)
+        return user.actor
 
     def schema_revision(self) -> str | None:
         """The database's schema revision (``open_engine`` migrates it to the newest)."""

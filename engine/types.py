@@ -543,3 +543,38 @@ class NewApiToken:
 
     token: ApiToken
     secret: str
+
+
+@dataclass(frozen=True)
+class User:
+    """A person's dashboard account (``Engine.add_user``): whom they act as once logged
+    in — their name, roles and org unit, exactly as an :class:`Actor` — and whether the
+    account is disabled. The password is kept only as its argon2 hash, never shown."""
+
+    id: str
+    name: str
+    roles: tuple[str, ...]
+    org_unit: str | None
+    created_at: datetime
+    disabled_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.disabled_at is None
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.id, self.name, self.roles, self.org_unit)
+
+
+@dataclass(frozen=True)
+class CaseFlow:
+    """How many cases of a workflow were opened, and how many reached a final state,
+    in [since, until) — of the cases the viewer sees (``Engine.case_flow``); ``until``
+    None: up to now."""
+
+    workflow: str
+    since: datetime
+    until: datetime | None
+    opened: int
+    closed: int

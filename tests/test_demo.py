@@ -56,3 +56,19 @@ def test_the_demo_ends_with_the_command_that_serves_it_and_a_token_that_works(
         assert eng.authenticate(secret).roles == ("supervisor",)
     finally:
         eng.close()
+
+
+def test_the_demo_ends_saying_where_the_dashboard_is_and_with_which_account(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "demo.db"
+    result = CliRunner().invoke(main, ["demo", "--db", str(db)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "open http://127.0.0.1:8000/" in result.output
+    assert "s01 (陈刚, supervisor, SH)" in result.output
+    eng = open_engine(f"sqlite:///{db}")
+    try:
+        assert eng.log_in("s01", "baoflow-demo").roles == ("supervisor",)
+        assert eng.log_in("h01", "baoflow-demo").org_unit == "SH"
+    finally:
+        eng.close()

@@ -441,6 +441,7 @@ def create_app(
     fast_fire: bool = True,
     extra_routers: Iterable[RouterFactory] = (),
     title: str = "baoflow",
+    dashboard: Any = None,
 ) -> FastAPI:
     """The HTTP API of ``engine``.
 
@@ -453,6 +454,9 @@ def create_app(
             FastAPI (the same answers, a fraction of the cost); False: FastAPI only.
         extra_routers: each a function of the engine and the authentication
             dependency, like the built-in ones, included after them.
+        dashboard: an ASGI app (``baoflow.dashboard.create_dashboard``) mounted at
+            ``/``, after every API route: the API keeps ``/v1``, ``/metrics`` and
+            ``/webhooks``, and every other path is the dashboard's.
     """
     app = FastAPI(
         title=title,
@@ -475,6 +479,8 @@ def create_app(
         app.state.metrics = exposed
         app.mount("/metrics", exposed.asgi_app())
         app.add_middleware(HttpMetrics, metrics=exposed)
+    if dashboard is not None:
+        app.mount("/", dashboard)
     app.openapi = lambda: openapi_of(app)  # type: ignore[method-assign]
     return app
 

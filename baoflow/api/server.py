@@ -55,12 +55,17 @@ def serve(
     access_log: bool = False,
     insurers: Mapping[str, bytes] | None = None,
     metrics: bool = True,
+    dashboard: bool = True,
+    trust_header: str | None = None,
 ) -> None:
     """Serve ``engine``'s API until SIGTERM or SIGINT; run the timer worker (and the
-    ``deliverer``) beside it unless ``worker`` is false."""
+    ``deliverer``) beside it unless ``worker`` is false; with ``dashboard``, the
+    supervisors' dashboard at ``/`` (``trust_header``: docs/dashboard.md)."""
+    from baoflow.dashboard import create_dashboard
     from baoflow.engine.scheduler import Worker
 
-    app = create_app(engine, insurers=insurers, metrics=metrics)
+    pages = create_dashboard(engine, trust_header=trust_header) if dashboard else None
+    app = create_app(engine, insurers=insurers, metrics=metrics, dashboard=pages)
     timers = Worker(engine, tick=tick, deliverer=deliverer) if worker else None
     config = uvicorn.Config(
         app,
@@ -75,11 +80,12 @@ def serve(
         timers.start()
     try:
         log.info(
-            "serving %s on http://%s:%d (%s)",
+            "serving %s on http://%s:%d (%s)%s",
             engine.store.engine.url.render_as_string(hide_password=True),
             host,
             port,
             "with the timer worker" if timers else "API only: run `baoflow worker` apart",
+            f"; the dashboard at http://{host}:{port}/" if dashboard else "",
         )
         server.run()  # uvicorn handles SIGTERM/SIGINT: stops taking requests, drains
     finally:

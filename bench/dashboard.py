@@ -1,0 +1,195 @@
+"""Benchmark of the dashboard's overview and the first page of its deadline list with
+1,000,000 stored cases (issue #13: each under 200 ms, on SQLite and on PostgreSQL).
+
+Run from the project root::
+
+    .venv/bin/python -m bench.dashboard                      # 1,000,000 cases, both backends
+    .venv/bin/python -m bench.dashboard --cases 100000 --backends sqlite
+
+PostgreSQL comes from ``BAOFLOW_BENCH_PG_URL`` (default
+``postgresql://postgres@127.0.0.1:5432/test``), in a private schema dropped at the end.
+
+The cases are loaded by ``bench/diagram.py``'s bulk loader: one real claim brought to
+``materials_complete`` and cloned into 1,000,000 (70% closed, the rest over the open
+states, four org units, 80,000 running deadlines of which 10,000 warned or breached),
+all opened on 2026-05-06. Then the clock moves on a week and 500 more claims are opened
+"today" (one real one cloned), so today's intake and this week's are counted among the
+million — not all of them, as a desk's day is not its whole history.
+
+Measured, each the median of ``--reps`` requests after one warm-up, alternating (the
+garbage collected before each, so no call pays for the one before), through
+the dashboard's ASGI app in process (Starlette's test client: the whole request — the
+session cookie checked, the account read, the facade calls, the SVG drawn on the cached
+layout, the page rendered), for a supervisor who sees their own unit (SH) and one who
+sees every case (headquarters):
+
+``overview``       ``GET /`` — every workflow's live diagram and counts.
+``overview floor`` the facade calls the overview makes (``state_counts`` and three
+                   ``case_flow`` per workflow, and the account read), no page: the least
+                   the page can cost.
+``deadlines``      ``GET /deadlines`` — the first 50 of the running deadlines, soonest
+                   due first (the breached ones on top), in colour bands.
+``deadlines floor`` ``running_deadlines(limit=51)`` as that viewer, and the account read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import re
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from datetime import time as day_start
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from baoflow.engine import SHANGHAI, ChineseOfficialCalendar, FakeClock, open_engine
+from baoflow.workflows.examples import POLICIES
+from starlette.testclient import TestClient
+
+from baoflow.api.app import create_app
+from baoflow.dashboard import create_dashboard
+from bench.diagram import OPENED, PG_DEFAULT, clone, pg_schema, to_materials_complete
+
+PASSWORD = "bench password"
+VIEWERS = {
+    "SH supervisor": ("s01", ("supervisor",), "SH"),
+    "headquarters": ("hq1", ("headquarters",), None),
+}
+
+
+def opened_today(sql: sa.Engine, source_id: int, n: int) -> None:
+    """``n`` copies of today's claim (its case row only: the intake counts read no more)."""
+    pg = sql.dialect.name == "postgresql"
+    series = (
+        "generate_series(1, :n) AS g(x)"
+        if pg
+        else "(WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM s WHERE x < :n) "
+        "SELECT x FROM s) AS g"
+    )
+    suffix = "g.x::text" if pg else "CAST(g.x AS TEXT)"
+    with sql.begin() as conn:
+        conn.execute(
+            sa.text(
+                f"""
+                INSERT INTO cases (number, workflow, workflow_version, state, data, version,
+                                   created_at, updated_at, policy_number, insured_name,
+                                   id_number, org_unit)
+                SELECT s.number || '-T' || {suffix}, s.workflow, s.workflow_version, s.state,
+                       s.data, s.version, s.created_at, s.updated_at, s.policy_number,
+                       s.insured_name, s.id_number, s.org_unit
+                FROM cases s CROSS JOIN {series}
+                WHERE s.id = :src
+                """
+            ),
+            {"src": source_id, "n": n},
+        )
+
+
+def logged_in(client: TestClient, user: str) -> None:
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
+    assert token is not None
+    answer = client.post(
+        "/login",
+        data={"csrf": token.group(1), "user_id": user, "password": PASSWORD, "next": "/"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text
+
+
+def run_backend(url: str, n: int, reps: int) -> dict[str, dict[str, float]]:
+    clock = FakeClock(OPENED)
+    eng = open_engine(url, clock=clock, calendar=ChineseOfficialCalendar())
+    try:
+        eng.policies.add(POLICIES)  # type: ignore[attr-defined]
+        source = to_materials_complete(eng)
+        clone(eng.store.engine, source.id, n - 1)
+        clock.advance(timedelta(days=7))
+        today = to_materials_complete(eng)
+        opened_today(eng.store.engine, today.id, 499)
+        for user, roles, unit in VIEWERS.values():
+            eng.add_user(user, user, PASSWORD, roles=roles, org_unit=unit)
+        app = create_app(eng, metrics=False, dashboard=create_dashboard(eng, secret="bench"))
+        now = clock.now().astimezone(SHANGHAI)
+        midnight = datetime.combine(now.date(), day_start(), SHANGHAI)
+        monday = midnight - timedelta(days=now.weekday())
+        results: dict[str, dict[str, float]] = {}
+        for label, (user, _, _) in VIEWERS.items():
+            client = TestClient(app)
+            logged_in(client, user)
+            actor = eng.user(user).actor
+
+            def overview_floor(actor: Any = actor, user: str = user) -> None:
+                eng.user(user)
+                for d in eng.workflows():
+                    scope = eng.scope(actor)
+                    unit = None if d.name in scope.every_case_of else scope.org_unit
+                    eng.state_counts(d.name, org_unit=unit)
+                    eng.case_flow(d.name, since=midnight, visible_to=actor)
+                    eng.case_flow(d.name, since=monday, visible_to=actor)
+
+            def deadlines_floor(actor: Any = actor, user: str = user) -> None:
+                eng.user(user)
+                eng.running_deadlines(limit=51, visible_to=actor)
+
+            def page(path: str, client: TestClient = client) -> Callable[[], None]:
+                def get() -> None:
+                    answer = client.get(path)
+                    assert answer.status_code == 200, answer.text[:500]
+
+                return get
+
+            calls: dict[str, Callable[[], None]] = {
+                "overview": page("/"),
+                "overview floor": overview_floor,
+                "deadlines": page("/deadlines"),
+                "deadlines floor": deadlines_floor,
+            }
+            for fn in calls.values():
+                fn()  # warm: the layouts made, the statements prepared
+            times: dict[str, list[float]] = {k: [] for k in calls}
+            for _ in range(reps):
+                for name, fn in calls.items():
+                    gc.collect()  # the last call's garbage is not charged to this one
+                    t = time.perf_counter()
+                    fn()
+                    times[name].append((time.perf_counter() - t) * 1000)
+            results[label] = {k: statistics.median(v) for k, v in times.items()}
+            shown = client.get("/").text
+            intake = re.search(r'data-count="today">(\d+)<', shown)
+            results[label]["today"] = float(intake.group(1)) if intake else -1
+            client.close()
+        return results
+    finally:
+        eng.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--cases", type=int, default=1_000_000)
+    parser.add_argument("--reps", type=int, default=21)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    args = parser.parse_args()
+    for backend in args.backends.split(","):
+        print(f"{backend}: {args.cases:,} cases")
+        if backend == "sqlite":
+            with tempfile.TemporaryDirectory() as tmp:
+                results = run_backend(f"sqlite:///{Path(tmp) / 'bench.db'}", args.cases, args.reps)
+        else:
+            with pg_schema(os.environ.get("BAOFLOW_BENCH_PG_URL", PG_DEFAULT)) as url:
+                results = run_backend(url, args.cases, args.reps)
+        for label, r in results.items():
+            print(
+                f"  {label} (sees {r['today']:.0f} opened today), medians of {args.reps}: "
+                f"overview {r['overview']:.1f} ms (floor {r['overview floor']:.1f} ms), "
+                f"deadlines {r['deadlines']:.1f} ms (floor {r['deadlines floor']:.1f} ms)"
+            )
+
+
+if __name__ == "__main__":
+    main()
