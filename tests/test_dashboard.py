@@ -167,3 +167,18 @@ def test_every_message_has_both_languages() -> None:
     assert all(len(texts) == 2 and all(texts) for texts in i18n.MESSAGES.values())
     assert i18n.translator("en")("overview") == "Overview"
     assert i18n.translator("zh-CN")("overview") == "总览"
+
+
+def test_an_unknown_api_path_is_the_apis_problem_not_a_dashboard_page(
+    desk: tuple[Engine, TestClient],
+) -> None:
+    _eng, client = desk
+    unknown = client.get("/v1/nothing-here")
+    assert unknown.status_code == 404
+    assert unknown.headers["content-type"] == "application/problem+json"
+    wrong_method = client.put("/v1/cases")
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["content-type"] == "application/problem+json"
+    page = client.get("/nothing-here")
+    assert page.status_code in (302, 303, 307, 404)  # the log-in page first, or the 404 page
+    assert "html" in page.headers.get("content-type", "") or page.is_redirect

@@ -12,11 +12,12 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel
+from starlette.routing import Match
 
 from baoflow.engine import (
     Actor,
@@ -480,6 +481,19 @@ def create_app(
         app.mount("/metrics", exposed.asgi_app())
         app.add_middleware(HttpMetrics, metrics=exposed)
     if dashboard is not None:
+        api_routes = list(app.routes)
+
+        @app.api_route(
+            PREFIX + "/{rest:path}",
+            methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            include_in_schema=False,
+        )
+        def not_in_the_api(rest: str, request: Request) -> Response:
+            # Before the dashboard's mount at "/": an unknown API path is the API's
+            # problem+json 404 (or 405 for a known path and another method), not a page.
+            known = any(r.matches(request.scope)[0] != Match.NONE for r in api_routes)
+            raise HTTPException(405 if known else 404)
+
         app.mount("/", dashboard)
     app.openapi = lambda: openapi_of(app)  # type: ignore[method-assign]
     return app
