@@ -802,6 +802,10 @@ def sla_report(
     for (wf, state), median in report.median_time_in_state.items():
         states.add_row(wf, state, str(median).split(".")[0])
     out.print(states)
+    closing = Table("workflow", "median time to close", title="Opened to closed")
+    for wf, median in report.median_time_to_close.items():
+        closing.add_row(wf, format_duration(median.total_seconds(), locale="en"))
+    out.print(closing)
 
 
 @main.group()

@@ -178,13 +178,23 @@ def sla_report(
     # A stay in a state runs from the row that entered it to the row that left it;
     # rows in between that keep the state (timer effects, self-loops) do not split it.
     durations: dict[tuple[str, str], list[float]] = {}
+    # A case's time to close runs from its first row (the opening) to the first row
+    # that put it in a final state of its workflow.
+    to_close: dict[str, list[float]] = {}
+    finals = {d.name: d.final_states for d in registry.latest()}
     entered: Any = None
+    opened: Any = None
     for e in entries:
         if entered is not None and entered.case_id == e.case_id:
             if e.to_state == entered.to_state:
                 continue
             key = (entered.workflow, entered.to_state)
             durations.setdefault(key, []).append((e.at - entered.at).total_seconds())
+        else:
+            opened = e
+        if opened is not None and e.to_state in finals.get(e.workflow, ()):
+            to_close.setdefault(e.workflow, []).append((e.at - opened.at).total_seconds())
+            opened = None  # closed once: a later row does not close it again
         entered = e
     return SlaReport(
         rules=[
@@ -207,6 +217,9 @@ def sla_report(
         breached_now=breached_now,
         median_time_in_state={
             k: timedelta(seconds=statistics.median(v)) for k, v in sorted(durations.items())
+        },
+        median_time_to_close={
+            w: timedelta(seconds=statistics.median(v)) for w, v in sorted(to_close.items())
         },
     )
 

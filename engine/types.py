@@ -243,6 +243,9 @@ class SlaReport:
     running: int
     breached_now: int
     median_time_in_state: dict[tuple[str, str], timedelta]
+    #: per workflow, of the cases that reached a final state: opening to the first
+    #: final state (closed, withdrawn, rejected, ...)
+    median_time_to_close: dict[str, timedelta] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

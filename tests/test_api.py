@@ -117,6 +117,12 @@ def test_the_desk_lists_running_deadlines_and_the_sla_report(api: Api) -> None:
     ]
     sla = api.call("GET", "/v1/sla", HANDLER, params={"per": "month"}).json()
     assert sla["running"] >= 1 and sla["rules"][0]["period"] == "2026-05"
+    assert sla["median_time_to_close"] == []  # nothing closed
+    api.fire(case.number, "withdraw", HANDLER, data={"reason": "撤案"})
+    closed = api.call("GET", "/v1/sla", HANDLER).json()["median_time_to_close"]
+    assert [(c["workflow"], c["median_seconds"]) for c in closed] == [
+        ("claim", timedelta(days=40).total_seconds())
+    ]
 
 
 def test_workflows_come_with_states_events_deadline_rules_and_permission_rows(api: Api) -> None:

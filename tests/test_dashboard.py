@@ -9,12 +9,12 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from baoflow.engine import Actor, Engine
+from baoflow.engine import Actor, Engine, FakeClock
 from starlette.testclient import TestClient
 
 from baoflow.api.app import create_app
 from baoflow.dashboard import create_dashboard, forms, i18n
-from tests.conftest import report
+from tests.conftest import AGENT, HANDLER, report
 from tests.test_timers import to_materials_complete
 
 PASSWORD = "correct horse"
@@ -182,3 +182,16 @@ def test_an_unknown_api_path_is_the_apis_problem_not_a_dashboard_page(
     page = client.get("/nothing-here")
     assert page.status_code in (302, 303, 307, 404)  # the log-in page first, or the 404 page
     assert "html" in page.headers.get("content-type", "") or page.is_redirect
+
+
+def test_the_sla_page_gives_the_median_time_from_opening_to_closing(
+    desk: tuple[Engine, TestClient], clock: FakeClock
+) -> None:
+    eng, client = desk
+    case = eng.open_case("claim", report(), AGENT).case
+    clock.advance(days=2)
+    eng.fire(case.id, "withdraw", HANDLER, {"reason": "撤案"})
+    logged_in(client)
+    page = client.get("/sla").text
+    assert "从受理到办结（中位数）" in page
+    assert re.search(r"<td>claim</td><td>2天</td>", page), page

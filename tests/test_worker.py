@@ -10,6 +10,7 @@ import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -19,7 +20,7 @@ from baoflow.engine.store import tables as t
 from click.testing import CliRunner
 
 from baoflow.cli import main
-from tests.conftest import HANDLER, POLICIES, report
+from tests.conftest import AGENT, HANDLER, POLICIES, report
 from tests.test_timers import to_materials_complete
 
 
@@ -87,6 +88,7 @@ def test_breaches_and_the_sla_report_explain_what_happened(eng: Engine, clock: F
     assert (hand_over.running, hand_over.ended, hand_over.on_time_rate) == (0, 1, 0.0)
     times = eng.sla_report().median_time_in_state
     assert times[("claim", "materials_complete")] == bj(2026, 5, 10, 8, 0) - bj(2026, 5, 6, 9, 0)
+    assert eng.sla_report().median_time_to_close == {}  # nothing closed yet
 
     result = CliRunner().invoke(
         main, ["sla", "report", "--url", eng.store.url], env={"COLUMNS": "200"}
@@ -252,3 +254,25 @@ def test_the_sla_report_per_month_week_or_day_of_the_start(eng: Engine, clock: F
     assert "2026-05" in result.output and "2026-06" in result.output
     result = CliRunner().invoke(main, ["sla", "report", "--url", eng.store.url, "--per", "year"])
     assert result.exit_code == 2 and "'year' is not one of" in result.output
+
+
+def test_the_sla_report_gives_the_median_time_from_opening_to_closing(
+    eng: Engine, clock: FakeClock
+) -> None:
+    """Opening to the first final state (closed, withdrawn, ...), per workflow, of the
+    cases that got there; an open case does not count."""
+
+    def opened(phone: str, day: int) -> Any:
+        data = report(
+            reporter={"phone": phone}, incident={"time": f"2026-05-0{day}T10:00:00+08:00"}
+        )
+        return eng.open_case("claim", data, AGENT).case  # opened 05-06 09:00
+
+    quick, slow = opened("13900000009", 5), opened("13900000008", 4)
+    opened("13900000007", 3)  # stays open
+    clock.set(bj(2026, 5, 7, 9, 0))
+    eng.fire(quick.id, "withdraw", HANDLER, {"reason": "撤案"})  # 1 day
+    clock.set(bj(2026, 5, 9, 9, 0))
+    eng.fire(slow.id, "withdraw", HANDLER, {"reason": "撤案"})  # 3 days
+    assert eng.sla_report().median_time_to_close == {"claim": timedelta(days=2)}
+    assert eng.sla_report(org_unit="BJ").median_time_to_close == {}

@@ -283,11 +283,17 @@ class StateTimeOut(Body):
     median_seconds: float
 
 
+class CloseTimeOut(Body):
+    workflow: str
+    median_seconds: float = Field(description="opening to the first final state")
+
+
 class SlaReportOut(Body):
     rules: list[RuleSlaOut]
     running: int
     breached_now: int
     median_time_in_state: list[StateTimeOut]
+    median_time_to_close: list[CloseTimeOut]
 
     @classmethod
     def of(cls, r: SlaReport) -> SlaReportOut:
@@ -312,6 +318,10 @@ class SlaReportOut(Body):
             median_time_in_state=[
                 StateTimeOut(workflow=w, state=s, median_seconds=d.total_seconds())
                 for (w, s), d in r.median_time_in_state.items()
+            ],
+            median_time_to_close=[
+                CloseTimeOut(workflow=w, median_seconds=d.total_seconds())
+                for w, d in r.median_time_to_close.items()
             ],
         )
 

@@ -70,6 +70,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "met_late": ("逾期完成", "Met late"),
     "breached_open": ("超时未完成", "Breached, open"),
     "month": ("月份", "Month"),
+    "median_to_close": ("从受理到办结（中位数）", "Median time from opening to closing"),
     "median_in_state": ("各状态停留时长（中位数）", "Median time in each state"),
     "median": ("中位数", "Median"),
     "not_found": ("找不到该页面或案件", "No such page or case"),
