@@ -49,12 +49,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from baoflow.diagrams import Diagrams, render
-from baoflow.engine import SHANGHAI, ChineseOfficialCalendar, Engine, FakeClock, open_engine
+from baoflow.engine import SHANGHAI, ChineseOfficialCalendar, FakeClock, open_engine
 from baoflow.engine.store import normalise_url
-from baoflow.workflows.examples import POLICIES, report
+from baoflow.workflows.examples import POLICIES
 from sqlalchemy.pool import NullPool
 
-from tests.conftest import AGENT, HANDLER
+from tests.test_timers import to_materials_complete
 
 OPENED = datetime(2026, 5, 6, 9, 0, tzinfo=SHANGHAI)
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
@@ -84,29 +84,6 @@ def _state_case_sql(col: str) -> str:
         edge += share
         parts.append(f"WHEN {col} < {edge} THEN '{state}'")
     return "CASE " + " ".join(parts) + " END"
-
-
-def to_materials_complete(eng: Engine) -> Any:
-    data = report(
-        policy={"number": "P-ACC-001", "insured_name": "张伟"},
-        incident={"time": eng.clock.now().isoformat(), "cause": "accident"},
-    )
-    case = eng.open_case("claim", data, AGENT).case
-    case = eng.fire(case.id, "verify", HANDLER)
-    case = eng.fire(
-        case.id,
-        "apply",
-        HANDLER,
-        {
-            "applicant_name": "张伟",
-            "applicant_id_number": "110101199003074514",
-            "relationship": "self",
-        },
-    )
-    case = eng.fire(
-        case.id, "receive_materials", HANDLER, {"items": case.data["materials"]["required"]}
-    )
-    return eng.fire(case.id, "complete_materials", HANDLER)
 
 
 @contextmanager
