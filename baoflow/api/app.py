@@ -33,6 +33,9 @@ from .diagram_routes import diagram_router
 from .fast import FastFire
 from .metrics import HttpMetrics, Metrics
 from .models import (
+    ACT_FOR_MAX,
+    CASE_REF_MAX,
+    IDEMPOTENCY_KEY_MAX,
     ActorOut,
     AvailableEventOut,
     BreachOut,
@@ -80,7 +83,7 @@ CaseRef = Annotated[
     str,
     Path(
         min_length=1,
-        max_length=64,
+        max_length=CASE_REF_MAX,
         description="The case id or case number (e.g. LP-20260506-000001)",
     ),
 ]
@@ -95,7 +98,7 @@ def authentication(engine: Engine) -> Callable[..., Awaitable[Actor]]:
         x_act_for: Annotated[
             str | None,
             Header(
-                max_length=64,
+                max_length=ACT_FOR_MAX,
                 description="The person this request acts for: one of the token's list.",
             ),
         ] = None,
@@ -182,7 +185,7 @@ def cases_router(engine: Engine, actor: Callable[..., Awaitable[Actor]]) -> APIR
         str | None,
         Header(
             min_length=1,
-            max_length=200,
+            max_length=IDEMPOTENCY_KEY_MAX,
             description="A retry with the same key answers as the first time and does "
             "nothing again; the same key with another request is 422.",
         ),

@@ -27,14 +27,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from baoflow.engine import Actor, BaoflowError, Engine
 
 from . import problems
-from .models import CaseOut, FireRequest
+from .models import ACT_FOR_MAX, CASE_REF_MAX, IDEMPOTENCY_KEY_MAX, CaseOut, FireRequest
 
 #: The route it stands in for (the template is what the metrics label it with).
 TEMPLATE = "/v1/cases/{case}/events"
-_PATH = re.compile(r"^/v1/cases/([^/]{1,64})/events$")
-#: The route's header limits (app.py's ``IdemKey`` and ``X-Act-For``).
-_IDEMPOTENCY_KEY_MAX = 200
-_ACT_FOR_MAX = 64
+_PATH = re.compile(rf"^/v1/cases/([^/]{{1,{CASE_REF_MAX}}})/events$")
 #: A body larger than this goes the long way (FastAPI applies its own limit).
 _BODY_MAX = 1 << 20
 
@@ -107,11 +104,11 @@ def _headers(scope: Scope) -> tuple[str, str | None, str | None] | None:
             secret = credentials
         elif name == b"x-act-for":
             act_for = value.decode("latin-1")
-            if not act_for or len(act_for) > _ACT_FOR_MAX:
+            if not act_for or len(act_for) > ACT_FOR_MAX:
                 return None
         elif name == b"idempotency-key":
             key = value.decode("latin-1")
-            if not key or len(key) > _IDEMPOTENCY_KEY_MAX:
+            if not key or len(key) > IDEMPOTENCY_KEY_MAX:
                 return None
         elif name == b"content-type":
             json = value.split(b";")[0].strip().lower() == b"application/json"

@@ -24,6 +24,12 @@ from baoflow.engine import (
 )
 from baoflow.engine.types import Breach, SlaReport
 
+#: The request limits of the fire route, shared by FastAPI's parameters (app.py) and
+#: the fast lane (fast.py), so the two take exactly the same requests.
+CASE_REF_MAX = 64
+ACT_FOR_MAX = 64
+IDEMPOTENCY_KEY_MAX = 200
+
 
 def case_ref(case: str) -> int | str:
     """A case path segment as the facade takes it: its id when all ASCII digits (and
