@@ -5,13 +5,18 @@ and for every kind of refusal — and what it does not take, FastAPI answers."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 import pytest
-from baoflow.engine import Engine, open_engine
+from baoflow.engine import Case, Engine, open_engine
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from baoflow.api import create_app
+from baoflow.api.models import CaseOut
 from tests.conftest import AGENT, HANDLER, POLICIES
 from tests.test_api import HANDLER_BJ, Api
 
@@ -131,3 +136,42 @@ def test_the_lane_takes_the_well_formed_fires_and_leaves_the_rest_to_fastapi(
     assert malformed.status_code == 422 and taken == [case]  # FastAPI answered it
     with_query = api.call("POST", f"/v1/cases/{case}/events?x=1", HANDLER, json={"event": "apply"})
     assert with_query.status_code in (200, 422) and taken == [case]
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()  # beyond 64 bits too: orjson refuses those, pydantic writes them
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=5),
+    org_unit=st.none() | st.text(max_size=8),
+    read_only=st.booleans(),
+)
+def test_a_case_is_answered_in_the_bytes_pydantic_writes(
+    data: dict[str, Any], org_unit: str | None, read_only: bool
+) -> None:
+    # The lane and the routes write a case with orjson (CaseOut.encode): the bytes must
+    # be the declared model's, whatever the stored data holds.
+    case = Case(
+        id=7,
+        number="LP-20260506-000001",
+        workflow="claim",
+        workflow_version=1,
+        state="reported",
+        data=MappingProxyType(data) if read_only else data,
+        version=3,
+        created_at=datetime(2026, 5, 6, 1, 0, tzinfo=UTC),
+        updated_at=datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        org_unit=org_unit,
+    )
+    assert CaseOut.encode(case) == CaseOut.of(case).model_dump_json().encode()

@@ -97,7 +97,9 @@ def test_serve_answers_over_http_and_stops_on_sigterm(tmp_path: Path) -> None:
             opened = client.post("/v1/cases", json={"workflow": "claim", "data": report()})
             assert opened.status_code == 201, opened.text
             number = opened.json()["case"]["number"]
-            assert client.get(f"/v1/cases/{number}").json()["number"] == number
+            got = client.get(f"/v1/cases/{number}")
+            assert got.json()["number"] == number
+            assert "server" not in got.headers  # the server's software is not announced
             assert (
                 client.get("/v1/cases", headers={"Authorization": "Bearer nope"}).status_code == 401
             )

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel
 from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from baoflow.engine import (
     Actor,
@@ -114,8 +115,9 @@ def authentication(engine: Engine) -> Callable[..., Awaitable[Actor]]:
 # --- cases ------------------------------------------------------------------------------
 def fire_on(
     engine: Engine, case: str, request: FireRequest, who: Actor, idempotency_key: str | None
-) -> CaseOut:
-    """``POST /v1/cases/{case}/events``: fire, and the case as it is afterwards. The one
+) -> bytes:
+    """``POST /v1/cases/{case}/events``: fire, and the case as it is afterwards (the
+    answer's JSON, a :class:`CaseOut`). The one
     implementation of the route, whichever way the request reaches it (the FastAPI route,
     or :mod:`baoflow.api.fast`)."""
     ref = case_ref(case)
@@ -135,7 +137,7 @@ def fire_on(
         raise
     if not engine.may_see(result, who):  # a replayed key of another branch's request
         raise CaseNotFound(ref)
-    return CaseOut.of(result)
+    return CaseOut.encode(result)
 
 
 def _cursor_filters(filters: dict[str, Any], newest_first: bool) -> str:
@@ -265,7 +267,7 @@ def cases_router(engine: Engine, actor: Callable[..., Awaitable[Actor]]) -> APIR
         responses=problems.responses(401, 403, 404, 422),
     )
     def get_case(case: CaseRef, who: Who) -> Response:
-        return body(CaseOut.of(engine.get_case(case_ref(case), visible_to=who)))
+        return JSON(CaseOut.encode(engine.get_case(case_ref(case), visible_to=who)))
 
     @router.post(
         "/cases/{case}/events",
@@ -277,7 +279,7 @@ def cases_router(engine: Engine, actor: Callable[..., Awaitable[Actor]]) -> APIR
     def fire(
         case: CaseRef, request: FireRequest, who: Who, idempotency_key: IdemKey = None
     ) -> Response:
-        return body(fire_on(engine, case, request, who, idempotency_key))
+        return JSON(fire_on(engine, case, request, who, idempotency_key))
 
     @router.get(
         "/cases/{case}/history",
@@ -437,6 +439,25 @@ RouterFactory = Callable[[Engine, Callable[..., Awaitable[Actor]]], APIRouter]
 ROUTERS: tuple[RouterFactory, ...] = (cases_router, desk_router, workflows_router)
 
 
+class Api(FastAPI):
+    """FastAPI with layers in front of its whole stack: the fast lane and the metrics
+    timer see a request before Starlette's middleware, FastAPI's native telemetry and
+    its router do, so a fire the lane answers costs none of them (docs/benchmarks.md).
+    Everything the lane passes on goes through FastAPI unchanged."""
+
+    front: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.front is None or scope["type"] == "lifespan":
+            await super().__call__(scope, receive, send)
+        else:
+            await self.front(scope, receive, send)
+
+    async def stack(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI's own way through a request: the innermost of the front layers."""
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     engine: Engine,
     *,
@@ -446,7 +467,7 @@ def create_app(
     extra_routers: Iterable[RouterFactory] = (),
     title: str = "baoflow",
     dashboard: Any = None,
-) -> FastAPI:
+) -> Api:
     """The HTTP API of ``engine``.
 
     Args:
@@ -455,14 +476,15 @@ def create_app(
             None: no webhook route.
         metrics: serve Prometheus metrics at ``/metrics`` and time every request.
         fast_fire: answer well-formed fires in :mod:`baoflow.api.fast`, in front of
-            FastAPI (the same answers, a fraction of the cost); False: FastAPI only.
+            FastAPI (the same answers, a fraction of the cost; OpenTelemetry spans of
+            FastAPI's own are not made for them); False: FastAPI only.
         extra_routers: each a function of the engine and the authentication
             dependency, like the built-in ones, included after them.
         dashboard: an ASGI app (``baoflow.dashboard.create_dashboard``) mounted at
             ``/``, after every API route: the API keeps ``/v1``, ``/metrics`` and
             ``/webhooks``, and every other path is the dashboard's.
     """
-    app = FastAPI(
+    app = Api(
         title=title,
         version=API_VERSION,
         summary="Insurance after-sales workflows: open cases, fire events, read the desk.",
@@ -476,13 +498,15 @@ def create_app(
     app.include_router(diagram_router(engine, actor))
     if insurers is not None:
         app.include_router(insurer_webhooks(engine, insurers))
+    front: ASGIApp = app.stack
     if fast_fire:
-        app.add_middleware(FastFire, engine=engine, fire_on=fire_on)
-    if metrics:  # added last: the outermost middleware, timing everything
+        front = FastFire(front, engine, fire_on)
+    if metrics:  # the outermost layer, timing everything
         exposed = Metrics(engine)
         app.state.metrics = exposed
         app.mount("/metrics", exposed.asgi_app())
-        app.add_middleware(HttpMetrics, metrics=exposed)
+        front = HttpMetrics(front, metrics=exposed)
+    app.front = front
     if dashboard is not None:
         api_routes = list(app.routes)
 

@@ -165,6 +165,9 @@ class HttpMetrics:
         self.app = app
         self.metrics = metrics
         self.clock = clock
+        #: the histogram's child per (method, route, status): ``labels()`` takes a lock
+        #: and checks its arguments each call, a tenth of a fast fire
+        self._children: dict[tuple[str, str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -181,8 +184,14 @@ class HttpMetrics:
         try:
             await self.app(scope, receive, sending)
         finally:
+            took = self.clock() - start
             route = scope.get("route")
-            template = getattr(route, "path", None) or "(unmatched)"
-            self.metrics.http.labels(
-                scope.get("method", ""), template, str(status["code"])
-            ).observe(self.clock() - start)
+            key = (
+                scope.get("method", ""),
+                getattr(route, "path", None) or "(unmatched)",
+                status["code"],
+            )
+            child = self._children.get(key)
+            if child is None:
+                child = self._children[key] = self.metrics.http.labels(key[0], key[1], str(key[2]))
+            child.observe(took)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from baoflow.engine import (
@@ -107,6 +108,30 @@ class CaseOut(Body):
             updated_at=c.updated_at,
             org_unit=c.org_unit,
         )
+
+    @staticmethod
+    def encode(c: Case) -> bytes:
+        """``CaseOut.of(c).model_dump_json()`` as bytes, byte for byte, in about a third
+        of the time (the hottest answer: every fire and every case read). orjson writes
+        the fields; what it cannot write (an integer beyond 64 bits, a mapping that is
+        not a dict) goes pydantic's way."""
+        try:
+            return orjson.dumps(
+                {
+                    "id": c.id,
+                    "number": c.number,
+                    "workflow": c.workflow,
+                    "workflow_version": c.workflow_version,
+                    "state": c.state,
+                    "data": c.data,
+                    "version": c.version,
+                    "created_at": _beijing(c.created_at),
+                    "updated_at": _beijing(c.updated_at),
+                    "org_unit": c.org_unit,
+                }
+            )
+        except TypeError:  # orjson.JSONEncodeError is one
+            return CaseOut.of(c).model_dump_json().encode()
 
 
 class OpenResultOut(Body):

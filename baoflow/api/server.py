@@ -74,6 +74,7 @@ def serve(
         access_log=access_log,
         log_config=None,  # the root logger's setup, as `baoflow worker` uses
         timeout_graceful_shutdown=30,
+        server_header=False,  # no "server: uvicorn": nothing to tell a scanner
     )
     server = _Server(config)
     if timers is not None:
