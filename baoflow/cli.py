@@ -411,6 +411,7 @@ def deadlines() -> None:
 @click.option("--rule")
 @click.option("--org-unit", help="Only cases of this org unit.")
 @click.option("--level", "min_level", type=int, help="Only at this escalation level or above.")
+@click.option("--handler", help="Only cases assigned to this person (their id).")
 @click.option("--limit", default=50, show_default=True)
 @click.option("--page", default=1, show_default=True)
 @json_option
@@ -420,6 +421,7 @@ def deadlines_list(
     rule: str | None,
     org_unit: str | None,
     min_level: int | None,
+    handler: str | None,
     limit: int,
     page: int,
     as_json: bool,
@@ -434,6 +436,7 @@ def deadlines_list(
             rule=rule,
             org_unit=org_unit,
             min_level=min_level,
+            handler=handler,
             limit=limit,
             offset=(page - 1) * limit,
         )
@@ -441,7 +444,7 @@ def deadlines_list(
     if as_json:
         _emit_json(found)
         return
-    table = Table("rule", Column("due", no_wrap=True), "left", "level", "state")
+    table = Table("rule", Column("due", no_wrap=True), "left", "level", "state", "handler")
     table.columns.insert(0, Column("case", no_wrap=True))
     for d in found:
         marks = " paused" if d.status == "paused" else ""
@@ -453,6 +456,7 @@ def deadlines_list(
             _left(d.due_at, now) if d.status == "running" else "paused",
             str(d.level),
             d.state,
+            d.handler or "-",
         )
     _c.out.print(table)
     _c.out.print(f"{len(found)} deadline(s) on page {page}; times in Beijing", highlight=False)

@@ -240,6 +240,10 @@ def _carry(day: Day, case: Case, *, stop_missing: bool = False) -> None:
     """Take a registered case as far as the day allows."""
     eng, rng = day.eng, day.rng
     handler = rng.choice(HANDLERS)
+    # the supervisor assigns the claim: the dashboard's deadline list filters by handler
+    eng.fire(
+        case.id, "assign", SUPERVISOR, {"handler_id": handler.id, "handler_name": handler.name}
+    )
     case = eng.fire(case.id, "verify", handler)
     policy = case.data["policy"]
     death = case.data["incident"]["injury"] == "death"

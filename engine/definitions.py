@@ -31,8 +31,10 @@ SAME_STATE = "."
 
 #: The case-data fields a workflow may expose for ``find_cases`` (``[workflow.index]``).
 #: ``insurer_reference`` holds ``"<insurer>:<reference>"`` (:func:`insurer_reference`): how an
-#: insurer's message finds the case it means by the insurer's own reference.
-SEARCH_KEYS = ("policy_number", "insured_name", "id_number", "insurer_reference")
+#: insurer's message finds the case it means by the insurer's own reference. ``handler`` is
+#: the id of the person assigned to handle the case (经办人): the desk's deadline list
+#: filters by it. Each is a column of ``cases`` of the same name.
+SEARCH_KEYS = ("policy_number", "insured_name", "id_number", "insurer_reference", "handler")
 
 
 def insurer_reference(insurer: str, reference: str) -> str:

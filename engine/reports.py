@@ -65,6 +65,7 @@ def running_deadlines(
     limit: int = 100,
     offset: int = 0,
     scope: CaseScope | None = None,
+    handler: str | None = None,
 ) -> list[DeskDeadline]:
     """The desk's running and paused deadlines, the soonest due first."""
     if workflow is not None:
@@ -78,6 +79,7 @@ def running_deadlines(
             limit=limit,
             offset=offset,
             scope=scope,
+            handler=handler,
         )
     result = []
     for r in rows:
@@ -97,6 +99,7 @@ def running_deadlines(
                 level=r.level,
                 org_unit=r.org_unit,
                 provisional_years=tuple(int(y) for y in (r.provisional or "").split(",") if y),
+                handler=r.handler,
             )
         )
     return result

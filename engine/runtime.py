@@ -520,12 +520,15 @@ class Engine:
         rule: str | None = None,
         org_unit: str | None = None,
         min_level: int | None = None,
+        handler: str | None = None,
         limit: int = 100,
         offset: int = 0,
         visible_to: Actor | None = None,
     ) -> list[DeskDeadline]:
         """Every running or paused deadline of the desk, the soonest due first (the
-        breached ones, due in the past, at the top); ``org_unit`` is the case's."""
+        breached ones, due in the past, at the top); ``org_unit`` is the case's,
+        ``handler`` the id of the person assigned to it (the workflow's ``handler``
+        search key)."""
         if limit < 1 or offset < 0:
             raise InvalidData(
                 "running_deadlines", [Problem("limit", "limit must be >= 1 and offset >= 0")]
@@ -540,6 +543,7 @@ class Engine:
             limit=limit,
             offset=offset,
             scope=self._scope(visible_to),
+            handler=handler,
         )
 
     def breaches(

@@ -334,6 +334,8 @@ class DeskDeadline:
     level: int
     org_unit: str | None
     provisional_years: tuple[int, ...] = ()
+    #: the id of the person assigned to handle the case (None: nobody is yet)
+    handler: str | None = None
 
     @property
     def provisional(self) -> bool:

@@ -125,6 +125,21 @@ def test_the_desk_lists_running_deadlines_and_the_sla_report(api: Api) -> None:
     ]
 
 
+def test_the_desk_deadlines_filter_by_handler(api: Api) -> None:
+    mine = to_materials_complete(api.eng)
+    api.eng.clock.advance(timedelta(days=1))  # type: ignore[attr-defined]  # another incident
+    other = to_materials_complete(api.eng)
+    assigned = {"handler_id": "h01", "handler_name": "王芳"}
+    assert api.fire(mine.number, "assign", SUPERVISOR, data=assigned).status_code == 200
+    rows = api.call("GET", "/v1/deadlines", SUPERVISOR, params={"handler": "h01"}).json()
+    assert {(r["case_number"], r["handler"]) for r in rows} == {(mine.number, "h01")}
+    every = api.call("GET", "/v1/deadlines", SUPERVISOR).json()
+    assert {r["case_number"]: r["handler"] for r in every}[other.number] is None
+    too_long = api.call("GET", "/v1/deadlines", SUPERVISOR, params={"handler": "h" * 65})
+    assert too_long.status_code == 422
+    assert too_long.headers["content-type"] == "application/problem+json"
+
+
 def test_workflows_come_with_states_events_deadline_rules_and_permission_rows(api: Api) -> None:
     claim = api.call("GET", "/v1/workflows/claim", AGENT).json()
     assert claim["initial"] and any(s["name"] == "reported" for s in claim["states"])

@@ -64,12 +64,16 @@ INSURER = {"insurer_confirms_receipt", "insurer_decides", "insurer_pays"}
 MAY = {
     "service_agent": LOOKUP | {"receive_materials", "withdraw", "record_survey_assistance"},
     "handler": LOOKUP | HANDLING | SURVEY | INSURER | {"update_facts"},
-    "supervisor": LOOKUP | HANDLING | SURVEY | INSURER | {"report_to_headquarters", "update_facts"},
+    "supervisor": LOOKUP
+    | HANDLING
+    | SURVEY
+    | INSURER
+    | {"report_to_headquarters", "update_facts", "assign"},
     "branch_manager": LOOKUP
     | HANDLING
     | SURVEY
     | INSURER
-    | {"report_to_headquarters", "update_facts"},
+    | {"report_to_headquarters", "update_facts", "assign"},
     "headquarters": {"report_to_headquarters", "acknowledge_report"},
     "auditor": set(),
     "administrator": set(),
@@ -215,13 +219,18 @@ SUPERIORS = {"supervisor", "branch_manager"}
 #: workflow -> event -> the roles that may fire it on their own branch's case (approve:
 #: a resolution within a supervisor's authority).
 TABLES: dict[str, dict[str, set[str]]] = {
-    "surrender": {e: DESK for e in ("refer", "confirm_refund", "withdraw")},
+    "surrender": {
+        **{e: DESK for e in ("refer", "confirm_refund", "withdraw")},
+        "assign": SUPERIORS,
+    },
     "endorsement": {
-        e: DESK for e in ("receive_application", "submit", "confirm", "decline", "withdraw")
+        **{e: DESK for e in ("receive_application", "submit", "confirm", "decline", "withdraw")},
+        "assign": SUPERIORS,
     },
     "complaint": {
         "acknowledge": set(),  # the system's, at registration
         "assign": SUPERIORS,
+        "reassign": SUPERIORS,
         "mediate": STAFF,
         "mediation_done": STAFF,
         "new_facts": STAFF | {"service_agent"},

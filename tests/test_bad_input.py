@@ -148,6 +148,7 @@ def test_an_event_the_state_does_not_allow_names_the_state_and_the_allowed_event
         "request_survey",
         "record_survey_assistance",
         "complete_survey",
+        "assign",
         "update_facts",
         "withdraw",
     )
@@ -155,7 +156,7 @@ def test_an_event_the_state_does_not_allow_names_the_state_and_the_allowed_event
     assert (
         "it is in 'reported'. The events of 'reported' are: verify, reject, report_to_headquarters, "
         "acknowledge_report, request_survey, record_survey_assistance, complete_survey, "
-        "update_facts, withdraw (their guards may still refuse them" in str(err.value)
+        "assign, update_facts, withdraw (their guards may still refuse them" in str(err.value)
     )
     assert stored(eng, case.id) == before
 

@@ -373,6 +373,7 @@ def test_available_events_show_why_verify_would_be_refused(eng: Engine) -> None:
         "request_survey",
         "record_survey_assistance",
         "complete_survey",
+        "assign",
         "update_facts",
         "withdraw",
     ]

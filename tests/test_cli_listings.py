@@ -107,6 +107,23 @@ def test_deadlines_list_shows_every_running_deadline_soonest_due_first(desk: Any
     assert "│ -" in row  # breached: the time left is negative
 
 
+def test_deadlines_list_filters_by_handler(desk: Any) -> None:
+    url, late, *_ = desk
+    from tests.conftest import SUPERVISOR
+
+    eng = open_engine(url)
+    eng.fire(late.id, "assign", SUPERVISOR, {"handler_id": "h01", "handler_name": "王芳"})
+    eng.close()
+    rows = as_json("deadlines", "list", "--url", url, "--handler", "h01")
+    assert [(r["case_number"], r["handler"]) for r in rows] == [(late.number, "h01")]
+    assert as_json("deadlines", "list", "--url", url, "--handler", "h09") == []
+    row = next(
+        line for line in run("deadlines", "list", "--url", url).output.splitlines()
+        if late.number in line
+    )  # fmt: skip
+    assert row.rstrip().rstrip("│").rstrip().endswith("h01")
+
+
 def test_breaches_lists_what_is_overdue_now(desk: Any) -> None:
     url, late, *_ = desk
     (breach,) = as_json("breaches", "--url", url)

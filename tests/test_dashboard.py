@@ -195,3 +195,27 @@ def test_the_sla_page_gives_the_median_time_from_opening_to_closing(
     page = client.get("/sla").text
     assert "从受理到办结（中位数）" in page
     assert re.search(r"<td>claim</td><td>2天</td>", page), page
+
+
+def test_the_deadline_list_filters_by_handler_and_names_them(
+    desk: tuple[Engine, TestClient], clock: FakeClock
+) -> None:
+    from tests.conftest import SUPERVISOR
+
+    eng, client = desk
+    mine = to_materials_complete(eng)
+    clock.advance(days=1)  # another incident, not a duplicate report
+    other = to_materials_complete(eng)
+    eng.fire(mine.id, "assign", SUPERVISOR, {"handler_id": "h01", "handler_name": "王芳"})
+    logged_in(client)
+    page = client.get("/deadlines").text
+    assert '<label for="f-handler">经办人</label>' in page
+    assert '<option value="h01">王芳</option>' in page  # the unit's accounts suggested
+    assert mine.number in page and other.number in page
+    assert '<td class="handler">王芳 (h01)</td>' in page
+    only = client.get("/deadlines", params={"handler": "h01"}).text
+    assert mine.number in only and other.number not in only
+    assert 'value="h01"' in only  # the filter is kept in the form
+    fragment = client.get("/fragments/deadlines", params={"handler": "h01"}).text
+    assert mine.number in fragment and other.number not in fragment
+    assert "LP-" not in client.get("/deadlines", params={"handler": "nobody"}).text

@@ -35,6 +35,7 @@ from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
 from .checklist import Checklist, Condition, load_checklist
 from .common import (
+    Assignment,
     Channel,
     Email,
     IdNumber,
@@ -1373,6 +1374,7 @@ def build(settings: ClaimSettings | None = None) -> WorkflowDefinition:
             "record_payment": record_payment,
         },
         schemas={
+            "Assignment": Assignment,
             "ClaimReport": ClaimReport,
             "PolicyMatch": PolicyMatch,
             "IdentityConfirmation": IdentityConfirmation,

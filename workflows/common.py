@@ -97,6 +97,16 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Assignment(Strict):
+    """指派经办人: the person who handles the case from now on — their id (as the desk's
+    accounts or the app know them; the ``handler`` search key) and their name."""
+
+    handler_id: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)
+    ]
+    handler_name: Text
+
+
 def local_date(instant: Any) -> date:
     """The Beijing calendar day of an instant given as datetime or ISO text."""
     if isinstance(instant, str):

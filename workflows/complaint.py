@@ -34,7 +34,7 @@ from baoflow.engine import (
 from baoflow.engine.deadlines import Period, Unit, due_at, last_day
 from pydantic import Field
 
-from .common import Channel, Phone, Strict, Text, beijing_minute
+from .common import Assignment, Channel, Phone, Strict, Text, beijing_minute
 
 DEFINITION = Path(__file__).with_name("complaint.toml")
 
@@ -78,11 +78,6 @@ class ComplaintRegistration(Strict):
     complainants: int = Field(default=1, ge=1)
     disaster: bool = False  # arising from a disaster or accident
     about_staff: tuple[Text, ...] = ()  # staff the complaint concerns (回避)
-
-
-class Assignment(Strict):
-    handler_id: Text
-    handler_name: Text
 
 
 class MediationKind(StrEnum):

@@ -15,7 +15,16 @@ from typing import Annotated, Literal
 from baoflow.engine import Hooks, Intake, TransitionContext, WorkflowDefinition, load_workflow
 from pydantic import Field, model_validator
 
-from .common import Channel, Phone, PolicyDetails, Strict, Text, Withdrawal, look_up_policy
+from .common import (
+    Assignment,
+    Channel,
+    Phone,
+    PolicyDetails,
+    Strict,
+    Text,
+    Withdrawal,
+    look_up_policy,
+)
 
 DEFINITION = Path(__file__).with_name("endorsement.toml")
 
@@ -110,6 +119,7 @@ def build() -> WorkflowDefinition:
 
     hooks = Hooks(
         schemas={
+            "Assignment": Assignment,
             "EndorsementRequest": EndorsementRequest,
             "Application": Application,
             "Submission": Submission,

@@ -29,6 +29,7 @@ from baoflow.engine import (
 from pydantic import AfterValidator, Field
 
 from .common import (
+    Assignment,
     Channel,
     Email,
     Phone,
@@ -136,6 +137,7 @@ def build(settings: SurrenderSettings | None = None) -> WorkflowDefinition:
 
     hooks = Hooks(
         schemas={
+            "Assignment": Assignment,
             "SurrenderRequest": SurrenderRequest,
             "Referral": Referral,
             "RefundConfirmation": RefundConfirmation,

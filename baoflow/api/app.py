@@ -333,6 +333,10 @@ def desk_router(engine: Engine, actor: Callable[..., Awaitable[Actor]]) -> APIRo
         rule: Rule = None,
         org_unit: Unit = None,
         min_level: Level = None,
+        handler: Annotated[
+            str | None,
+            Query(max_length=64, description="The id of the person assigned to the case"),
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
         offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     ) -> Response:
@@ -341,6 +345,7 @@ def desk_router(engine: Engine, actor: Callable[..., Awaitable[Actor]]) -> APIRo
             rule=rule,
             org_unit=org_unit,
             min_level=min_level,
+            handler=handler,
             limit=limit,
             offset=offset,
             visible_to=who,

@@ -249,6 +249,7 @@ class DeskDeadlineOut(Body):
     level: int
     org_unit: str | None
     provisional_years: list[int]
+    handler: str | None = Field(description="The id of the person assigned to the case")
 
     @classmethod
     def of(cls, d: DeskDeadline) -> DeskDeadlineOut:
@@ -266,6 +267,7 @@ class DeskDeadlineOut(Body):
             level=d.level,
             org_unit=d.org_unit,
             provisional_years=list(d.provisional_years),
+            handler=d.handler,
         )
 
 

@@ -342,12 +342,22 @@ def create_dashboard(
             later += timedelta(days=1)
         return later
 
+    def colleagues(actor: Actor) -> dict[str, str]:
+        """The active accounts of the viewer's org unit (every unit's for a viewer of
+        none), id -> name: the handler filter's suggestions and the list's names."""
+        return {
+            u.id: u.name
+            for u in engine.users()
+            if u.disabled_at is None and (actor.org_unit is None or u.org_unit == actor.org_unit)
+        }
+
     def deadlines_of(actor: Actor, query: Mapping[str, str]) -> dict[str, Any]:
         workflow = query.get("workflow") or None
         rule = query.get("rule") or None
         unit = query.get("org_unit") or None
         level_text = query.get("level") or ""
         level = int(level_text) if level_text.isdigit() else None
+        handler = (query.get("handler") or "").strip()[:64] or None
         page_text = query.get("page") or "1"
         number = max(1, int(page_text)) if page_text.isdigit() else 1
         if workflow is not None:
@@ -357,6 +367,7 @@ def create_dashboard(
             rule=rule,
             org_unit=unit,
             min_level=level,
+            handler=handler,
             limit=PAGE + 1,
             offset=(number - 1) * PAGE,
             visible_to=actor,
@@ -372,9 +383,11 @@ def create_dashboard(
             "rule": rule or "",
             "org_unit": unit or "",
             "level": "" if level is None else str(level),
+            "handler": handler or "",
         }
         return {
             "rows": shown,
+            "people": colleagues(actor),
             "more": len(rows) > PAGE,
             "page": number,
             "filters": filters,

@@ -31,6 +31,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "rule": ("时限规则", "Rule"),
     "org_unit": ("机构", "Org unit"),
     "level": ("最低升级级别", "Least escalation level"),
+    "handler": ("经办人", "Handler"),
+    "handler_hint": ("经办人账号", "The handler's user id"),
     "filter": ("筛选", "Filter"),
     "all": ("全部", "All"),
     "case": ("案件", "Case"),

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from ..calendar import DeskDay, DeskYear
+from ..definitions import SEARCH_KEYS
 from ..errors import CaseNotFound
 from ..policies import Policy
 from ..types import Actor, Case, CaseScope, HistoryEntry, Refusal
@@ -35,12 +36,7 @@ def _update_case(with_state: bool, with_keys: bool) -> sa.Update:
     if with_state:
         values["state"] = sa.bindparam("b_state")
     if with_keys:
-        values.update(
-            policy_number=sa.bindparam("b_policy_number"),
-            insured_name=sa.bindparam("b_insured_name"),
-            id_number=sa.bindparam("b_id_number"),
-            insurer_reference=sa.bindparam("b_insurer_reference"),
-        )
+        values.update({key: sa.bindparam(f"b_{key}") for key in SEARCH_KEYS})
     where = (_c.id == sa.bindparam("b_id"), _c.version == sa.bindparam("b_expected"))
     return t.cases.update().where(*where).values(**values)
 
@@ -127,10 +123,7 @@ class CoreTx:
                 "created_at": now,
                 "updated_at": now,
                 "org_unit": org_unit,
-                "policy_number": keys.get("policy_number"),
-                "insured_name": keys.get("insured_name"),
-                "id_number": keys.get("id_number"),
-                "insurer_reference": keys.get("insurer_reference"),
+                **{key: keys.get(key) for key in SEARCH_KEYS},
             },
         )
         return int(result.scalar_one())
@@ -156,12 +149,7 @@ class CoreTx:
         if state is not None:
             params["b_state"] = state
         if keys is not None:
-            params.update(
-                b_policy_number=keys.get("policy_number"),
-                b_insured_name=keys.get("insured_name"),
-                b_id_number=keys.get("id_number"),
-                b_insurer_reference=keys.get("insurer_reference"),
-            )
+            params.update({f"b_{key}": keys.get(key) for key in SEARCH_KEYS})
         statement = _UPDATE_CASE[state is not None, keys is not None]
         return self.conn.execute(statement, params).rowcount == 1
 
@@ -650,6 +638,7 @@ class CoreTx:
         limit: int,
         offset: int,
         scope: CaseScope | None = None,
+        handler: str | None = None,
     ) -> list[sa.Row[Any]]:
         """Running and paused deadlines with their case, the soonest due first."""
         d, c = t.case_deadlines.c, t.cases.c
@@ -660,6 +649,7 @@ class CoreTx:
                 c.workflow_version,
                 c.state,
                 c.org_unit,
+                c.handler,
                 d.rule,
                 d.started_at,
                 d.due_at,
@@ -684,6 +674,8 @@ class CoreTx:
             q = q.where(d.level >= min_level)
         if org_unit is not None:
             q = q.where((c.org_unit if plain else c.org_unit.concat("")) == org_unit)
+        if handler is not None:  # one person's few cases: ix_cases_handler, then sort
+            q = q.where(c.handler == handler)
         q = _scoped(q, scope, by_index=plain)  # driven by ix_case_deadlines_desk
         # due order, ties by case (its id: in ix_case_deadlines_desk, unlike its number)
         q = q.order_by(d.due_at, d.case_id, d.rule).limit(limit).offset(offset)

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from ..definitions import SEARCH_KEYS
 from ..errors import CaseNotFound
 from ..policies import Policy
 from ..types import Actor, Case, HistoryEntry
@@ -41,7 +42,7 @@ def _update_sql(with_state: bool, with_keys: bool) -> str:
     if with_state:
         sets.insert(0, "state = ?")
     if with_keys:
-        sets += ["policy_number = ?", "insured_name = ?", "id_number = ?", "insurer_reference = ?"]
+        sets += [f"{key} = ?" for key in SEARCH_KEYS]
     return f"UPDATE cases SET {', '.join(sets)} WHERE id = ? AND version = ?"
 
 
@@ -216,12 +217,7 @@ class SqliteTx:
         params: list[Any] = [] if state is None else [state]
         params += (self._dumps(data), expected_version + 1, self._time(now))
         if keys is not None:
-            params += (
-                keys.get("policy_number"),
-                keys.get("insured_name"),
-                keys.get("id_number"),
-                keys.get("insurer_reference"),
-            )
+            params += [keys.get(key) for key in SEARCH_KEYS]
         params += (case_id, expected_version)
         cur = self._cur.execute(_UPDATES[state is not None, keys is not None], params)
         return cur.rowcount == 1

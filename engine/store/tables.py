@@ -60,6 +60,8 @@ cases = sa.Table(
     sa.Column("id_number", sa.String(32), index=True),
     # "<insurer>:<its reference>": an insurer's message finds its case (issue #12).
     sa.Column("insurer_reference", sa.String(200), index=True),
+    # The id of the person assigned to handle the case: the deadline list's filter (#13).
+    sa.Column("handler", sa.String(64), index=True),
     # The org unit of whoever opened the case: breaches and SLA figures per branch.
     sa.Column("org_unit", sa.String(64), index=True),
     sa.Index("ix_cases_workflow_state", "workflow", "state"),
