@@ -176,6 +176,11 @@ def test_a_breach_appears_on_the_deadline_list_without_a_reload(desk: Desk, page
     row = page.locator(f"tr[data-case='{desk.ours.number}']").first
     assert row.get_attribute("data-band") in ("ok", "soon")
     assert unlabelled_fields(page) == []
+    for band in ("ok", "soon", "breached"):  # each band's words readable on its colour
+        style = page.locator(f".legend .band.{band}").evaluate(
+            "e => [getComputedStyle(e).color, getComputedStyle(e).backgroundColor]"
+        )
+        assert style[0] == "rgb(255, 255, 255)" and style[1] != style[0], (band, style)
     page.evaluate("window.__notReloaded = true")
     due = min(d.due_at for d in desk.engine.deadlines(desk.ours.id) if d.status == "running")
     desk.clock.advance(due - desk.clock.now() + timedelta(hours=1))
