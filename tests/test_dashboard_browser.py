@@ -122,8 +122,10 @@ def test_the_overview_counts_only_the_viewers_branch(desk: Desk, page: Any) -> N
     assert claim.locator("[data-count=closed-week]").inner_text() == "0"
     assert claim.locator("[data-count=cases]").inner_text() == "1"
     assert claim.locator("[data-count=breached]").inner_text() == "0"
-    assert claim.locator("#state-materials_complete.occupied").count() == 1
+    assert claim.locator("#claim-state-materials_complete.occupied").count() == 1
     assert unlabelled_fields(page) == []
+    ids = page.evaluate("[...document.querySelectorAll('[id]')].map(e => e.id)")
+    assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
     shot(page, "overview")
 
 
@@ -133,7 +135,7 @@ def test_fire_an_event_through_its_form_and_see_the_state_and_diagram_change(
     log_in(page, desk)
     page.goto(desk.url + f"/cases/{desk.ours.number}")
     assert page.get_by_test_id("state").get_attribute("data-state") == "materials_complete"
-    assert page.locator("#state-materials_complete.current").count() == 1
+    assert page.locator("#claim-state-materials_complete.current").count() == 1
     assert unlabelled_fields(page) == []
     shot(page, "case")
     form = page.locator("form[data-event=hand_over]")
@@ -141,8 +143,8 @@ def test_fire_an_event_through_its_form_and_see_the_state_and_diagram_change(
     form.get_by_role("button").click()
     page.get_by_test_id("done").wait_for()
     assert page.get_by_test_id("state").get_attribute("data-state") == "handed_over"
-    assert page.locator("#state-handed_over.current").count() == 1
-    assert page.locator("#state-materials_complete.current").count() == 0
+    assert page.locator("#claim-state-handed_over.current").count() == 1
+    assert page.locator("#claim-state-materials_complete.current").count() == 0
     assert desk.engine.get_case(desk.ours.id).state == "handed_over"
     assert desk.engine.history(desk.ours.id)[-1].data["insurer"] == "平安人寿"
 

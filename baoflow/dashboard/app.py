@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from datetime import datetime, time, timedelta
@@ -313,7 +314,7 @@ def create_dashboard(
                 {
                     "definition": d,
                     "unit": unit,
-                    "svg": inline_svg(svg),
+                    "svg": inline_svg(svg, d.name),
                     "today": engine.case_flow(d.name, since=today, visible_to=actor).opened,
                     "week": engine.case_flow(d.name, since=monday, visible_to=actor),
                     "cases": sum(c.cases for c in counts),
@@ -448,7 +449,7 @@ def create_dashboard(
                 {"d": d, "left": d.due_at - now if d.status in ("running", "paused") else None}
                 for d in engine.deadlines(case.id, visible_to=actor)
             ],
-            "svg": inline_svg(svg),
+            "svg": inline_svg(svg, case.workflow),
         }
 
     def case_page(
@@ -560,11 +561,20 @@ def create_dashboard(
     return app
 
 
-def inline_svg(drawn: str | bytes) -> str:
-    """An SVG document as an element to put in a page (its XML declaration dropped)."""
+_INNER_ID = re.compile(r'(\s)id="')
+
+
+def inline_svg(drawn: str | bytes, scope: str) -> str:
+    """An SVG document as an element to put in a page (its XML declaration dropped), the
+    ids inside it prefixed with ``scope-`` so that several diagrams on one page keep
+    their ids unique (two workflows both have a ``state-withdrawn``); the root keeps its
+    own id, unique already (``wf-claim-v1``)."""
     text = drawn.decode() if isinstance(drawn, bytes) else drawn
     start = text.find("<svg")
-    return text[start:] if start >= 0 else text
+    if start < 0:
+        return text
+    inside = text.index(">", start) + 1
+    return text[start:inside] + _INNER_ID.sub(rf'\1id="{scope}-', text[inside:])
 
 
 def _throttled_zh(refused: LogInRefused) -> str:
