@@ -41,6 +41,13 @@ class CaseFinder:
     def history(self, case_id: int) -> list[HistoryEntry]:
         return self._tx.history(case_id)
 
+    def hold(self, key: str) -> None:
+        """Serialise on ``key`` until the transaction ends (``Tx.hold``): an intake hook
+        holds the subject of its duplicate check before looking, so two reports of one
+        incident arriving at once, in two processes, open one case — the second waits,
+        then finds the first."""
+        self._tx.hold(key)
+
     def due_at(self, case_id: int, rule: str) -> datetime | None:
         """When the case's running (or paused) instance of deadline ``rule`` is due, as
         this transaction has it (after the transition's own changes), or None."""

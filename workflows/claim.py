@@ -700,6 +700,10 @@ def _intake(ctx: TransitionContext) -> Intake:
             match = _best_policy(candidates, incident_day)
 
     policy_number = match.number if match else number
+    # Two desks reporting one incident at the same instant: the second waits here until
+    # the first has committed, then finds its case (Tx.hold; on PostgreSQL the check
+    # would otherwise pass in both transactions and open two cases).
+    ctx.services.cases.hold(f"claim-intake:{policy_number or name}")
     # Narrow by the policy when it is known (indexed); every match is read, however many.
     earlier = (
         ctx.services.cases.find(workflow="claim", policy_number=policy_number)

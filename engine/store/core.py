@@ -3,6 +3,7 @@ and SQLite for everything but ``fire()``'s hot path — see ``sqlite_fast.py``).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -45,6 +46,14 @@ def _update_case(with_state: bool, with_keys: bool) -> sa.Update:
 _UPDATE_CASE = {(s, k): _update_case(s, k) for s in (False, True) for k in (False, True)}
 _INSERT_HISTORY = t.history.insert()
 _SELECT_VERSION = sa.select(_c.version).where(_c.id == sa.bindparam("ref"))
+_HOLD = sa.text("SELECT pg_advisory_xact_lock(:key)")
+
+
+def lock_number(key: str) -> int:
+    """``key`` as the signed 64-bit number PostgreSQL's advisory locks take (the first 8
+    bytes of its SHA-256: distinct keys collide with odds of 2^-64, and a collision only
+    makes two unrelated transactions wait for each other)."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
 
 
 class TimerRow(NamedTuple):
@@ -98,6 +107,10 @@ class CoreTx:
 
     def current_version(self, case_id: int) -> int | None:
         return self.conn.execute(_SELECT_VERSION, {"ref": case_id}).scalar()
+
+    def hold(self, key: str) -> None:
+        if self._pg:  # a transaction-scoped advisory lock on the key's 64-bit hash
+            self.conn.execute(_HOLD, {"key": lock_number(key)})
 
     def insert_case(
         self,

@@ -204,6 +204,9 @@ class SqliteTx:
         row = self._cur.execute("SELECT version FROM cases WHERE id = ?", (case_id,)).fetchone()
         return None if row is None else int(row[0])
 
+    def hold(self, key: str) -> None:
+        """Nothing: this transaction began with BEGIN IMMEDIATE and holds the database."""
+
     def update_case(
         self,
         *,

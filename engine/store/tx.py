@@ -24,6 +24,13 @@ class Tx(Protocol):
         """The stored version, or None if the case does not exist."""
         ...
 
+    def hold(self, key: str) -> None:
+        """Hold ``key`` until this transaction ends: another transaction holding the same
+        key waits here until this one commits or rolls back, and then reads what it
+        wrote. What a check-then-insert (a duplicate report) serialises on. On SQLite a
+        writing transaction holds the whole database already, so this does nothing."""
+        ...
+
     def update_case(
         self,
         *,
