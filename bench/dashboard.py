@@ -30,6 +30,10 @@ sees every case (headquarters):
 ``deadlines``      ``GET /deadlines`` — the first 50 of the running deadlines, soonest
                    due first (the breached ones on top), in colour bands.
 ``deadlines floor`` ``running_deadlines(limit=51)`` as that viewer, and the account read.
+``by handler``     ``GET /deadlines?handler=h7`` — the same page filtered to one of 20
+                   handlers the cases are spread over (``handler = 'h' || id % 20``:
+                   50,000 cases each, 4,000 of them with a running deadline).
+``by handler floor`` ``running_deadlines(limit=51, handler="h7")``, and the account read.
 """
 
 from __future__ import annotations
@@ -91,6 +95,16 @@ def opened_today(sql: sa.Engine, source_id: int, n: int) -> None:
         )
 
 
+def spread_handlers(sql: sa.Engine, handlers: int = 20) -> None:
+    """Give every case one of ``handlers`` handlers, by id (h0 … h19). No ANALYZE after:
+    on SQLite it made a unit supervisor's overview 9x slower (docs/benchmarks.md)."""
+    with sql.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE cases SET handler = 'h' || CAST(id % :n AS VARCHAR(8))"),
+            {"n": handlers},
+        )
+
+
 def logged_in(client: TestClient, user: str) -> None:
     token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
     assert token is not None
@@ -112,6 +126,7 @@ def run_backend(url: str, n: int, reps: int) -> dict[str, dict[str, float]]:
         clock.advance(timedelta(days=7))
         today = to_materials_complete(eng)
         opened_today(eng.store.engine, today.id, 499)
+        spread_handlers(eng.store.engine)
         for user, roles, unit in VIEWERS.values():
             eng.add_user(user, user, PASSWORD, roles=roles, org_unit=unit)
         app = create_app(eng, metrics=False, dashboard=create_dashboard(eng, secret="bench"))
@@ -137,6 +152,10 @@ def run_backend(url: str, n: int, reps: int) -> dict[str, dict[str, float]]:
                 eng.user(user)
                 eng.running_deadlines(limit=51, visible_to=actor)
 
+            def handler_floor(actor: Any = actor, user: str = user) -> None:
+                eng.user(user)
+                eng.running_deadlines(limit=51, handler="h7", visible_to=actor)
+
             def page(path: str, client: TestClient = client) -> Callable[[], None]:
                 def get() -> None:
                     answer = client.get(path)
@@ -149,6 +168,8 @@ def run_backend(url: str, n: int, reps: int) -> dict[str, dict[str, float]]:
                 "overview floor": overview_floor,
                 "deadlines": page("/deadlines"),
                 "deadlines floor": deadlines_floor,
+                "by handler": page("/deadlines?handler=h7"),
+                "by handler floor": handler_floor,
             }
             for fn in calls.values():
                 fn()  # warm: the layouts made, the statements prepared
@@ -187,7 +208,8 @@ def main() -> None:
             print(
                 f"  {label} (sees {r['today']:.0f} opened today), medians of {args.reps}: "
                 f"overview {r['overview']:.1f} ms (floor {r['overview floor']:.1f} ms), "
-                f"deadlines {r['deadlines']:.1f} ms (floor {r['deadlines floor']:.1f} ms)"
+                f"deadlines {r['deadlines']:.1f} ms (floor {r['deadlines floor']:.1f} ms), "
+                f"by handler {r['by handler']:.1f} ms (floor {r['by handler floor']:.1f} ms)"
             )
 
 
