@@ -58,7 +58,7 @@ from starlette.testclient import TestClient
 
 from baoflow.api.app import create_app
 from baoflow.dashboard import create_dashboard
-from bench.diagram import OPENED, PG_DEFAULT, clone, pg_schema, to_materials_complete
+from bench.diagram import OPENED, PG_DEFAULT, clone, pg_schema, settle, to_materials_complete
 
 PASSWORD = "bench password"
 VIEWERS = {
@@ -96,13 +96,15 @@ def opened_today(sql: sa.Engine, source_id: int, n: int) -> None:
 
 
 def spread_handlers(sql: sa.Engine, handlers: int = 20) -> None:
-    """Give every case one of ``handlers`` handlers, by id (h0 … h19). No ANALYZE after:
-    on SQLite it made a unit supervisor's overview 9x slower (docs/benchmarks.md)."""
+    """Give every case one of ``handlers`` handlers, by id (h0 … h19), and settle the
+    rewritten table as autovacuum would (before that was done, PostgreSQL's counts read
+    every row's heap page; docs/benchmarks.md)."""
     with sql.begin() as conn:
         conn.execute(
             sa.text("UPDATE cases SET handler = 'h' || CAST(id % :n AS VARCHAR(8))"),
             {"n": handlers},
         )
+    settle(sql)
 
 
 def logged_in(client: TestClient, user: str) -> None:
