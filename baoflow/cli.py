@@ -181,6 +181,30 @@ def db_upgrade(url: str) -> None:
         _c.out.print(f"schema at revision {eng.schema_revision()} ({url})", highlight=False)
 
 
+@db.command("rebuild-keys")
+@url_option
+@click.argument("workflow", required=False)
+def db_rebuild_keys(url: str, workflow: str | None) -> None:
+    """Write every case's search keys anew from its data (of WORKFLOW's cases, or all):
+    run it after a workflow declares a new key, so older cases are found by it."""
+    with _engine(url) as eng:
+        done = eng.rebuild_keys(workflow)
+    _c.out.print(f"search keys rewritten for {done} case(s)", highlight=False)
+
+
+def _search_keys(_ctx: click.Context, _param: click.Parameter, given: tuple[str, ...]) -> Any:
+    keys: dict[str, str] = {}
+    for item in given:
+        name, eq, value = item.partition("=")
+        if not eq or not name:
+            raise click.BadParameter(
+                f"{item!r} is not NAME=VALUE; write e.g. --key phone=13800000000",
+                param_hint="--key",
+            )
+        keys[name] = value
+    return keys or None
+
+
 @main.group()
 def cases() -> None:
     """List and show cases."""
@@ -193,6 +217,14 @@ def cases() -> None:
 @click.option("--policy", "policy_number")
 @click.option("--insured", "insured_name")
 @click.option("--id-number")
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    callback=_search_keys,
+    metavar="NAME=VALUE",
+    help="A search key a workflow declares, e.g. phone=13800000000 (repeatable).",
+)
 @click.option("--limit", default=50, show_default=True, help="Cases per page.")
 @click.option("--page", default=1, show_default=True, help="Which page (1 is the newest).")
 @json_option

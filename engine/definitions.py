@@ -11,6 +11,7 @@ unknown name is a load error with its location, never a runtime surprise.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
@@ -29,12 +30,20 @@ ANY_STATE = "*"
 #: ``target = "."`` means the case stays where it is (an event recorded in any state).
 SAME_STATE = "."
 
-#: The case-data fields a workflow may expose for ``find_cases`` (``[workflow.index]``).
-#: ``insurer_reference`` holds ``"<insurer>:<reference>"`` (:func:`insurer_reference`): how an
-#: insurer's message finds the case it means by the insurer's own reference. ``handler`` is
-#: the id of the person assigned to handle the case (经办人): the desk's deadline list
-#: filters by it. Each is a column of ``cases`` of the same name.
+#: The built-in search keys: case-data fields a workflow may expose for ``find_cases``
+#: (``[workflow.index]``), each a column of ``cases`` of the same name, because the engine
+#: itself reads them. ``insurer_reference`` holds ``"<insurer>:<reference>"``
+#: (:func:`insurer_reference`): how an insurer's message finds the case it means by the
+#: insurer's own reference. ``handler`` is the id of the person assigned to handle the
+#: case (经办人): the desk's deadline list filters by it.
 SEARCH_KEYS = ("policy_number", "insured_name", "id_number", "insurer_reference", "handler")
+
+#: A workflow may declare keys of its own beside the built-in ones (``phone =
+#: "complainant.phone"``): each a row of ``case_keys`` (name, value), indexed, so a new
+#: key needs no migration. Names follow this pattern; values hold at most this many
+#: characters.
+OWN_KEY_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+OWN_KEY_MAX = 200
 
 
 def insurer_reference(insurer: str, reference: str) -> str:
@@ -247,7 +256,8 @@ class WorkflowDefinition:
     open_schema: str | None
     intake: str | None
     hooks: Hooks
-    #: search keys copied from the case data into indexed columns: key -> dotted path
+    #: search keys read from the case data: key -> dotted path (the built-in keys are
+    #: columns of ``cases``, the workflow's own ones rows of ``case_keys``)
     index: Mapping[str, str] = field(default_factory=dict)
     deadlines: tuple[DeadlineRule, ...] = ()
     #: who may fire what (empty: no table, every actor may fire every event)
@@ -264,6 +274,11 @@ class WorkflowDefinition:
     def index_paths(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
         """``index`` with each dotted path split once (it is read on every transition)."""
         return tuple((key, tuple(path.split("."))) for key, path in self.index.items())
+
+    @cached_property
+    def own_keys(self) -> frozenset[str]:
+        """The search keys this workflow declares that are not built in (``case_keys``)."""
+        return frozenset(self.index) - frozenset(SEARCH_KEYS)
 
     @cached_property
     def index_roots(self) -> frozenset[str]:

@@ -23,9 +23,9 @@ from .deadlines import Period, Unit
 from .definitions import (
     ANY_STATE,
     ESCALATION_ACTIONS,
+    OWN_KEY_NAME,
     ROLES,
     SAME_STATE,
-    SEARCH_KEYS,
     DeadlineRule,
     Escalation,
     Extension,
@@ -36,6 +36,7 @@ from .definitions import (
     TransitionNotice,
     WorkflowDefinition,
 )
+from .definitions import SEARCH_KEYS as _BUILT_IN_SEARCH
 from .errors import DefinitionError, Problem
 from .validation import validate
 
@@ -374,19 +375,40 @@ def _build(
 
 
 def _index(raw: Mapping[str, Any], problems: list[Problem]) -> dict[str, str]:
-    """``[workflow.index]``: a known search key -> a dotted path into the case data."""
-    table = _Table(raw, "workflow.index", SEARCH_KEYS, problems, what="search key")
+    """``[workflow.index]``: a search key -> a dotted path into the case data. A key is
+    a built-in one (a column) or the workflow's own (a ``case_keys`` row); an own key's
+    name one slip away from a built-in one (``polcy_number``) is refused, since it would
+    load as a new key and leave the built-in one unset without a word."""
     index: dict[str, str] = {}
-    for key in SEARCH_KEYS:
-        path = table.get(key)
-        if path is None:
-            continue
+    for key, path in raw.items():
+        where = f"workflow.index.{key}"
+        if key not in _BUILT_IN_SEARCH:
+            near = difflib.get_close_matches(str(key), _BUILT_IN_SEARCH, n=1, cutoff=0.8)
+            if near:
+                problems.append(
+                    Problem(
+                        where,
+                        f"{key!r} is one slip away from the built-in key {near[0]!r}: "
+                        f"did you mean {near[0]!r}? A workflow's own key needs a name "
+                        f"clearly apart from the built-in ones ({', '.join(_BUILT_IN_SEARCH)})",
+                    )
+                )
+                continue
+            if not isinstance(key, str) or not OWN_KEY_NAME.fullmatch(key):
+                problems.append(
+                    Problem(
+                        where,
+                        "a search key's name is 1–32 lower-case letters, digits and _, "
+                        f"starting with a letter, e.g. 'phone'; got {key!r}",
+                    )
+                )
+                continue
         if isinstance(path, str) and path and all(path.split(".")):
             index[key] = path
         else:
             problems.append(
                 Problem(
-                    f"workflow.index.{key}",
+                    where,
                     f"must be a dotted path into the case data, e.g. 'policy.number'; got {path!r}",
                 )
             )

@@ -10,6 +10,7 @@ the transaction, reads the clock and hands them down.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import threading
 from collections import Counter
@@ -44,7 +45,7 @@ from .payloads import validated
 from .policies import PolicyDirectory
 from .registry import Registry
 from .store import CoreTx, IntegrityViolation, Store
-from .transition import OPEN_EVENT, CaseFinder, Services, Stepper, who
+from .transition import OPEN_EVENT, CaseFinder, Services, Stepper, search_keys, who
 from .types import (
     Actor,
     ApiToken,
@@ -298,16 +299,20 @@ class Engine:
         newest_first: bool = False,
         after: int | None = None,
         visible_to: Actor | None = None,
+        keys: Mapping[str, str] | None = None,
     ) -> list[Case]:
         """Cases matching every filter given, oldest first (or ``newest_first``).
 
         ``after`` (a case id) pages by key: only the cases past it in that order — a
         page boundary that cases opened meanwhile do not shift. ``visible_to``: only
-        the cases that actor may see (:meth:`may_see`).
+        the cases that actor may see (:meth:`may_see`). ``keys``: search keys a
+        workflow declares in ``[workflow.index]`` — its own (``{"phone": "138…"}``)
+        or built-in ones — each with the value it must have.
 
         Raises:
             UnknownWorkflow: ``workflow`` is not registered.
             InvalidData: a ``state`` no registered workflow has (the error lists them),
+                a key no registered workflow declares (the error lists those declared),
                 or a limit below 1 or a negative offset.
         """
         if limit < 1 or offset < 0:
@@ -315,7 +320,7 @@ class Engine:
                 "find_cases", [Problem("limit", "limit must be >= 1 and offset >= 0")]
             )
         filters = self._case_filters(
-            number, policy_number, insured_name, id_number, workflow, state
+            number, policy_number, insured_name, id_number, workflow, state, keys
         )
         with self.store.read() as tx:
             return tx.find_cases(
@@ -337,13 +342,43 @@ class Engine:
         workflow: str | None = None,
         state: str | Sequence[str] | None = None,
         visible_to: Actor | None = None,
+        keys: Mapping[str, str] | None = None,
     ) -> int:
         """How many cases ``find_cases`` with these filters pages through."""
         filters = self._case_filters(
-            number, policy_number, insured_name, id_number, workflow, state
+            number, policy_number, insured_name, id_number, workflow, state, keys
         )
         with self.store.read() as tx:
             return tx.count_cases(**filters, scope=self._scope(visible_to))
+
+    def rebuild_keys(self, workflow: str | None = None, *, batch: int = 500) -> int:
+        """Write every case's search keys anew from its data, by its own workflow
+        version's ``[workflow.index]`` (of ``workflow``'s cases, or every workflow's):
+        what cases opened before a key was declared need to be found by it. The
+        version, history and ``updated_at`` are left alone; ``batch`` cases a
+        transaction. Returns how many cases were rewritten.
+
+        Raises:
+            UnknownWorkflow: ``workflow`` is not registered.
+            InvalidData: a stored value is too long for its key (nothing of that
+                batch is written; the error names the path).
+        """
+        names = [self.workflow(workflow).name] if workflow else [d.name for d in self.workflows()]
+        done = 0
+        for name in names:
+            after = 0
+            while True:
+                with self.store.write() as tx:
+                    page = tx.cases_of(name, after, batch)
+                    for case_id, version, data in page:
+                        definition = self._registry.get(name, version)
+                        keys = search_keys(definition, data)
+                        tx.rewrite_keys(case_id, keys, sorted(definition.own_keys))
+                if not page:
+                    break
+                done += len(page)
+                after = page[-1][0]
+        return done
 
     def _case_filters(
         self,
@@ -353,27 +388,39 @@ class Engine:
         id_number: str | None,
         workflow: str | None,
         state: str | Sequence[str] | None,
+        keys: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        """The filters as the store takes them, checked: an unknown workflow or state
-        is an error that says what there is, not an empty list."""
+        """The filters as the store takes them, checked: an unknown workflow, state or
+        search key is an error that says what there is, not an empty list."""
         known = [self.workflow(workflow)] if workflow is not None else self.workflows()
         names = {s.name for d in known for s in d.states}
         wanted = [state] if isinstance(state, str) else list(state or ())
-        unknown = [s for s in wanted if s not in names]
-        if unknown:
-            where = f"workflow {workflow!r}" if workflow else "any registered workflow"
-            raise InvalidData(
-                "find_cases",
-                [
-                    Problem(
-                        "state",
-                        f"{s!r} is not a state of {where}; the states are "
-                        f"{', '.join(sorted(names))}",
-                    )
-                    for s in unknown
-                ],
+        where = f"workflow {workflow!r}" if workflow else "any registered workflow"
+        problems = [
+            Problem(
+                "state",
+                f"{s!r} is not a state of {where}; the states are {', '.join(sorted(names))}",
             )
-        return {
+            for s in wanted
+            if s not in names
+        ]
+        declared = sorted({key for d in known for key in d.index})
+        for key, value in (keys or {}).items():
+            if key not in declared:
+                near = difflib.get_close_matches(key, declared, n=1)
+                problems.append(
+                    Problem(
+                        f"keys.{key}",
+                        f"{key!r} is not a search key of {where}"
+                        + (f" (did you mean {near[0]!r}?)" if near else "")
+                        + f"; the keys are {', '.join(declared) or 'none'}",
+                    )
+                )
+            elif not isinstance(value, str):
+                problems.append(Problem(f"keys.{key}", f"must be text; got {value!r}"))
+        if problems:
+            raise InvalidData("find_cases", problems)
+        filters: dict[str, Any] = {
             "number": number,
             "policy_number": policy_number,
             "insured_name": insured_name,
@@ -381,6 +428,11 @@ class Engine:
             "workflow": workflow,
             "state": state,
         }
+        if keys:
+            filters["keys"] = {
+                key: value.upper() if key == "id_number" else value for key, value in keys.items()
+            }
+        return filters
 
     def history(self, case: int | str, *, visible_to: Actor | None = None) -> list[HistoryEntry]:
         """The case's append-only history, oldest first."""

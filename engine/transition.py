@@ -15,8 +15,8 @@ from typing import Any
 from . import authority, timers
 from .calendar import WorkingCalendar
 from .clock import SHANGHAI
-from .definitions import Intake, Transition, TransitionContext, WorkflowDefinition
-from .errors import ConflictError, GuardRefused, NotPermitted
+from .definitions import OWN_KEY_MAX, Intake, Transition, TransitionContext, WorkflowDefinition
+from .errors import ConflictError, GuardRefused, InvalidData, NotPermitted, Problem
 from .notices import Notice, outbox_rows
 from .payloads import validated
 from .policies import PolicyDirectory
@@ -380,10 +380,28 @@ def run_guards(
 
 
 def search_keys(definition: WorkflowDefinition, data: Mapping[str, Any]) -> dict[str, str | None]:
+    """Each search key the workflow declares, read from the case data (None: absent).
+
+    Raises:
+        InvalidData: a value of one of the workflow's own keys is longer than a
+            ``case_keys`` row holds (nothing is stored: the transaction rolls back).
+    """
     keys: dict[str, str | None] = {}
     for key, parts in definition.index_paths:
         value: Any = data
         for part in parts:
             value = value.get(part) if isinstance(value, dict) else None
-        keys[key] = None if value is None else str(value)
+        text = None if value is None else str(value)
+        if text is not None and len(text) > OWN_KEY_MAX and key in definition.own_keys:
+            raise InvalidData(
+                f"the {definition.name}'s search key {key!r}",
+                [
+                    Problem(
+                        ".".join(parts),
+                        f"is {len(text)} characters; the search key {key!r} holds at "
+                        f"most {OWN_KEY_MAX} — shorten it",
+                    )
+                ],
+            )
+        keys[key] = text
     return keys

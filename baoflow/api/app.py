@@ -140,6 +140,29 @@ def fire_on(
     return CaseOut.encode(result)
 
 
+def search_keys(given: Iterable[str]) -> dict[str, str]:
+    """``key=NAME:VALUE`` query parameters as the facade's ``keys``.
+
+    Raises:
+        InvalidData: one without a ``:``, or longer than a key and its value can be.
+    """
+    keys: dict[str, str] = {}
+    for item in given:
+        name, colon, value = item.partition(":")
+        if not colon or not name or len(item) > 240:
+            raise InvalidData(
+                "the case search",
+                [
+                    Problem(
+                        "key",
+                        f"{item[:60]!r} is not NAME:VALUE; write e.g. key=phone:13800000000",
+                    )
+                ],
+            )
+        keys[name] = value
+    return keys
+
+
 def _cursor_filters(filters: dict[str, Any], newest_first: bool) -> str:
     raw = orjson.dumps([filters, newest_first], option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(raw).hexdigest()[:12]
@@ -232,6 +255,14 @@ def cases_router(engine: Engine, actor: Callable[..., Awaitable[Actor]]) -> APIR
         policy_number: Annotated[str | None, Query(max_length=64)] = None,
         insured_name: Annotated[str | None, Query(max_length=128)] = None,
         id_number: Annotated[str | None, Query(max_length=32)] = None,
+        key: Annotated[
+            list[str] | None,
+            Query(
+                max_length=10,
+                description="A search key a workflow declares and its value, as "
+                "NAME:VALUE (e.g. phone:13800000000); repeat for several.",
+            ),
+        ] = None,
         newest_first: bool = False,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -243,6 +274,7 @@ def cases_router(engine: Engine, actor: Callable[..., Awaitable[Actor]]) -> APIR
             "policy_number": policy_number,
             "insured_name": insured_name,
             "id_number": id_number,
+            "keys": search_keys(key or []) or None,
         }
         after = None if cursor is None else decode_cursor(cursor, filters, newest_first)
         found = engine.find_cases(

@@ -139,7 +139,30 @@ class CoreTx:
                 **{key: keys.get(key) for key in SEARCH_KEYS},
             },
         )
-        return int(result.scalar_one())
+        case_id = int(result.scalar_one())
+        self._write_own_keys(case_id, keys, replace=False)
+        return case_id
+
+    def _write_own_keys(
+        self, case_id: int, keys: Mapping[str, str | None], *, replace: bool
+    ) -> None:
+        """The workflow's own search keys among ``keys`` as ``case_keys`` rows (the
+        built-in ones are columns); ``replace``: those keys' old rows deleted first."""
+        own = [key for key in keys if key not in SEARCH_KEYS]
+        if not own:
+            return
+        k = t.case_keys.c
+        if replace:
+            self.conn.execute(
+                t.case_keys.delete().where(k.case_id == case_id, k.key.in_(sorted(own)))
+            )
+        rows = [
+            {"case_id": case_id, "key": key, "value": keys[key]}
+            for key in own
+            if keys[key] is not None
+        ]
+        if rows:
+            self.conn.execute(t.case_keys.insert(), rows)
 
     def update_case(
         self,
@@ -164,7 +187,38 @@ class CoreTx:
         if keys is not None:
             params.update({f"b_{key}": keys.get(key) for key in SEARCH_KEYS})
         statement = _UPDATE_CASE[state is not None, keys is not None]
-        return self.conn.execute(statement, params).rowcount == 1
+        if self.conn.execute(statement, params).rowcount != 1:
+            return False
+        if keys is not None:
+            self._write_own_keys(case_id, keys, replace=True)
+        return True
+
+    def cases_of(self, workflow: str, after: int, limit: int) -> list[tuple[int, int, Any]]:
+        """(id, workflow version, data) of ``workflow``'s cases past id ``after``, by id:
+        what rewriting their search keys pages through."""
+        c = t.cases.c
+        q = (
+            sa.select(c.id, c.workflow_version, c.data)
+            .where(c.workflow == workflow, c.id > after)
+            .order_by(c.id)
+            .limit(limit)
+        )
+        return [(int(i), int(v), d) for i, v, d in self.conn.execute(q)]
+
+    def rewrite_keys(
+        self, case_id: int, keys: Mapping[str, str | None], own: Sequence[str]
+    ) -> None:
+        """Set a case's search keys to ``keys`` without touching its version: the
+        built-in columns, and its own keys' rows — every own row not in ``own`` (keys
+        the workflow no longer declares) deleted."""
+        c, k = t.cases.c, t.case_keys.c
+        self.conn.execute(
+            t.cases.update()
+            .where(c.id == case_id)
+            .values({key: keys.get(key) for key in SEARCH_KEYS})
+        )
+        self.conn.execute(t.case_keys.delete().where(k.case_id == case_id))
+        self._write_own_keys(case_id, {key: keys.get(key) for key in own}, replace=False)
 
     def append_history(
         self,
@@ -226,11 +280,20 @@ class CoreTx:
         insurer_reference: str | None = None,
         after: int | None = None,
         scope: CaseScope | None = None,
+        keys: Mapping[str, str] | None = None,
     ) -> list[Case]:
         """Cases matching every filter given, oldest first (or newest first);
-        ``limit=None`` for all; ``after`` a case id: only those past it in that order."""
+        ``limit=None`` for all; ``after`` a case id: only those past it in that order;
+        ``keys``: search keys (built-in or a workflow's own) and the value each must have."""
         q = _case_filters(
-            sa.select(t.cases), number, policy_number, insured_name, id_number, workflow, state
+            sa.select(t.cases),
+            number,
+            policy_number,
+            insured_name,
+            id_number,
+            workflow,
+            state,
+            keys,
         )
         if insurer_reference is not None:
             q = q.where(t.cases.c.insurer_reference == insurer_reference)
@@ -252,6 +315,7 @@ class CoreTx:
         workflow: str | None = None,
         state: str | Sequence[str] | None = None,
         scope: CaseScope | None = None,
+        keys: Mapping[str, str] | None = None,
     ) -> int:
         """How many cases match every filter given (what ``find_cases`` pages through)."""
         q = _case_filters(
@@ -262,6 +326,7 @@ class CoreTx:
             id_number,
             workflow,
             state,
+            keys,
         )
         q = _scoped(q, scope)
         return int(self.conn.execute(q).scalar_one())
@@ -1470,10 +1535,18 @@ def _case_filters(
     id_number: str | None,
     workflow: str | None,
     state: str | Sequence[str] | None,
+    keys: Mapping[str, str] | None = None,
 ) -> Any:
     """``q`` restricted to the cases matching every filter given (one place for both
-    the page and its count)."""
+    the page and its count). A workflow's own key is looked up in ix_case_keys_lookup
+    (key, value, case id: index-only), then each case by its id."""
     c = t.cases.c
+    for key, wanted in sorted((keys or {}).items()):
+        if key in SEARCH_KEYS:
+            q = q.where(c[key] == wanted)
+        else:
+            k = t.case_keys.c
+            q = q.where(c.id.in_(sa.select(k.case_id).where(k.key == key, k.value == wanted)))
     for column, value in (
         (c.number, number),
         (c.policy_number, policy_number),

@@ -48,6 +48,7 @@ def _update_sql(with_state: bool, with_keys: bool) -> str:
 
 # Columns left out of SET spare SQLite their index maintenance (state: ~13 µs a write).
 _UPDATES = {(s, k): _update_sql(s, k) for s in (False, True) for k in (False, True)}
+_INSERT_OWN_KEY = "INSERT INTO case_keys (case_id, key, value) VALUES (?, ?, ?)"
 _INSERT_HISTORY = (
     "INSERT INTO history (case_id, seq, at, actor, event, from_state, to_state, data, notes) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -223,7 +224,18 @@ class SqliteTx:
             params += [keys.get(key) for key in SEARCH_KEYS]
         params += (case_id, expected_version)
         cur = self._cur.execute(_UPDATES[state is not None, keys is not None], params)
-        return cur.rowcount == 1
+        if cur.rowcount != 1:
+            return False
+        own = [key for key in keys or () if key not in SEARCH_KEYS]
+        if keys is not None and own:  # the workflow's own keys: case_keys rows
+            marks = ", ".join("?" * len(own))
+            self._cur.execute(
+                f"DELETE FROM case_keys WHERE case_id = ? AND key IN ({marks})", [case_id, *own]
+            )
+            self._cur.executemany(
+                _INSERT_OWN_KEY, [(case_id, key, keys[key]) for key in own if keys[key] is not None]
+            )
+        return True
 
     def insert_outbox(self, rows: Sequence[OutboxRow], now: datetime) -> None:
         at = self._time(now)

@@ -74,6 +74,18 @@ cases = sa.Table(
     sa.Index("ix_cases_workflow_org_unit_created_at", "workflow", "org_unit", "created_at"),
 )
 
+#: The search keys a workflow declares of its own (``[workflow.index]`` beyond the
+#: built-in columns of ``cases``): one row per case and key with a value, so a new key
+#: is rows, not a migration (issue #14). Looked up by (key, value), index-only.
+case_keys = sa.Table(
+    "case_keys",
+    metadata,
+    sa.Column("case_id", BigId, sa.ForeignKey("cases.id"), primary_key=True),
+    sa.Column("key", sa.String(32), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+    sa.Index("ix_case_keys_lookup", "key", "value", "case_id"),
+)
+
 history = sa.Table(
     "history",
     metadata,
