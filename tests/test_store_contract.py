@@ -124,6 +124,36 @@ def test_new_search_keys_are_written_when_given(paths) -> None:  # type: ignore[
         assert [c.id for c in core.find_cases(policy_number="P-2", id_number="X")] == [case_id]
 
 
+def test_a_workflows_own_keys_are_rows_rewritten_with_the_case(paths) -> None:  # type: ignore[no-untyped-def]
+    store, tx_of = paths
+    case_id = _new_case(store)
+    with store.write() as tx:  # written at open by Core (the hot path never opens)
+        tx.update_case(
+            case_id=case_id,
+            expected_version=1,
+            state=None,
+            data=DATA,
+            now=NOW,
+            keys={"policy_number": "P-1", "phone": "138", "fax": "9"},
+        )
+    with tx_of() as tx:
+        tx.update_case(
+            case_id=case_id,
+            expected_version=2,
+            state=None,
+            data=DATA,
+            now=NOW,
+            keys={"policy_number": "P-1", "phone": "139", "fax": None},
+        )
+    with store.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT case_id, key, value FROM case_keys").all()
+    assert [tuple(r) for r in rows] == [(case_id, "phone", "139")]
+    with store.read() as core:
+        assert [c.id for c in core.find_cases(keys={"phone": "139"})] == [case_id]
+        assert core.find_cases(keys={"phone": "138"}) == []
+        assert core.count_cases(keys={"phone": "139", "policy_number": "P-1"}) == 1
+
+
 def test_history_rows_round_trip_and_a_second_row_per_version_is_refused(paths) -> None:  # type: ignore[no-untyped-def]
     store, tx_of = paths
     case_id = _new_case(store)

@@ -140,7 +140,7 @@ def fire_on(
     return CaseOut.encode(result)
 
 
-def search_keys(given: Iterable[str]) -> dict[str, str]:
+def key_filters(given: Iterable[str]) -> dict[str, str]:
     """``key=NAME:VALUE`` query parameters as the facade's ``keys``.
 
     Raises:
@@ -274,7 +274,7 @@ def cases_router(engine: Engine, actor: Callable[..., Awaitable[Actor]]) -> APIR
             "policy_number": policy_number,
             "insured_name": insured_name,
             "id_number": id_number,
-            "keys": search_keys(key or []) or None,
+            "keys": key_filters(key or []) or None,
         }
         after = None if cursor is None else decode_cursor(cursor, filters, newest_first)
         found = engine.find_cases(
