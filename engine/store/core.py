@@ -381,17 +381,16 @@ class CoreTx:
         located = sa.select(
             state_of.scalar_subquery().label("state"), p.level, p.warned, p.breached
         ).subquery("located")
-        q = (
-            sa.select(
-                located.c.state,
-                located.c.level,
-                sa.func.sum(located.c.warned),
-                sa.func.sum(located.c.breached),
-            )
-            .where(located.c.state.is_not(None))
-            .group_by(located.c.state, located.c.level)
-        )
-        return [(s, int(lv), int(w), int(b)) for s, lv, w, b in self.conn.execute(q)]
+        q = sa.select(
+            located.c.state,
+            located.c.level,
+            sa.func.sum(located.c.warned),
+            sa.func.sum(located.c.breached),
+        ).group_by(located.c.state, located.c.level)
+        # The other workflows' cases (state NULL) are dropped here, not in SQL: a WHERE
+        # on the looked-up state made PostgreSQL look each case up twice.
+        rows = self.conn.execute(q)
+        return [(s, int(lv), int(w), int(b)) for s, lv, w, b in rows if s is not None]
 
     def next_case_number(self, prefix: str, day: str) -> int:
         """The next sequence number of ``prefix`` on ``day``, unique across writers."""

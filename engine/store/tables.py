@@ -72,6 +72,11 @@ cases = sa.Table(
     # ... and one unit's intake: with only the two above, SQLite's statistics (after an
     # ANALYZE) sent that count to ix_cases_org_unit, every case of the unit read.
     sa.Index("ix_cases_workflow_org_unit_created_at", "workflow", "org_unit", "created_at"),
+    # The live diagram looks up the state of each case with a warned or breached
+    # deadline by its id: on PostgreSQL from this index alone (no heap page per case:
+    # 83 -> 42 ms for 10,000 such claims among 1,000,000). SQLite reads its rowid
+    # table as cheaply and gets a plain index on id, written once per case.
+    sa.Index("ix_cases_state_of", "id", postgresql_include=["workflow", "org_unit", "state"]),
 )
 
 #: The search keys a workflow declares of its own (``[workflow.index]`` beyond the
