@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from functools import cache
+from functools import cache, lru_cache
 from typing import Literal, Protocol, runtime_checkable
 
 import chinese_calendar
@@ -183,10 +183,9 @@ class ChineseOfficialCalendar:
             if day in desk.workdays:
                 return True
             return day.weekday() < 5 and day not in desk.holidays
-        try:
-            return bool(chinese_calendar.is_workday(day))
-        except NotImplementedError:
-            pass
+        package = _package_workday(day)
+        if package is not None:
+            return package
         if self.strict:
             raise CalendarYearUnknown(day.year, PACKAGE)
         if day.year not in self._announced:
@@ -216,6 +215,17 @@ class ChineseOfficialCalendar:
         else:
             name = statutory_holidays(day.year).get(day, "")
         return working, name, source.value
+
+
+@lru_cache(maxsize=8192)
+def _package_workday(day: date) -> bool | None:
+    """chinesecalendar's answer for ``day`` (None: a year it does not know), kept: the
+    package's data never changes in a process, and asking it validates the date against
+    its whole table each time (a third of a deadline's due-time computation)."""
+    try:
+        return bool(chinese_calendar.is_workday(day))
+    except NotImplementedError:
+        return None
 
 
 _PACKAGE_NAMES = {
