@@ -60,8 +60,9 @@ cases = sa.Table(
     sa.Column("id_number", sa.String(32), index=True),
     # "<insurer>:<its reference>": an insurer's message finds its case (issue #12).
     sa.Column("insurer_reference", sa.String(200), index=True),
-    # The id of the person assigned to handle the case: the deadline list's filter (#13).
-    sa.Column("handler", sa.String(64), index=True),
+    # The id of the person assigned to handle the case: the deadline list's filter (#13),
+    # indexed with the org unit (ix_cases_handler_org_unit below).
+    sa.Column("handler", sa.String(64)),
     # The org unit of whoever opened the case: breaches and SLA figures per branch.
     sa.Column("org_unit", sa.String(64), index=True),
     sa.Index("ix_cases_workflow_state", "workflow", "state"),
@@ -77,6 +78,10 @@ cases = sa.Table(
     # 83 -> 42 ms for 10,000 such claims among 1,000,000). SQLite reads its rowid
     # table as cheaply and gets a plain index on id, written once per case.
     sa.Index("ix_cases_state_of", "id", postgresql_include=["workflow", "org_unit", "state"]),
+    # One handler's cases, within the viewer's unit: the deadline list filtered by
+    # handler. On the handler alone, PostgreSQL ANDed its 50,000 cases with the unit's
+    # 250,000 and read ~9,500 heap pages to find 25 (114 ms at 1,000,000 cases, 14 here).
+    sa.Index("ix_cases_handler_org_unit", "handler", "org_unit"),
 )
 
 #: The search keys a workflow declares of its own (``[workflow.index]`` beyond the
