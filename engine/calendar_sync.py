@@ -20,7 +20,7 @@ from .clock import SHANGHAI, monotonic
 from .display import format_due
 from .errors import CalendarDisagrees, CalendarYearUnknown, ConflictError, StorageError
 from .registry import Registry
-from .store import CoreTx, Store
+from .store import CoreTx, Store, Tx
 from .types import (
     Actor,
     CalendarDay,
@@ -43,7 +43,7 @@ class CalendarSync:
         self.calendar = calendar if isinstance(calendar, ChineseOfficialCalendar) else None
         self._checked = float("-inf")
 
-    def sync(self, tx: CoreTx, *, lock: bool) -> None:
+    def sync(self, tx: Tx, *, lock: bool) -> None:
         """Load the stored arrangements if they changed. ``lock``: the transaction will
         compute deadlines, and must not interleave with an import."""
         if self.calendar is None:

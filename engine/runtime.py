@@ -44,7 +44,7 @@ from .inbound import Inbound
 from .payloads import validated
 from .policies import PolicyDirectory
 from .registry import Registry
-from .store import CoreTx, IntegrityViolation, Store
+from .store import IntegrityViolation, Store
 from .transition import OPEN_EVENT, CaseFinder, Services, Stepper, search_keys, who
 from .types import (
     Actor,
@@ -159,7 +159,7 @@ class Engine:
         )
         request = Request(idempotency_key, None, OPEN_EVENT, f"opening a {workflow}", data)
         try:
-            with self.store.write() as tx:
+            with self.store.fire_transaction() as tx:
                 if definition.deadlines:  # the intake may arm one: count on current days
                     self._calendar_sync.sync(tx, lock=True)
                 prior = idempotency.prior(tx, request)
@@ -209,10 +209,8 @@ class Engine:
                 self._calendar_sync.sync(tx, lock=False)
         request: Request | None = None
         try:
-            transaction = self.store.write() if deadline_event else self.store.fire_transaction()
-            with transaction as tx:
+            with self.store.fire_transaction() as tx:
                 if deadline_event:  # before any row lock: an import waits, or is waited for
-                    assert isinstance(tx, CoreTx)
                     self._calendar_sync.sync(tx, lock=True)
                 current = tx.load_case(case)
                 if idempotency_key is not None:

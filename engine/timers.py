@@ -26,9 +26,10 @@ from .deadlines import Period, due_after, due_at, last_day, resumed_start, warni
 from .definitions import DeadlineRule, WorkflowDefinition
 from .display import format_due, format_duration
 from .notices import Notice
+from .store.rows import DeadlineRow
 
 if TYPE_CHECKING:
-    from .store import CoreTx
+    from .store import Tx
 
 WARNING, BREACH, ESCALATION = "warning", "breach", "escalation"
 
@@ -97,7 +98,7 @@ def touches(definition: WorkflowDefinition, source: str | None, target: str, eve
 
 
 def on_transition(
-    tx: CoreTx,
+    tx: Tx,
     definition: WorkflowDefinition,
     *,
     case_id: int,
@@ -158,7 +159,8 @@ def on_transition(
                 )
                 notes.append(f"期限「{rule.title or rule.name}」暂停计时：{reason}")
             elif instance.status == "paused" and target not in pause_states:
-                paused = timedelta(seconds=instance.paused_seconds) + (now - instance.paused_since)
+                since = instance.paused_since or now  # a paused instance always has one
+                paused = timedelta(seconds=instance.paused_seconds) + (now - since)
                 plan = schedule(
                     rule, instance.started_at, paused, calendar, instance_period(rule, instance)
                 )
@@ -192,23 +194,24 @@ def on_transition(
             continue
         plan = schedule(rule, now, timedelta(0), calendar)
         tx.insert_deadline(
-            {
-                "case_id": case_id,
-                "rule": rule.name,
-                "armed_seq": seq,
-                "started_at": now,
-                "due_at": plan.due,
-                "status": "running",
-                "pause_reason": None,
-                "paused_since": None,
-                "paused_seconds": 0.0,
-                "warned": 0,
-                "breached_at": None,
-                "level": 0,
-                "stopped_at": None,
-                "calendar": plan.calendar,
-                "provisional": plan.provisional,
-            }
+            DeadlineRow(
+                case_id=case_id,
+                rule=rule.name,
+                armed_seq=seq,
+                started_at=now,
+                due_at=plan.due,
+                status="running",
+                pause_reason=None,
+                paused_since=None,
+                paused_seconds=0.0,
+                warned=0,
+                breached_at=None,
+                level=0,
+                stopped_at=None,
+                calendar=plan.calendar,
+                period=None,
+                provisional=plan.provisional,
+            )
         )
         tx.insert_timers(
             [
@@ -324,7 +327,7 @@ def instance_period(rule: DeadlineRule, instance: Any) -> Period:
 
 
 def extension_refusal(
-    tx: CoreTx, definition: WorkflowDefinition, case_id: int, event: str, now: datetime
+    tx: Tx, definition: WorkflowDefinition, case_id: int, event: str, now: datetime
 ) -> list[str]:
     """Why ``event`` may not extend its deadline now: there is none running, it is
     already past due, or it already runs on that period or a longer one."""
@@ -358,7 +361,7 @@ def extension_refusal(
 
 
 def _extend(
-    tx: CoreTx,
+    tx: Tx,
     rule: DeadlineRule,
     instance: Any,
     extension: Any,

@@ -21,7 +21,7 @@ from .notices import Notice, outbox_rows
 from .payloads import validated
 from .policies import PolicyDirectory
 from .registry import Registry
-from .store import CoreTx, Tx
+from .store import Tx
 from .types import Actor, AvailableEvent, Case, HistoryEntry, OpenResult
 
 OPEN_EVENT = "open"
@@ -51,11 +51,9 @@ class CaseFinder:
     def due_at(self, case_id: int, rule: str) -> datetime | None:
         """When the case's running (or paused) instance of deadline ``rule`` is due, as
         this transaction has it (after the transition's own changes), or None."""
-        if not isinstance(self._tx, CoreTx):  # deadline-touching events run on Core
-            return None
         for row in self._tx.active_deadlines(case_id):
             if row.rule == rule:
-                return row.due_at  # type: ignore[no-any-return]
+                return row.due_at
         return None
 
 
@@ -87,7 +85,7 @@ class Stepper:
 
     def open(
         self,
-        tx: CoreTx,
+        tx: Tx,
         definition: WorkflowDefinition,
         payload: dict[str, Any],
         actor: Actor,
@@ -200,7 +198,6 @@ class Stepper:
         ctx = self.context(tx, case, event, payload, actor, now, new_data)
         reasons = run_guards(definition, transition, ctx)
         if event in self.registry.deadline_events:
-            assert isinstance(tx, CoreTx), "deadline events run on Core (see fire)"
             reasons += timers.extension_refusal(tx, definition, case.id, event, now)
         if reasons:
             raise GuardRefused(case.number, event, reasons)
@@ -225,7 +222,6 @@ class Stepper:
         if event in self.registry.deadline_events and timers.touches(
             definition, case.state, target, event
         ):
-            assert isinstance(tx, CoreTx), "deadline events run on Core (see fire)"
             ctx.notes.extend(
                 timers.on_transition(
                     tx,

@@ -300,3 +300,98 @@ def test_a_policy_reads_the_same_on_the_hot_path_and_through_core(tmp_path) -> N
         assert store.policy("P-NONE") is None
     finally:
         store.dispose()
+
+
+def test_every_deadline_step_writes_the_same_rows_on_either_path(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """open_case() and fire() on SQLite run on the hot path, deadline events included: a
+    case opened and numbered, a deadline started, extended, paused, extended while paused, resumed (re-timed),
+    restarted, warned by a timer and stopped must leave exactly the rows Core leaves."""
+    from baoflow.engine import FakeClock, Hooks, load_workflow, open_engine
+    from baoflow.engine.store.sqlite_fast import SqliteTx
+
+    from tests.test_deadline_extensions import REPLY, bj
+
+    hot_steps: list[str] = []
+    for method in ("insert_deadline", "update_deadline", "set_timer_status", "retime_timer"):
+        original = getattr(SqliteTx, method)
+
+        def spy(self, *args, _original=original, _name=method, **kwargs):  # type: ignore[no-untyped-def]
+            hot_steps.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(SqliteTx, method, spy)
+
+    def run(name: str, fast: bool) -> dict[str, list[tuple[object, ...]]]:
+        clock = FakeClock(bj(2026, 4, 20, 10, 0))
+        eng = open_engine(f"sqlite:///{tmp_path / name}", clock=clock)
+        if not fast:
+            eng.store._fast = None  # every fire() through SQLAlchemy Core
+        eng.register(load_workflow(REPLY, Hooks()))
+        case = eng.open_case("reply", {}, ACTOR).case
+        for event, days in (
+            ("extend", 1),
+            ("mediate", 2),
+            ("extend_again", 3),
+            ("mediation_done", 1),
+            ("new_facts", 13),  # past the first warning: a timer fired in between
+            ("reply", 0),
+        ):
+            eng.fire(case.id, event, ACTOR)
+            clock.advance(days=days)
+            eng.run_due_timers(worker="w1")
+        tables = {}
+        with eng.store.engine.connect() as conn:
+            for table, order in (
+                ("cases", "id"),
+                ("history", "case_id, seq"),
+                ("case_deadlines", "case_id, rule, armed_seq"),
+                ("timers", "id"),
+                ("outbox", "id"),
+                ("case_counters", "prefix, day"),
+            ):
+                tables[table] = list(
+                    conn.exec_driver_sql(f"SELECT * FROM {table} ORDER BY {order}")
+                )
+        eng.close()
+        return tables
+
+    hot = run("hot.db", fast=True)
+    assert set(hot_steps) == {
+        "insert_deadline",
+        "update_deadline",
+        "set_timer_status",
+        "retime_timer",
+    }
+    hot_steps.clear()
+    core = run("core.db", fast=False)
+    assert hot_steps == []
+    assert hot == core
+    statuses = [row[5] for row in hot["case_deadlines"]]
+    assert statuses == ["restarted", "met"]  # both instances went through the hot path
+    assert any(row[7] == "cancelled" for row in hot["timers"])
+    assert any(row[7] == "fired" for row in hot["timers"])
+
+
+def test_a_case_opened_on_either_path_is_the_same_row_with_its_own_keys(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = Store(f"sqlite:///{tmp_path / 'open.db'}")
+    store.upgrade()
+    keys = {"policy_number": "P-1", "insured_name": "李娜", "id_number": None, "phone": "138"}
+    for number, tx_of in (("LP-A", store.write), ("LP-B", store.fire_transaction)):
+        with tx_of() as tx:
+            assert tx.next_case_number("LP", "20260506") == (1 if number == "LP-A" else 2)
+            tx.insert_case(
+                number=number,
+                workflow="claim",
+                workflow_version=1,
+                state="reported",
+                data=DATA,
+                now=NOW,
+                keys=keys,
+                org_unit="SH",
+            )
+    with store.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT * FROM cases ORDER BY id").all()
+        own = conn.exec_driver_sql("SELECT * FROM case_keys ORDER BY case_id").all()
+    store.dispose()
+    assert rows[0][2:] == rows[1][2:]  # all but the id and the number
+    assert [row[1:] for row in own] == [("phone", "138"), ("phone", "138")]

@@ -20,8 +20,17 @@ from ..errors import CaseNotFound
 from ..policies import Policy
 from ..types import Actor, Case, CaseScope, HistoryEntry, Refusal
 from . import tables as t
+from .rows import (
+    DEADLINE_COLUMNS,
+    CaseBump,
+    DeadlineRow,
+    HistoryRow,
+    InstanceProgress,
+    OutboxRow,
+    TimerArm,
+    is_case_id,
+)
 from .rows import MAX_ID as _MAX_ID
-from .rows import CaseBump, HistoryRow, InstanceProgress, OutboxRow, is_case_id
 
 _c = t.cases.c
 _SELECT_CASE_BY_ID = sa.select(t.cases).where(_c.id == sa.bindparam("ref"))
@@ -512,13 +521,13 @@ class CoreTx:
         return list(self.conn.execute(q.order_by(p.number)))
 
     # --- deadlines and timers (issue #4) ----------------------------------------------
-    def active_deadlines(self, case_id: int) -> list[sa.Row[Any]]:
+    def active_deadlines(self, case_id: int) -> list[DeadlineRow]:
         """The case's running or paused rule instances."""
         d = t.case_deadlines.c
-        q = sa.select(t.case_deadlines).where(
+        q = sa.select(*(d[name] for name in DEADLINE_COLUMNS)).where(
             d.case_id == case_id, d.status.in_(("running", "paused"))
         )
-        return list(self.conn.execute(q))
+        return [DeadlineRow(*row) for row in self.conn.execute(q)]
 
     def case_deadlines(self, case_id: int) -> list[sa.Row[Any]]:
         d = t.case_deadlines.c
@@ -532,8 +541,8 @@ class CoreTx:
         )
         return self.conn.execute(q).first()
 
-    def insert_deadline(self, row: Mapping[str, Any]) -> None:
-        self.conn.execute(t.case_deadlines.insert(), dict(row))
+    def insert_deadline(self, row: DeadlineRow) -> None:
+        self.conn.execute(t.case_deadlines.insert(), row._asdict())
 
     def update_deadline(self, case_id: int, rule: str, armed_seq: int, **values: Any) -> None:
         d = t.case_deadlines.c
@@ -543,7 +552,7 @@ class CoreTx:
             .values(**values)
         )
 
-    def insert_timers(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def insert_timers(self, rows: Sequence[TimerArm]) -> None:
         if rows:
             self.conn.execute(t.timers.insert(), [dict(r) for r in rows])
 
@@ -751,7 +760,7 @@ class CoreTx:
             q = q.where(d.level >= min_level)
         if org_unit is not None:
             q = q.where((c.org_unit if plain else c.org_unit.concat("")) == org_unit)
-        if handler is not None:  # one person's few cases: ix_cases_handler, then sort
+        if handler is not None:  # one person's few cases: ix_cases_handler_org_unit
             q = q.where(c.handler == handler)
         q = _scoped(q, scope, by_index=plain)  # driven by ix_case_deadlines_desk
         # due order, ties by case (its id: in ix_case_deadlines_desk, unlike its number)

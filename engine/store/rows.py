@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 
 class CaseBump(TypedDict):
@@ -57,6 +57,44 @@ class OutboxRow(TypedDict):
     recipient: str
     org_unit: str | None
     context: Mapping[str, Any]
+
+
+class DeadlineRow(NamedTuple):
+    """One rule instance of a case (a ``case_deadlines`` row), as both storage paths
+    return it: instants timezone-aware in UTC."""
+
+    case_id: int
+    rule: str
+    armed_seq: int
+    started_at: datetime
+    due_at: datetime
+    status: str  # running | paused | met | breached_met | restarted | cancelled
+    pause_reason: str | None
+    paused_since: datetime | None
+    paused_seconds: float
+    warned: int
+    breached_at: datetime | None
+    level: int
+    stopped_at: datetime | None
+    calendar: str | None
+    period: str | None
+    provisional: str | None
+
+
+#: The columns of ``DeadlineRow``, in table order (what ``update_deadline`` may set).
+DEADLINE_COLUMNS = DeadlineRow._fields
+
+
+class TimerArm(TypedDict):
+    """A timer armed for a rule instance (``Tx.insert_timers``)."""
+
+    case_id: int
+    rule: str
+    armed_seq: int
+    kind: str
+    level: int
+    due_at: datetime
+    status: str
 
 
 #: The largest id a BIGINT column holds: a larger number names no row (and must not

@@ -1,14 +1,15 @@
 """``fire()``'s hot path on SQLite, in plain ``sqlite3``.
 
-Why a second implementation of a few queries: the issue's target is ``fire()`` at
-40% or more of plain sqlite3 doing the same writes, and SQLAlchemy's per-statement
-and per-transaction machinery alone cost five times the writes themselves
-(docs/benchmarks.md). So the handful of statements a transition runs are written
-here once more, as prepared SQL on one connection per thread. Everything else —
-opening cases, reads, policies, migrations, PostgreSQL — stays on SQLAlchemy Core
-(``core.py``). Both honour ``tx.Tx``; the rows they write are the same bytes
+Why a second implementation of a few queries: SQLAlchemy's per-statement and
+per-transaction machinery alone cost several times the writes themselves
+(docs/benchmarks.md), and ``fire()`` is what a desk does all day. So the statements a
+transition runs — the case, its history, its notices, its idempotency key, and the
+deadlines and timers it starts, stops, pauses, resumes or extends — are written here
+once more, as prepared SQL on one connection per thread. Everything else — opening
+cases, timer batches, reports, policies, migrations, PostgreSQL — stays on SQLAlchemy
+Core (``core.py``). Both honour ``tx.Tx``; the rows they write are the same bytes
 (times as SQLAlchemy's SQLite ``DATETIME`` text in UTC, JSON through the one
-``json_dumps``), which ``tests/test_store.py`` checks.
+``json_dumps``), which ``tests/test_store_contract.py`` checks.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from ..calendar import DeskDay, DeskYear
 from ..definitions import SEARCH_KEYS
 from ..errors import CaseNotFound
 from ..policies import Policy
 from ..types import Actor, Case, HistoryEntry
-from .rows import MAX_ID, OutboxRow, is_case_id
+from .rows import DEADLINE_COLUMNS, MAX_ID, DeadlineRow, OutboxRow, TimerArm, is_case_id
 
 _CASE_COLUMNS = (
     "id, number, workflow, workflow_version, state, data, version, created_at, updated_at, org_unit"
@@ -48,6 +50,15 @@ def _update_sql(with_state: bool, with_keys: bool) -> str:
 
 # Columns left out of SET spare SQLite their index maintenance (state: ~13 µs a write).
 _UPDATES = {(s, k): _update_sql(s, k) for s in (False, True) for k in (False, True)}
+_INSERT_CASE = (
+    "INSERT INTO cases (number, workflow, workflow_version, state, data, version, created_at, "
+    f"updated_at, org_unit, {', '.join(SEARCH_KEYS)}) "
+    f"VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, {', '.join('?' * len(SEARCH_KEYS))})"
+)
+_NEXT_NUMBER = (
+    "INSERT INTO case_counters (prefix, day, last) VALUES (?, ?, 1) "
+    "ON CONFLICT (prefix, day) DO UPDATE SET last = case_counters.last + 1 RETURNING last"
+)
 _INSERT_OWN_KEY = "INSERT INTO case_keys (case_id, key, value) VALUES (?, ?, ?)"
 _INSERT_HISTORY = (
     "INSERT INTO history (case_id, seq, at, actor, event, from_state, to_state, data, notes) "
@@ -81,6 +92,28 @@ _POLICY_COLUMNS = (
 )
 _SELECT_POLICY = f"SELECT {', '.join(_POLICY_COLUMNS)} FROM policies WHERE number = ?"
 _CENTS = Decimal("0.01")
+_SELECT_ACTIVE_DEADLINES = (
+    f"SELECT {', '.join(DEADLINE_COLUMNS)} FROM case_deadlines "
+    "WHERE case_id = ? AND status IN ('running', 'paused')"
+)
+_INSERT_DEADLINE = (
+    f"INSERT INTO case_deadlines ({', '.join(DEADLINE_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(DEADLINE_COLUMNS))})"
+)
+_DEADLINE_TIMES = frozenset(("started_at", "due_at", "paused_since", "breached_at", "stopped_at"))
+_INSERT_TIMER = (
+    "INSERT INTO timers (case_id, rule, armed_seq, kind, level, due_at, status) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_RETIME_TIMER = (
+    "UPDATE timers SET status = 'pending', due_at = ? WHERE case_id = ? AND rule = ? "
+    "AND armed_seq = ? AND kind = ? AND level = ? AND status = ?"
+)
+_SELECT_GENERATION = "SELECT generation FROM calendar_state WHERE id = 1"
+_SELECT_DESK_IMPORTS = (
+    "SELECT id, year, source, imported_by, imported_at, override FROM calendar_imports "
+    "WHERE current = 1 ORDER BY year"
+)
 
 
 def sqlite_time(instant: datetime) -> str:
@@ -95,6 +128,28 @@ def sqlite_time(instant: datetime) -> str:
 def parse_time(text: str) -> datetime:
     # Cached: a case's created_at is read back on every transition of it.
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def _maybe_time(text: str | None) -> datetime | None:
+    return None if text is None else parse_time(text)
+
+
+@lru_cache(maxsize=64)
+def _update_deadline_sql(columns: tuple[str, ...]) -> str:
+    unknown = set(columns) - set(DEADLINE_COLUMNS)
+    if unknown:  # a programming error: the names come from engine/timers.py
+        raise ValueError(f"case_deadlines has no column {sorted(unknown)}")
+    sets = ", ".join(f"{column} = ?" for column in columns)
+    return f"UPDATE case_deadlines SET {sets} WHERE case_id = ? AND rule = ? AND armed_seq = ?"
+
+
+@lru_cache(maxsize=16)
+def _set_timer_status_sql(count: int) -> str:
+    return (
+        "UPDATE timers SET status = ?, claimed_by = NULL, claimed_until = NULL "
+        "WHERE case_id = ? AND rule = ? AND armed_seq = ? "
+        f"AND status IN ({', '.join('?' * count)})"
+    )
 
 
 class StoredRequest(NamedTuple):
@@ -207,6 +262,42 @@ class SqliteTx:
 
     def hold(self, key: str) -> None:
         """Nothing: this transaction began with BEGIN IMMEDIATE and holds the database."""
+
+    def insert_case(
+        self,
+        *,
+        number: str,
+        workflow: str,
+        workflow_version: int,
+        state: str,
+        data: Mapping[str, Any],
+        now: datetime,
+        keys: Mapping[str, str | None],
+        org_unit: str | None = None,
+    ) -> int:
+        at = self._time(now)
+        cur = self._cur.execute(
+            _INSERT_CASE,
+            (
+                number,
+                workflow,
+                workflow_version,
+                state,
+                self._dumps(data),
+                at,
+                at,
+                org_unit,
+                *(keys.get(key) for key in SEARCH_KEYS),
+            ),
+        )
+        case_id = cur.lastrowid
+        assert case_id is not None
+        own = [(case_id, key, keys[key]) for key in keys if key not in SEARCH_KEYS]
+        self._cur.executemany(_INSERT_OWN_KEY, [row for row in own if row[2] is not None])
+        return case_id
+
+    def next_case_number(self, prefix: str, day: str) -> int:
+        return int(self._cur.execute(_NEXT_NUMBER, (prefix, day)).fetchone()[0])
 
     def update_case(
         self,
@@ -334,6 +425,101 @@ class SqliteTx:
         params += [-1 if limit is None else limit, offset]
         return [_case(row) for row in self._cur.execute(sql, params)]
 
+    # --- deadlines and their timers --------------------------------------------------
+    def active_deadlines(self, case_id: int) -> list[DeadlineRow]:
+        return [_deadline(row) for row in self._cur.execute(_SELECT_ACTIVE_DEADLINES, (case_id,))]
+
+    def insert_deadline(self, row: DeadlineRow) -> None:
+        self._cur.execute(
+            _INSERT_DEADLINE,
+            [
+                self._value_time(value) if name in _DEADLINE_TIMES else value
+                for name, value in zip(DEADLINE_COLUMNS, row, strict=True)
+            ],
+        )
+
+    def update_deadline(self, case_id: int, rule: str, armed_seq: int, **values: Any) -> None:
+        columns = tuple(values)
+        params = [
+            self._value_time(value) if name in _DEADLINE_TIMES else value
+            for name, value in values.items()
+        ]
+        self._cur.execute(_update_deadline_sql(columns), [*params, case_id, rule, armed_seq])
+
+    def insert_timers(self, rows: Sequence[TimerArm]) -> None:
+        self._cur.executemany(
+            _INSERT_TIMER,
+            [
+                (
+                    r["case_id"],
+                    r["rule"],
+                    r["armed_seq"],
+                    r["kind"],
+                    r["level"],
+                    sqlite_time(r["due_at"]),
+                    r["status"],
+                )
+                for r in rows
+            ],
+        )
+
+    def set_timer_status(
+        self, case_id: int, rule: str, armed_seq: int, *, from_: Sequence[str], to: str
+    ) -> int:
+        cur = self._cur.execute(
+            _set_timer_status_sql(len(from_)), [to, case_id, rule, armed_seq, *from_]
+        )
+        return int(cur.rowcount)
+
+    def retime_timer(
+        self,
+        case_id: int,
+        rule: str,
+        armed_seq: int,
+        kind: str,
+        level: int,
+        due: datetime,
+        status: str = "paused",
+    ) -> None:
+        self._cur.execute(
+            _RETIME_TIMER, (sqlite_time(due), case_id, rule, armed_seq, kind, level, status)
+        )
+
+    def _value_time(self, value: Any) -> Any:
+        return None if value is None else self._time(value)
+
+    # --- the desk's holiday arrangements -------------------------------------------
+    def calendar_generation(self, *, lock: bool = False) -> int:
+        """``lock`` needs nothing here: BEGIN IMMEDIATE holds the database, so an
+        import waits for this transaction or this one for it."""
+        row = self._cur.execute(_SELECT_GENERATION).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def desk_years(self) -> list[DeskYear]:
+        imports = self._cur.execute(_SELECT_DESK_IMPORTS).fetchall()
+        if not imports:
+            return []
+        days: dict[int, list[DeskDay]] = {row[0]: [] for row in imports}
+        marks = ", ".join("?" * len(days))
+        for import_id, day, working, name, line in self._cur.execute(
+            "SELECT import_id, day, working, name, line FROM calendar_days "
+            f"WHERE import_id IN ({marks}) ORDER BY day",
+            list(days),
+        ):
+            days[import_id].append(DeskDay(date.fromisoformat(day), bool(working), name, line))
+        return [
+            DeskYear(
+                year=year,
+                days=tuple(days[id_]),
+                source=source,
+                imported_by=by,
+                imported_at=parse_time(at),
+                import_id=id_,
+                override=bool(override),
+            )
+            for id_, year, source, by, at, override in imports
+        ]
+
     def idempotent_result(self, key: str) -> StoredRequest | None:
         row = self._cur.execute(_SELECT_KEY, (key,)).fetchone()
         if row is None:
@@ -374,4 +560,27 @@ def _case(row: tuple[Any, ...]) -> Case:
         created_at=parse_time(created),
         updated_at=parse_time(updated),
         org_unit=unit,
+    )
+
+
+def _deadline(row: tuple[Any, ...]) -> DeadlineRow:
+    (case_id, rule, seq, started, due, status, reason, since, paused, warned, breached, level,
+     stopped, calendar, period, provisional) = row  # fmt: skip
+    return DeadlineRow(
+        case_id,
+        rule,
+        seq,
+        parse_time(started),
+        parse_time(due),
+        status,
+        reason,
+        _maybe_time(since),
+        paused,
+        warned,
+        _maybe_time(breached),
+        level,
+        _maybe_time(stopped),
+        calendar,
+        period,
+        provisional,
     )

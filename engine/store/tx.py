@@ -1,8 +1,10 @@
 """The narrow interface a case operation needs from storage, inside one transaction.
 
 Two implementations honour it: ``core.CoreTx`` (SQLAlchemy Core, every backend) and
-``sqlite_fast.SqliteTx`` (the plain ``sqlite3`` hot path ``fire()`` takes on SQLite).
-``tests/test_store.py`` runs the same contract against both.
+``sqlite_fast.SqliteTx`` (the plain ``sqlite3`` hot path ``fire()`` takes on SQLite,
+for every event: the deadlines an event starts, stops, pauses or extends included).
+``tests/test_store_contract.py`` runs the same contract against both and compares the
+rows they write.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from ..calendar import DeskYear
 from ..types import Actor, Case, HistoryEntry
-from .rows import OutboxRow
+from .rows import DeadlineRow, OutboxRow, TimerArm
 
 
 class Tx(Protocol):
@@ -29,6 +32,26 @@ class Tx(Protocol):
         key waits here until this one commits or rolls back, and then reads what it
         wrote. What a check-then-insert (a duplicate report) serialises on. On SQLite a
         writing transaction holds the whole database already, so this does nothing."""
+        ...
+
+    def insert_case(
+        self,
+        *,
+        number: str,
+        workflow: str,
+        workflow_version: int,
+        state: str,
+        data: Mapping[str, Any],
+        now: datetime,
+        keys: Mapping[str, str | None],
+        org_unit: str | None = None,
+    ) -> int:
+        """A new case at version 1, created and updated ``now``, with its search keys
+        (built-in ones as columns, a workflow's own as ``case_keys`` rows); its id."""
+        ...
+
+    def next_case_number(self, prefix: str, day: str) -> int:
+        """The next sequence number of ``prefix`` on ``day``, unique across writers."""
         ...
 
     def update_case(
@@ -106,4 +129,52 @@ class Tx(Protocol):
         now: datetime,
     ) -> None:
         """Store a request's result under ``key``; a second insert of a key fails."""
+        ...
+
+    # --- the case's deadlines and their timers (engine/timers.py) ---------------------
+    def active_deadlines(self, case_id: int) -> list[DeadlineRow]:
+        """The case's running or paused rule instances, as this transaction has them."""
+        ...
+
+    def insert_deadline(self, row: DeadlineRow) -> None:
+        """A new rule instance; (case_id, rule, armed_seq) is unique."""
+        ...
+
+    def update_deadline(self, case_id: int, rule: str, armed_seq: int, **values: Any) -> None:
+        """Set the named columns (``rows.DEADLINE_COLUMNS``) of one rule instance."""
+        ...
+
+    def insert_timers(self, rows: Sequence[TimerArm]) -> None:
+        """An instance's timers; (case_id, rule, armed_seq, kind, level) is unique."""
+        ...
+
+    def set_timer_status(
+        self, case_id: int, rule: str, armed_seq: int, *, from_: Sequence[str], to: str
+    ) -> int:
+        """Move an instance's timers in one of the ``from_`` statuses to ``to`` (cancel,
+        pause), dropping any lease; returns how many moved."""
+        ...
+
+    def retime_timer(
+        self,
+        case_id: int,
+        rule: str,
+        armed_seq: int,
+        kind: str,
+        level: int,
+        due: datetime,
+        status: str = "paused",
+    ) -> None:
+        """Give the instance's (kind, level) timer, if in ``status``, a new due time and
+        make it pending."""
+        ...
+
+    # --- the desk's holiday arrangements (engine/calendar_sync.py) --------------------
+    def calendar_generation(self, *, lock: bool = False) -> int:
+        """Which stored arrangements are current; with ``lock``, held until this
+        transaction ends, so no import interleaves with the deadlines it computes."""
+        ...
+
+    def desk_years(self) -> list[DeskYear]:
+        """The current arrangement of every year the desk imported, with its days."""
         ...
