@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-timers clean
+.PHONY: demo test lint bench bench-claim-path bench-timers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ lint: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.fire
+
+# A real claim from report to payment, every deadline on its way, against a floor that
+# replays the rows it wrote (SQLite; figures into docs/claim-path.json).
+bench-claim-path: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.claim_path --json docs/claim-path.json
 
 # Needs PostgreSQL (BAOFLOW_BENCH_PG_URL, default postgresql://postgres@127.0.0.1:5432/test).
 bench-timers: $(VENV)/.installed-dev
