@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import shutil
 import sqlite3
 import statistics
@@ -62,7 +63,7 @@ from baoflow.engine import (
     Policy,
     open_engine,
 )
-from baoflow.engine.store import sqlite_fast
+from baoflow.engine.store import hot as hot_path
 from baoflow.workflows.examples import ID_ZHANG, report
 from sqlalchemy import event as sa_event
 
@@ -112,17 +113,154 @@ def policies(n: int) -> list[Policy]:
     ]
 
 
-def new_engine(path: Path) -> tuple[Engine, FakeClock]:
+def new_engine(url: str) -> tuple[Engine, FakeClock]:
     clock = FakeClock(START)
-    return open_engine(f"sqlite:///{path}", clock=clock, calendar=ChineseOfficialCalendar()), clock
+    return open_engine(url, clock=clock, calendar=ChineseOfficialCalendar()), clock
 
 
-def template(path: Path, n: int) -> None:
-    eng, _ = new_engine(path)
-    eng.policies.add(policies(n))  # type: ignore[attr-defined]
-    eng.close()
-    with sqlite3.connect(path) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+class Sqlite:
+    """Databases as files copied from a template."""
+
+    name = "sqlite"
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+
+    def url(self, name: str) -> str:
+        return f"sqlite:///{self.work / name}.db"
+
+    def template(self, n: int) -> None:
+        eng, _ = new_engine(self.url("template"))
+        eng.policies.add(policies(n))  # type: ignore[attr-defined]
+        eng.close()
+        with sqlite3.connect(self.work / "template.db") as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def fresh(self, name: str) -> str:
+        shutil.copy(self.work / "template.db", self.work / f"{name}.db")
+        return self.url(name)
+
+    def drop(self, name: str) -> None:
+        (self.work / f"{name}.db").unlink()
+
+    def replay(self, name: str, calls: Recording, *, one_trip: bool) -> dict[str, float]:
+        """The floor: each call's writes in one transaction, nothing else."""
+        conn = sqlite3.connect(self.work / f"{name}.db", isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        cur = conn.cursor()
+        spent: dict[str, float] = defaultdict(float)
+        perf = time.perf_counter
+        for label, statements in calls:
+            t = perf()
+            cur.execute("BEGIN IMMEDIATE")
+            for sql, params, many in statements:
+                if many:
+                    cur.executemany(sql, params)
+                else:
+                    cur.execute(sql, params)
+            cur.execute("COMMIT")
+            spent[label] += perf() - t
+        conn.close()
+        return spent
+
+    def dump(self, name: str) -> dict[str, list[Any]]:
+        with sqlite3.connect(self.work / f"{name}.db") as conn:
+            return {
+                table: conn.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()
+                for table, order in TABLES.items()
+            }
+
+
+class Postgres:
+    """Databases made with CREATE DATABASE … TEMPLATE on the server of ``url``."""
+
+    name = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        self.base = make_url(url)
+        self.prefix = f"bench_claim_{os.getpid()}"
+        self.admin = psycopg.connect(
+            host=self.base.host or "127.0.0.1",
+            port=self.base.port or 5432,
+            user=self.base.username or "postgres",
+            dbname=self.base.database or "postgres",
+            autocommit=True,
+        )
+        self.made: list[str] = []
+
+    def _db(self, name: str) -> str:
+        return f"{self.prefix}_{name.replace('-', '_')}"
+
+    def url(self, name: str) -> str:
+        return self.base.set(database=self._db(name)).render_as_string(hide_password=False)
+
+    def _connect(self, name: str) -> Any:
+        import psycopg
+
+        return psycopg.connect(self.url(name).replace("+psycopg", ""), autocommit=True)
+
+    def template(self, n: int) -> None:
+        self.admin.execute(f"CREATE DATABASE {self._db('template')}")
+        self.made.append(self._db("template"))
+        eng, _ = new_engine(self.url("template"))
+        eng.policies.add(policies(n))  # type: ignore[attr-defined]
+        eng.close()
+
+    def fresh(self, name: str) -> str:
+        db = self._db(name)
+        self.admin.execute(f"CREATE DATABASE {db} TEMPLATE {self._db('template')}")
+        self.made.append(db)
+        return self.url(name)
+
+    def drop(self, name: str) -> None:
+        db = self._db(name)
+        self.admin.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        self.made.remove(db)
+
+    def close(self) -> None:
+        for db in list(self.made):
+            self.admin.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        self.admin.close()
+
+    def replay(self, name: str, calls: Recording, *, one_trip: bool) -> dict[str, float]:
+        """The floor: each call's writes in one transaction, nothing else; ``one_trip``:
+        sent as one pipeline (BEGIN, the writes, COMMIT: one round trip to the server)."""
+        conn = self._connect(name)
+        cur = conn.cursor()
+        spent: dict[str, float] = defaultdict(float)
+        perf = time.perf_counter
+        for label, statements in calls:
+            t = perf()
+            if one_trip:
+                with conn.pipeline():
+                    _replay_one(cur, statements)
+            else:
+                _replay_one(cur, statements)
+            spent[label] += perf() - t
+        conn.close()
+        return spent
+
+    def dump(self, name: str) -> dict[str, list[Any]]:
+        with self._connect(name) as conn:
+            return {
+                table: conn.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()
+                for table, order in TABLES.items()
+            }
+
+
+def _replay_one(cur: Any, statements: list[tuple[str, Any, bool]]) -> None:
+    cur.execute("BEGIN")
+    for sql, params, many in statements:
+        if many:
+            cur.executemany(sql, params)
+        else:
+            cur.execute(sql, params)
+    cur.execute("COMMIT")
 
 
 Call = tuple[str, Callable[[], Any]]
@@ -169,9 +307,29 @@ def drive(
 Recording = list[tuple[str, list[tuple[str, Any, bool]]]]
 
 
-def record(path: Path, n: int) -> Recording:
+class _Recorder:
+    """A DBAPI cursor that keeps the write statements sent through it."""
+
+    def __init__(self, cur: Any, writes: Callable[[], list[tuple[str, Any, bool]]]) -> None:
+        self._cur, self._writes = cur, writes
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        if sql.lstrip()[:7].upper().startswith(WRITES):
+            self._writes().append((sql, params, False))
+        return self._cur.execute(sql, params)
+
+    def executemany(self, sql: str, params: Any) -> Any:
+        params = list(params)
+        self._writes().append((sql, params, True))
+        return self._cur.executemany(sql, params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cur, name)
+
+
+def record(url: str, n: int) -> Recording:
     """Run the engine once, untimed, keeping every write statement of every call."""
-    eng, clock = new_engine(path)
+    eng, clock = new_engine(url)
     calls: Recording = []
 
     def writes() -> list[tuple[str, Any, bool]]:
@@ -182,60 +340,25 @@ def record(path: Path, n: int) -> Recording:
             writes().append((sql, params, many))
 
     sa_event.listen(eng.store.engine, "before_cursor_execute", core)
+    original = hot_path.HotTx.__init__
 
-    class Cursor(sqlite3.Cursor):
-        def execute(self, sql: str, params: Any = (), /) -> sqlite3.Cursor:  # type: ignore[override]
-            if sql.lstrip()[:7].upper().startswith(WRITES):
-                writes().append((sql, params, False))
-            return super().execute(sql, params)
+    def recording_init(self: Any, path: Any, conn: Any) -> None:
+        original(self, path, conn)
+        self._cur = _Recorder(self._cur, writes)
 
-        def executemany(self, sql: str, params: Any, /) -> sqlite3.Cursor:  # type: ignore[override]
-            params = list(params)
-            writes().append((sql, params, True))
-            return super().executemany(sql, params)
-
-    original = sqlite_fast.SqliteTx.__init__
-
-    def recording_init(self: Any, conn: sqlite3.Connection, dumps: Any) -> None:
-        original(self, conn, dumps)
-        self._cur = conn.cursor(Cursor)
-
-    sqlite_fast.SqliteTx.__init__ = recording_init  # type: ignore[method-assign]
+    hot_path.HotTx.__init__ = recording_init  # type: ignore[method-assign]
     try:
         drive(eng, clock, n, lambda label: calls.append((label, [])))
     finally:
-        sqlite_fast.SqliteTx.__init__ = original  # type: ignore[method-assign]
+        hot_path.HotTx.__init__ = original  # type: ignore[method-assign]
         eng.close()
     return calls
 
 
-def replay(path: Path, calls: Recording) -> dict[str, float]:
-    """The floor: each call's writes in one transaction, nothing else."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    cur = conn.cursor()
-    spent: dict[str, float] = defaultdict(float)
-    perf = time.perf_counter
-    for label, statements in calls:
-        t = perf()
-        cur.execute("BEGIN IMMEDIATE")
-        for sql, params, many in statements:
-            if many:
-                cur.executemany(sql, params)
-            else:
-                cur.execute(sql, params)
-        cur.execute("COMMIT")
-        spent[label] += perf() - t
-    conn.close()
-    return spent
-
-
-def run_engine(path: Path, n: int, *, hot: bool) -> dict[str, float]:
-    eng, clock = new_engine(path)
+def run_engine(url: str, n: int, *, hot: bool) -> dict[str, float]:
+    eng, clock = new_engine(url)
     if not hot:
-        eng.store._fast = None  # every statement through SQLAlchemy Core
+        eng.store._hot = None  # every call in a CoreTx on SQLAlchemy's connection
     try:
         return drive(eng, clock, n, lambda _label: None)
     finally:
@@ -252,64 +375,71 @@ TABLES = {
 }
 
 
-def dump(path: Path) -> dict[str, list[Any]]:
-    with sqlite3.connect(path) as conn:
-        return {
-            table: conn.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()
-            for table, order in TABLES.items()
-        }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--claims", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--url", help="a PostgreSQL server to run on (postgresql://…/db); default SQLite"
+    )
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
     n = args.claims
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        base = work / "template.db"
-        template(base, n)
-        shutil.copy(base, work / "recorded.db")
-        recording = record(work / "recorded.db", n)
-        statements = {label: 0 for label in EVENTS}
-        deadlines: set[str] = set()  # the calls that wrote a deadline or a timer
-        for label, writes in recording:
-            statements[label] += len(writes)
-            if any("case_deadlines" in sql or "timers" in sql for sql, _, _ in writes):
-                deadlines.add(label)
-        rounds: list[dict[str, dict[str, float]]] = []
-        for r in range(args.rounds):
-            order = ["engine", "floor", "core"] if r % 2 == 0 else ["core", "engine", "floor"]
-            times: dict[str, dict[str, float]] = {}
-            for variant in order:
-                path = work / f"{variant}-{r}.db"
-                shutil.copy(base, path)
-                gc.collect()
-                if variant == "floor":
-                    times[variant] = replay(path, recording)
-                else:
-                    times[variant] = run_engine(path, n, hot=variant == "engine")
-            engine_rows, floor_rows = dump(work / f"engine-{r}.db"), dump(work / f"floor-{r}.db")
-            if engine_rows != floor_rows:
-                raise SystemExit(f"round {r}: the floor did not write the engine's rows")
-            rounds.append(times)
-            for variant in ("engine", "floor", "core"):
-                (work / f"{variant}-{r}.db").unlink()
-            total = {v: sum(times[v].values()) for v in times}
-            print(
-                f"round {r + 1}: whole path engine {total['floor'] / total['engine']:.1%} "
-                f"of the floor, core {total['floor'] / total['core']:.1%}",
-                flush=True,
-            )
-    figures = summarise(rounds, n, statements, deadlines)
-    print(table(figures, n, args.rounds))
+        backend: Sqlite | Postgres = Postgres(args.url) if args.url else Sqlite(Path(tmp))
+        try:
+            figures = run(backend, n, args.rounds)
+        finally:
+            if isinstance(backend, Postgres):
+                backend.close()
+    print(table(figures))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
 
 
+def run(backend: Sqlite | Postgres, n: int, rounds_wanted: int) -> dict[str, Any]:
+    backend.template(n)
+    recording = record(backend.fresh("recorded"), n)
+    backend.drop("recorded")
+    statements = {label: 0 for label in EVENTS}
+    deadlines: set[str] = set()  # the calls that wrote a deadline or a timer
+    for label, writes in recording:
+        statements[label] += len(writes)
+        if any("case_deadlines" in sql or "timers" in sql for sql, _, _ in writes):
+            deadlines.add(label)
+    variants = ["engine", "floor", "core"]
+    if backend.name == "postgresql":
+        variants.append("floor_each")  # the writes one round trip each
+    rounds: list[dict[str, dict[str, float]]] = []
+    for r in range(rounds_wanted):
+        order = variants if r % 2 == 0 else variants[::-1]
+        times: dict[str, dict[str, float]] = {}
+        for variant in order:
+            url = backend.fresh(f"{variant}-{r}")
+            gc.collect()
+            if variant.startswith("floor"):
+                one_trip = variant == "floor"
+                times[variant] = backend.replay(f"{variant}-{r}", recording, one_trip=one_trip)
+            else:
+                times[variant] = run_engine(url, n, hot=variant == "engine")
+        engine_rows = backend.dump(f"engine-{r}")
+        for floor in (v for v in variants if v.startswith("floor")):
+            if backend.dump(f"{floor}-{r}") != engine_rows:
+                raise SystemExit(f"round {r}: the {floor} did not write the engine's rows")
+        rounds.append(times)
+        for variant in variants:
+            backend.drop(f"{variant}-{r}")
+        total = {v: sum(times[v].values()) for v in times}
+        print(
+            f"round {r + 1}: whole path engine {total['floor'] / total['engine']:.1%} "
+            f"of the floor, core {total['floor'] / total['core']:.1%}",
+            flush=True,
+        )
+    return summarise(backend.name, rounds, n, statements, deadlines)
+
+
 def summarise(
+    backend: str,
     rounds: list[dict[str, dict[str, float]]],
     n: int,
     statements: dict[str, int],
@@ -326,11 +456,13 @@ def summarise(
 
         return statistics.median(one(r) for r in rounds)
 
+    each = "floor_each" in rounds[0]
     events = {
         label: {
             "deadlines": label in deadlines,
             "write_statements": statements[label] / n,
             "floor_us": per_call("floor", label),
+            **({"floor_each_us": per_call("floor_each", label)} if each else {}),
             "engine_us": per_call("engine", label),
             "core_us": per_call("core", label),
             "engine_share": share("engine", label),
@@ -340,31 +472,48 @@ def summarise(
     }
     whole = {
         "floor_us": sum(e["floor_us"] for e in events.values()),
+        **({"floor_each_us": sum(e["floor_each_us"] for e in events.values())} if each else {}),
         "engine_us": sum(e["engine_us"] for e in events.values()),
         "core_us": sum(e["core_us"] for e in events.values()),
         "engine_share": share("engine", None),
         "core_share": share("core", None),
     }
-    return {"claims": n, "rounds": len(rounds), "events": events, "whole_path": whole}
+    return {
+        "backend": backend,
+        "claims": n,
+        "rounds": len(rounds),
+        "events": events,
+        "whole_path": whole,
+    }
 
 
-def table(figures: dict[str, Any], n: int, rounds: int) -> str:
+def table(figures: dict[str, Any]) -> str:
+    each = "floor_each_us" in figures["whole_path"]
     lines = [
-        f"{n} claims × {len(EVENTS)} calls, {rounds} rounds (medians; share = floor time / time)",
+        f"{figures['backend']}: {figures['claims']} claims × {len(EVENTS)} calls, "
+        f"{figures['rounds']} rounds (medians; share = floor time / time"
+        + ("; the floor sends each call's writes as one round trip" if each else "")
+        + ")",
         "",
-        "| call | deadlines | writes | floor µs | engine µs | engine share | Core µs | Core share |",
-        "|---|:-:|---:|---:|---:|---:|---:|---:|",
+        "| call | deadlines | writes | floor µs | "
+        + ("floor, a trip each µs | " if each else "")
+        + "engine µs | engine share | CoreTx µs | CoreTx share |",
+        "|---|:-:|---:|---:|" + ("---:|" if each else "") + "---:|---:|---:|---:|",
     ]
     for label, e in figures["events"].items():
         lines.append(
             f"| `{label}` | {'yes' if e['deadlines'] else ''} | {e['write_statements']:.0f} | "
-            f"{e['floor_us']:.0f} | {e['engine_us']:.0f} | {e['engine_share']:.0%} | "
+            f"{e['floor_us']:.0f} | "
+            + (f"{e['floor_each_us']:.0f} | " if each else "")
+            + f"{e['engine_us']:.0f} | {e['engine_share']:.0%} | "
             f"{e['core_us']:.0f} | {e['core_share']:.0%} |"
         )
     w = figures["whole_path"]
     lines.append(
-        f"| **whole path** | | | {w['floor_us']:.0f} | {w['engine_us']:.0f} | "
-        f"**{w['engine_share']:.0%}** | {w['core_us']:.0f} | {w['core_share']:.0%} |"
+        f"| **whole path** | | | {w['floor_us']:.0f} | "
+        + (f"{w['floor_each_us']:.0f} | " if each else "")
+        + f"{w['engine_us']:.0f} | **{w['engine_share']:.0%}** | {w['core_us']:.0f} | "
+        f"{w['core_share']:.0%} |"
     )
     return "\n".join(lines)
 

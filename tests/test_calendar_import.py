@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from baoflow.engine import (
     SHANGHAI,
     Actor,
@@ -382,17 +381,27 @@ def test_an_import_is_seen_by_a_second_worker_process_on_postgresql(pg_only_url:
 @pytest.mark.postgres
 def test_an_import_and_a_deadline_being_armed_cannot_interleave(pg_only_url: str) -> None:
     """The import takes the arrangements' lock first; a transaction arming a deadline
-    reads the generation under a share lock, so it waits for the import (and sees it)."""
+    reads the generation under a share lock, so it waits for the import (and sees it):
+    in the transaction fire() takes, and in a CoreTx (the timer worker's)."""
+    import psycopg
+
     eng = open_engine(pg_only_url)
     try:
         with eng.store.write() as importing:
             importing.bump_calendar_generation()  # an import under way, not committed
             with eng.store.engine.connect() as other, other.begin():
                 other.exec_driver_sql("SET LOCAL lock_timeout = '300ms'")
-                with pytest.raises(sa.exc.OperationalError, match="lock timeout"):
+                with pytest.raises(psycopg.errors.LockNotAvailable, match="lock timeout"):
                     from baoflow.engine.store import CoreTx
 
                     CoreTx(other).calendar_generation(lock=True)
+            with (
+                pytest.raises(psycopg.errors.LockNotAvailable, match="lock timeout"),
+                eng.store.fire_transaction() as firing,
+            ):
+                firing.hold("irrelevant")  # the hot transaction has begun; now wait
+                firing._cur.execute("SET LOCAL lock_timeout = '300ms'")  # type: ignore[attr-defined]
+                firing.calendar_generation(lock=True)
     finally:
         eng.close()
 

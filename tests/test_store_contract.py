@@ -1,6 +1,7 @@
-"""Both storage paths honour one contract (engine/store/tx.py): SQLAlchemy Core on every
-backend, and the plain-sqlite3 hot path fire() takes on SQLite. They must read each
-other's rows and write the same text."""
+"""Both transaction kinds honour one contract (engine/store/tx.py), on both databases:
+``CoreTx`` (the shared statements on SQLAlchemy's connection, and Core) and ``HotTx``
+(the shared statements on a DBAPI connection of its own, what open_case() and fire()
+take). They must read each other's rows and write the same bytes."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from pathlib import Path
 import pytest
 from baoflow.engine import SHANGHAI, Actor, CaseNotFound, SqlPolicyDirectory
 from baoflow.engine.store import IntegrityViolation, Store, Tx
-from baoflow.engine.store.core import policy_from_row
 from baoflow.workflows.examples import POLICIES
 
 from tests.conftest import _pg_schema
@@ -27,6 +27,7 @@ DATA = {"policy": {"number": "P-1", "insured_name": "李娜"}, "note": "中文�
         "sqlite-core",
         "sqlite-fast",
         pytest.param("postgresql-core", marks=pytest.mark.postgres),
+        pytest.param("postgresql-fast", marks=pytest.mark.postgres),
     ]
 )
 def paths(
@@ -40,6 +41,23 @@ def paths(
     yield store, (store.fire_transaction if path == "fast" else store.write)
     store.dispose()
     if schema is not None:
+        schema.close()  # drops the private schema
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def new_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], str]]:
+    """Make a new, empty database of the backend under test; its URL."""
+    schemas: list[Iterator[str]] = []
+    made = iter(range(1_000))
+
+    def make() -> str:
+        if request.param == "sqlite":
+            return f"sqlite:///{tmp_path / f'db{next(made)}.db'}"
+        schemas.append(_pg_schema())
+        return next(schemas[-1])
+
+    yield make
+    for schema in schemas:
         schema.close()  # drops the private schema
 
 
@@ -230,47 +248,77 @@ def test_idempotency_records_round_trip_and_a_key_is_stored_once(paths) -> None:
         )
 
 
-def test_both_paths_write_the_same_text(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """The hot path must store exactly what SQLAlchemy would, or Core reads drift."""
-    store = Store(f"sqlite:///{tmp_path / 'same.db'}")
+def test_the_shared_statements_store_exactly_what_sqlalchemy_would(new_db) -> None:  # type: ignore[no-untyped-def]
+    """The hot statements bind times and JSON by hand: they must store the bytes
+    SQLAlchemy's typed columns store, or Core's reads drift. Core's own update is the
+    independent computation here."""
+    import sqlalchemy as sa
+    from baoflow.engine.store import tables
+
+    store = Store(new_db())
     store.upgrade()
     first, second = _new_case(store, "LP-A"), _new_case(store, "LP-B")
-    for case_id, tx_of in ((first, store.write), (second, store.fire_transaction)):
-        with tx_of() as tx:
-            tx.update_case(
-                case_id=case_id, expected_version=1, state="s", data=DATA, now=NOW, keys=None
-            )
+    with store.write() as tx:
+        c = tables.cases.c
+        tx.conn.execute(
+            tables.cases.update()
+            .where(c.id == first)
+            .values(state="s", data=DATA, version=2, updated_at=NOW)
+        )
+    with store.fire_transaction() as tx:
+        tx.update_case(case_id=second, expected_version=1, state="s", data=DATA, now=NOW, keys=None)
     with store.engine.connect() as conn:
-        rows = conn.exec_driver_sql(
-            "SELECT data, updated_at FROM cases WHERE id IN (?, ?) ORDER BY id", (first, second)
+        rows = conn.execute(
+            sa.text(
+                "SELECT state, data, version, updated_at FROM cases WHERE id IN (:a, :b) "
+                "ORDER BY id"
+            ),
+            {"a": first, "b": second},
         ).all()
+    backend = store.dialect_name
     store.dispose()
     assert rows[0] == rows[1]
-    assert rows[0][1] == "2026-05-06 01:30:15.123456"
+    if backend == "sqlite":
+        assert rows[0][3] == "2026-05-06 01:30:15.123456"
 
 
-def test_both_paths_write_the_same_outbox_rows(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """A transition's notices are written by the hot path on SQLite, a timer's by Core:
-    delivery reads both the same way."""
-    store = Store(f"sqlite:///{tmp_path / 'o.db'}")
+def test_notices_written_by_either_transaction_read_the_same(new_db) -> None:  # type: ignore[no-untyped-def]
+    """A transition's notices are written by the hot path, a timer's in a CoreTx, and an
+    expanded notice's by Core's own insert: delivery reads them all the same way."""
+    from baoflow.engine.store import tables
+
+    store = Store(new_db())
     store.upgrade()
     case_id = _new_case(store)
+    context = {"case_number": "LP-1", "reasons": ["中文不转义"]}
+
+    def notice(seq: int) -> dict[str, object]:
+        return {
+            "key": f"case:{case_id}:{seq}:claim_accepted:reporter",
+            "case_id": case_id,
+            "seq": seq,
+            "template": "claim_accepted",
+            "recipient": "reporter",
+            "org_unit": None,
+            "context": context,
+        }
+
+    with store.write() as tx:  # Core's typed insert: the independent computation
+        tx.conn.execute(
+            tables.outbox.insert(),
+            [
+                {
+                    **notice(1),
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": NOW,
+                    "created_at": NOW,
+                }
+            ],
+        )
     for seq, tx_of in ((2, store.write), (3, store.fire_transaction)):
         with tx_of() as tx:
-            tx.insert_outbox(
-                [
-                    {
-                        "key": f"case:{case_id}:{seq}:claim_accepted:reporter",
-                        "case_id": case_id,
-                        "seq": seq,
-                        "template": "claim_accepted",
-                        "recipient": "reporter",
-                        "org_unit": None,
-                        "context": {"case_number": "LP-1", "reasons": ["中文不转义"]},
-                    }
-                ],
-                NOW,
-            )
+            tx.insert_outbox([notice(seq)], NOW)  # type: ignore[list-item]
     with store.engine.connect() as conn:
         rows = conn.exec_driver_sql(
             "SELECT template, recipient, org_unit, context, status, attempts, next_attempt_at, "
@@ -279,53 +327,53 @@ def test_both_paths_write_the_same_outbox_rows(tmp_path) -> None:  # type: ignor
     with store.read() as tx:
         read = tx.list_outbox()
     store.dispose()
-    assert rows[0] == rows[1]
-    assert rows[0][6] == "2026-05-06 01:30:15.123456"
-    assert read[0].context == read[1].context == {"case_number": "LP-1", "reasons": ["中文不转义"]}
-    assert read[0].next_attempt_at == read[1].next_attempt_at == NOW
+    assert rows[0] == rows[1] == rows[2]
+    assert [r.context for r in read] == [context] * 3
+    assert [r.next_attempt_at for r in read] == [NOW] * 3
 
 
-def test_a_policy_reads_the_same_on_the_hot_path_and_through_core(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    store = Store(f"sqlite:///{tmp_path / 'p.db'}")
+def test_a_policy_reads_the_same_on_the_hot_path_and_through_core(new_db) -> None:  # type: ignore[no-untyped-def]
+    store = Store(new_db())
     store.upgrade()
     SqlPolicyDirectory(store).add(POLICIES)
     try:
         for policy in POLICIES:
-            assert store._fast is not None
-            hot = store._fast.policy(policy.number)
+            assert store._hot is not None
+            hot = store._hot.policy(policy.number)
             with store.read() as core:
-                row = core.policy(policy.number)
-            assert row is not None
-            assert hot == policy_from_row(row._mapping) == policy
+                assert hot == core.policy(policy.number) == policy
+                mine = core.policies_by_insured(policy.insured_name, policy.insured_id_number)
+            assert policy in mine
         assert store.policy("P-NONE") is None
     finally:
         store.dispose()
 
 
-def test_every_deadline_step_writes_the_same_rows_on_either_path(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_every_deadline_step_writes_the_same_rows_on_either_path(new_db, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """open_case() and fire() on SQLite run on the hot path, deadline events included: a
     case opened and numbered, a deadline started, extended, paused, extended while paused, resumed (re-timed),
-    restarted, warned by a timer and stopped must leave exactly the rows Core leaves."""
+    restarted, warned by a timer and stopped must leave exactly the rows Core leaves.
+    On PostgreSQL as on SQLite."""
     from baoflow.engine import FakeClock, Hooks, load_workflow, open_engine
-    from baoflow.engine.store.sqlite_fast import SqliteTx
+    from baoflow.engine.store.hot import HotTx
 
     from tests.test_deadline_extensions import REPLY, bj
 
     hot_steps: list[str] = []
     for method in ("insert_deadline", "update_deadline", "set_timer_status", "retime_timer"):
-        original = getattr(SqliteTx, method)
+        original = getattr(HotTx, method)
 
         def spy(self, *args, _original=original, _name=method, **kwargs):  # type: ignore[no-untyped-def]
             hot_steps.append(_name)
             return _original(self, *args, **kwargs)
 
-        monkeypatch.setattr(SqliteTx, method, spy)
+        monkeypatch.setattr(HotTx, method, spy)
 
-    def run(name: str, fast: bool) -> dict[str, list[tuple[object, ...]]]:
+    def run(fast: bool) -> dict[str, list[tuple[object, ...]]]:
         clock = FakeClock(bj(2026, 4, 20, 10, 0))
-        eng = open_engine(f"sqlite:///{tmp_path / name}", clock=clock)
+        eng = open_engine(new_db(), clock=clock)
         if not fast:
-            eng.store._fast = None  # every fire() through SQLAlchemy Core
+            eng.store._hot = None  # every fire() in a CoreTx
         eng.register(load_workflow(REPLY, Hooks()))
         case = eng.open_case("reply", {}, ACTOR).case
         for event, days in (
@@ -355,7 +403,7 @@ def test_every_deadline_step_writes_the_same_rows_on_either_path(tmp_path, monke
         eng.close()
         return tables
 
-    hot = run("hot.db", fast=True)
+    hot = run(fast=True)
     assert set(hot_steps) == {
         "insert_deadline",
         "update_deadline",
@@ -363,7 +411,7 @@ def test_every_deadline_step_writes_the_same_rows_on_either_path(tmp_path, monke
         "retime_timer",
     }
     hot_steps.clear()
-    core = run("core.db", fast=False)
+    core = run(fast=False)
     assert hot_steps == []
     assert hot == core
     statuses = [row[5] for row in hot["case_deadlines"]]
@@ -372,8 +420,8 @@ def test_every_deadline_step_writes_the_same_rows_on_either_path(tmp_path, monke
     assert any(row[7] == "fired" for row in hot["timers"])
 
 
-def test_a_case_opened_on_either_path_is_the_same_row_with_its_own_keys(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    store = Store(f"sqlite:///{tmp_path / 'open.db'}")
+def test_a_case_opened_on_either_path_is_the_same_row_with_its_own_keys(new_db) -> None:  # type: ignore[no-untyped-def]
+    store = Store(new_db())
     store.upgrade()
     keys = {"policy_number": "P-1", "insured_name": "李娜", "id_number": None, "phone": "138"}
     for number, tx_of in (("LP-A", store.write), ("LP-B", store.fire_transaction)):

@@ -1,8 +1,9 @@
 """The only place SQL lives: connections, transactions, queries, migrations.
 
-``Store.write()`` / ``read()`` give a ``CoreTx`` (SQLAlchemy Core, every backend);
-``fire_transaction()`` gives the plain-sqlite3 hot path on SQLite (``sqlite_fast``)
-and Core elsewhere. No ORM: DESIGN.md §6 measured it at a fifth of Core.
+``fire_transaction()`` gives a ``hot.HotTx``: a case operation's statements, written
+once for both databases, on a DBAPI connection of its own (``hot.py``). ``write()`` /
+``read()`` give a ``CoreTx``: the same statements on a SQLAlchemy connection, and the
+cold queries in SQLAlchemy Core. No ORM: DESIGN.md §6 measured it at a fifth of Core.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -24,30 +23,13 @@ from sqlalchemy.exc import IntegrityError
 
 from ..errors import StorageError
 from ..policies import Policy
-from .core import CoreTx, policy_from_row
-from .sqlite_fast import SqliteFastPath
+from .core import CoreTx
+from .hot import HotPath, connections, dialect, json_dumps, sqlite_setup
 from .tx import Tx
 
 __all__ = ["CoreTx", "IntegrityViolation", "Store", "Tx", "normalise_url"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-def json_dumps(value: Any) -> str:
-    """The one JSON encoding of the store (both paths): UTF-8 text, Chinese unescaped.
-
-    orjson, because encoding the case data was the largest Python cost of a
-    transition (~11 µs with the standard library, ~1 µs with orjson).
-    """
-    return orjson.dumps(value, default=_json_default).decode()
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def normalise_url(url: str) -> str:
@@ -100,10 +82,15 @@ class Store:
         except ImportError as exc:  # the dialect imports its DBAPI driver here
             raise StorageError(_missing_driver(self.dialect_name, exc)) from exc
         self._pinned = threading.local()
-        self._fast: SqliteFastPath | None = None
         if self.dialect_name == "sqlite":
             _sqlite_setup(self.engine)
-            self._fast = SqliteFastPath(parsed.database or "", json_dumps)
+        # The hot path connects as SQLAlchemy would (the same arguments, psycopg's
+        # adapters with the store's JSON encoding), on connections of its own.
+        d = dialect(self.dialect_name)
+        _, connect_args = self.engine.dialect.create_connect_args(parsed)
+        self._hot: HotPath | None = HotPath(
+            d, connections(d, connect_args, parsed.database or ""), json_dumps
+        )
 
     # --- transactions -------------------------------------------------------------
     @contextmanager
@@ -143,16 +130,16 @@ class Store:
             yield CoreTx(conn)
 
     def fire_transaction(self) -> AbstractContextManager[Tx]:
-        """The transaction ``fire()`` runs in: on SQLite the raw hot path, else Core."""
-        return self._fast.transaction() if self._fast is not None else self.write()
+        """The transaction ``open_case()`` and ``fire()`` run in: the hot path's (``_hot``
+        None — benchmarks and the contract test set it so — gives a Core one)."""
+        return self._hot.transaction() if self._hot is not None else self.write()
 
     def policy(self, number: str) -> Policy | None:
         """The policy with this number, or None."""
-        if self._fast is not None:
-            return self._fast.policy(number)
+        if self._hot is not None:
+            return self._hot.policy(number)
         with self.read() as tx:
-            row = tx.policy(number)
-        return None if row is None else policy_from_row(row._mapping)
+            return tx.policy(number)
 
     @contextmanager
     def _write_connection(self) -> Iterator[Connection]:
@@ -160,8 +147,8 @@ class Store:
             yield conn
 
     def dispose(self) -> None:
-        if self._fast is not None:
-            self._fast.close()
+        if self._hot is not None:
+            self._hot.close()
         self.engine.dispose()
 
     # --- migrations ---------------------------------------------------------------
@@ -202,22 +189,23 @@ class Store:
             )
 
 
-#: What a unique-key race raises, on either path.
-IntegrityViolation = (IntegrityError, sqlite3.IntegrityError)
+def _psycopg_integrity_error() -> type[Exception]:
+    try:
+        import psycopg
+    except ImportError:  # SQLite only: the PostgreSQL driver is an extra
+        return sqlite3.IntegrityError
+    return psycopg.IntegrityError
+
+
+#: What a unique-key race raises, on either transaction kind and either database.
+IntegrityViolation = (IntegrityError, sqlite3.IntegrityError, _psycopg_integrity_error())
 
 
 def _sqlite_setup(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # Let SQLAlchemy's "begin" event decide how transactions start (pysqlite's
-        # own implicit BEGIN would defeat BEGIN IMMEDIATE).
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
-        cur.close()
+        # SQLAlchemy's "begin" event below decides how transactions start.
+        sqlite_setup(dbapi_conn)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:

@@ -1,12 +1,12 @@
-"""Every query in SQLAlchemy Core: the store's portable implementation (PostgreSQL,
-and SQLite for everything but ``fire()``'s hot path — see ``sqlite_fast.py``)."""
+"""``CoreTx``: a case operation's statements (``hot.py``, written once for both
+databases) and every other query — reports, timer batches, the outbox, accounts — in
+SQLAlchemy Core."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from decimal import Decimal
+from functools import cached_property
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -14,27 +14,20 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from ..calendar import DeskDay, DeskYear
+from ..calendar import DeskDay
 from ..definitions import SEARCH_KEYS
-from ..errors import CaseNotFound
-from ..policies import Policy
-from ..types import Actor, Case, CaseScope, HistoryEntry, Refusal
+from ..types import Actor, Case, CaseScope, Refusal
 from . import tables as t
+from .hot import HotStatements, dialect, json_dumps
+from .rows import MAX_ID as _MAX_ID
 from .rows import (
-    DEADLINE_COLUMNS,
     CaseBump,
-    DeadlineRow,
     HistoryRow,
     InstanceProgress,
     OutboxRow,
-    TimerArm,
-    is_case_id,
 )
-from .rows import MAX_ID as _MAX_ID
 
 _c = t.cases.c
-_SELECT_CASE_BY_ID = sa.select(t.cases).where(_c.id == sa.bindparam("ref"))
-_SELECT_CASE_BY_NUMBER = sa.select(t.cases).where(_c.number == sa.bindparam("ref"))
 
 
 def _update_case(with_state: bool, with_keys: bool) -> sa.Update:
@@ -54,15 +47,6 @@ def _update_case(with_state: bool, with_keys: bool) -> sa.Update:
 # Columns left out of SET spare the database their index maintenance.
 _UPDATE_CASE = {(s, k): _update_case(s, k) for s in (False, True) for k in (False, True)}
 _INSERT_HISTORY = t.history.insert()
-_SELECT_VERSION = sa.select(_c.version).where(_c.id == sa.bindparam("ref"))
-_HOLD = sa.text("SELECT pg_advisory_xact_lock(:key)")
-
-
-def lock_number(key: str) -> int:
-    """``key`` as the signed 64-bit number PostgreSQL's advisory locks take (the first 8
-    bytes of its SHA-256: distinct keys collide with odds of 2^-64, and a collision only
-    makes two unrelated transactions wait for each other)."""
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
 
 
 class TimerRow(NamedTuple):
@@ -92,116 +76,27 @@ class TimerRow(NamedTuple):
     d_level: int
 
 
-class CoreTx:
-    """One transaction's worth of queries on a SQLAlchemy connection."""
+class CoreTx(HotStatements):
+    """One transaction's worth of queries on a SQLAlchemy connection: a case
+    operation's statements (``hot.HotStatements``) on its driver connection, inside
+    SQLAlchemy's transaction, and the cold queries in Core."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self._d = dialect(conn.dialect.name)
+        self._dumps = json_dumps
+        self._now: datetime | None = None
+        self._now_text: Any = None
+
+    @cached_property
+    def _cur(self) -> Any:
+        # The DBAPI connection SQLAlchemy's transaction runs on: statements sent on it
+        # are part of that transaction.
+        driver = self.conn.connection.driver_connection
+        assert driver is not None
+        return driver.cursor()
 
     # --- cases --------------------------------------------------------------------
-    def load_case(self, ref: int | str) -> Case:
-        row = self._case_row(ref)
-        return _case(row)
-
-    def _case_row(self, ref: int | str) -> sa.Row[Any]:
-        if isinstance(ref, int) or is_case_id(ref):
-            if not 0 < int(ref) <= _MAX_ID:
-                raise CaseNotFound(ref)
-            row = self.conn.execute(_SELECT_CASE_BY_ID, {"ref": int(ref)}).first()
-        else:
-            row = self.conn.execute(_SELECT_CASE_BY_NUMBER, {"ref": ref}).first()
-        if row is None:
-            raise CaseNotFound(ref)
-        return row
-
-    def current_version(self, case_id: int) -> int | None:
-        return self.conn.execute(_SELECT_VERSION, {"ref": case_id}).scalar()
-
-    def hold(self, key: str) -> None:
-        if self._pg:  # a transaction-scoped advisory lock on the key's 64-bit hash
-            self.conn.execute(_HOLD, {"key": lock_number(key)})
-
-    def insert_case(
-        self,
-        *,
-        number: str,
-        workflow: str,
-        workflow_version: int,
-        state: str,
-        data: Mapping[str, Any],
-        now: datetime,
-        keys: Mapping[str, str | None],
-        org_unit: str | None = None,
-    ) -> int:
-        result = self.conn.execute(
-            t.cases.insert().returning(t.cases.c.id),
-            {
-                "number": number,
-                "workflow": workflow,
-                "workflow_version": workflow_version,
-                "state": state,
-                "data": data,
-                "version": 1,
-                "created_at": now,
-                "updated_at": now,
-                "org_unit": org_unit,
-                **{key: keys.get(key) for key in SEARCH_KEYS},
-            },
-        )
-        case_id = int(result.scalar_one())
-        self._write_own_keys(case_id, keys, replace=False)
-        return case_id
-
-    def _write_own_keys(
-        self, case_id: int, keys: Mapping[str, str | None], *, replace: bool
-    ) -> None:
-        """The workflow's own search keys among ``keys`` as ``case_keys`` rows (the
-        built-in ones are columns); ``replace``: those keys' old rows deleted first."""
-        own = [key for key in keys if key not in SEARCH_KEYS]
-        if not own:
-            return
-        k = t.case_keys.c
-        if replace:
-            self.conn.execute(
-                t.case_keys.delete().where(k.case_id == case_id, k.key.in_(sorted(own)))
-            )
-        rows = [
-            {"case_id": case_id, "key": key, "value": keys[key]}
-            for key in own
-            if keys[key] is not None
-        ]
-        if rows:
-            self.conn.execute(t.case_keys.insert(), rows)
-
-    def update_case(
-        self,
-        *,
-        case_id: int,
-        expected_version: int,
-        state: str | None,
-        data: Mapping[str, Any],
-        now: datetime,
-        keys: Mapping[str, str | None] | None,
-    ) -> bool:
-        """See ``Tx.update_case``: ``state=None`` / ``keys=None`` keep those columns."""
-        params: dict[str, Any] = {
-            "b_id": case_id,
-            "b_expected": expected_version,
-            "b_data": data,
-            "b_version": expected_version + 1,
-            "b_now": now,
-        }
-        if state is not None:
-            params["b_state"] = state
-        if keys is not None:
-            params.update({f"b_{key}": keys.get(key) for key in SEARCH_KEYS})
-        statement = _UPDATE_CASE[state is not None, keys is not None]
-        if self.conn.execute(statement, params).rowcount != 1:
-            return False
-        if keys is not None:
-            self._write_own_keys(case_id, keys, replace=True)
-        return True
-
     def cases_of(self, workflow: str, after: int, limit: int) -> list[tuple[int, int, Any]]:
         """(id, workflow version, data) of ``workflow``'s cases past id ``after``, by id:
         what rewriting their search keys pages through."""
@@ -228,51 +123,6 @@ class CoreTx:
         )
         self.conn.execute(t.case_keys.delete().where(k.case_id == case_id))
         self._write_own_keys(case_id, {key: keys.get(key) for key in own}, replace=False)
-
-    def append_history(
-        self,
-        *,
-        case_id: int,
-        seq: int,
-        at: datetime,
-        actor: Actor,
-        event: str,
-        from_state: str | None,
-        to_state: str,
-        data: Mapping[str, Any],
-        notes: Sequence[str],
-    ) -> None:
-        self.conn.execute(
-            _INSERT_HISTORY,
-            {
-                "case_id": case_id,
-                "seq": seq,
-                "at": at,
-                "actor": actor.to_json(),
-                "event": event,
-                "from_state": from_state,
-                "to_state": to_state,
-                "data": data,
-                "notes": list(notes),
-            },
-        )
-
-    def history(self, case_id: int) -> list[HistoryEntry]:
-        h = t.history.c
-        rows = self.conn.execute(sa.select(t.history).where(h.case_id == case_id).order_by(h.seq))
-        return [
-            HistoryEntry(
-                seq=r.seq,
-                at=r.at,
-                actor=Actor.from_json(r.actor),
-                event=r.event,
-                from_state=r.from_state,
-                to_state=r.to_state,
-                data=r.data,
-                notes=tuple(r.notes),
-            )
-            for r in rows
-        ]
 
     def find_cases(
         self,
@@ -401,55 +251,7 @@ class CoreTx:
         rows = self.conn.execute(q)
         return [(s, int(lv), int(w), int(b)) for s, lv, w, b in rows if s is not None]
 
-    def next_case_number(self, prefix: str, day: str) -> int:
-        """The next sequence number of ``prefix`` on ``day``, unique across writers."""
-        cc = t.case_counters.c
-        if self.conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            ins: Any = pg_insert(t.case_counters)
-        else:
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            ins = sqlite_insert(t.case_counters)
-        stmt = (
-            ins.values(prefix=prefix, day=day, last=1)
-            .on_conflict_do_update(
-                index_elements=[cc.prefix, cc.day], set_={"last": t.case_counters.c.last + 1}
-            )
-            .returning(cc.last)
-        )
-        return int(self.conn.execute(stmt).scalar_one())
-
     # --- idempotency --------------------------------------------------------------
-    def idempotent_result(self, key: str) -> Any:
-        """The stored request (case_id, event, fingerprint) and its result, if any."""
-        k = t.idempotency_keys.c
-        query = sa.select(k.case_id, k.event, k.fingerprint, k.result).where(k.key == key)
-        return self.conn.execute(query).first()
-
-    def remember_result(
-        self,
-        *,
-        key: str,
-        case_id: int,
-        event: str,
-        fingerprint: str,
-        result: Any,
-        now: datetime,
-    ) -> None:
-        self.conn.execute(
-            t.idempotency_keys.insert(),
-            {
-                "key": key,
-                "case_id": case_id,
-                "event": event,
-                "fingerprint": fingerprint,
-                "result": result,
-                "created_at": now,
-            },
-        )
-
     # --- inbound insurer messages (issue #12) -----------------------------------------
     def inbound_by_message_id(self, insurer: str, message_id: str) -> sa.Row[Any] | None:
         """The stored message (insurer, message_id), or None (the unique key's index)."""
@@ -510,25 +312,7 @@ class CoreTx:
             self.conn.execute(t.policies.insert(), list(rows))
         return len(rows)
 
-    def policy(self, number: str) -> sa.Row[Any] | None:
-        return self.conn.execute(sa.select(t.policies).where(t.policies.c.number == number)).first()
-
-    def policies_by_insured(self, name: str, id_number: str | None) -> list[sa.Row[Any]]:
-        p = t.policies.c
-        q = sa.select(t.policies).where(p.insured_name == name)
-        if id_number is not None:
-            q = q.where(p.insured_id_number == id_number)
-        return list(self.conn.execute(q.order_by(p.number)))
-
     # --- deadlines and timers (issue #4) ----------------------------------------------
-    def active_deadlines(self, case_id: int) -> list[DeadlineRow]:
-        """The case's running or paused rule instances."""
-        d = t.case_deadlines.c
-        q = sa.select(*(d[name] for name in DEADLINE_COLUMNS)).where(
-            d.case_id == case_id, d.status.in_(("running", "paused"))
-        )
-        return [DeadlineRow(*row) for row in self.conn.execute(q)]
-
     def case_deadlines(self, case_id: int) -> list[sa.Row[Any]]:
         d = t.case_deadlines.c
         q = sa.select(t.case_deadlines).where(d.case_id == case_id).order_by(d.armed_seq, d.rule)
@@ -541,67 +325,10 @@ class CoreTx:
         )
         return self.conn.execute(q).first()
 
-    def insert_deadline(self, row: DeadlineRow) -> None:
-        self.conn.execute(t.case_deadlines.insert(), row._asdict())
-
-    def update_deadline(self, case_id: int, rule: str, armed_seq: int, **values: Any) -> None:
-        d = t.case_deadlines.c
-        self.conn.execute(
-            t.case_deadlines.update()
-            .where(d.case_id == case_id, d.rule == rule, d.armed_seq == armed_seq)
-            .values(**values)
-        )
-
-    def insert_timers(self, rows: Sequence[TimerArm]) -> None:
-        if rows:
-            self.conn.execute(t.timers.insert(), [dict(r) for r in rows])
-
-    def set_timer_status(
-        self, case_id: int, rule: str, armed_seq: int, *, from_: Sequence[str], to: str
-    ) -> int:
-        """Move an instance's timers from one status to another (cancel, pause, resume)."""
-        tm = t.timers.c
-        result = self.conn.execute(
-            t.timers.update()
-            .where(
-                tm.case_id == case_id,
-                tm.rule == rule,
-                tm.armed_seq == armed_seq,
-                tm.status.in_(list(from_)),
-            )
-            .values(status=to, claimed_by=None, claimed_until=None)
-        )
-        return int(result.rowcount)
-
     def running_deadlines(self) -> list[sa.Row[Any]]:
         d = t.case_deadlines.c
         q = sa.select(t.case_deadlines).where(d.status == "running")
         return list(self.conn.execute(q.order_by(d.case_id, d.armed_seq)))
-
-    def retime_timer(
-        self,
-        case_id: int,
-        rule: str,
-        armed_seq: int,
-        kind: str,
-        level: int,
-        due: datetime,
-        status: str = "paused",
-    ) -> None:
-        """Give a timer a new due time; a ``paused`` one (the default) becomes pending."""
-        tm = t.timers.c
-        self.conn.execute(
-            t.timers.update()
-            .where(
-                tm.case_id == case_id,
-                tm.rule == rule,
-                tm.armed_seq == armed_seq,
-                tm.kind == kind,
-                tm.level == level,
-                tm.status == status,
-            )
-            .values(status="pending", due_at=due)
-        )
 
     def claim_due_timers(
         self, now: datetime, worker: str, lease_until: datetime, limit: int
@@ -1107,15 +834,6 @@ class CoreTx:
         }
         return int(self.conn.execute(_PG_RECORD_EFFECTS, params).scalar_one())
 
-    def insert_outbox(self, rows: Sequence[OutboxRow], now: datetime) -> None:
-        """Outbox rows (``engine.notices.outbox_rows``) in the caller's transaction, each
-        pending and due for delivery at ``now``."""
-        if rows and self._pg:
-            self.conn.execute(_PG_INSERT_OUTBOX, {"doc": _doc(rows), "now": now})
-        elif rows:
-            state = {"status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
-            self.conn.execute(t.outbox.insert(), [{**r, **state} for r in rows])
-
     def outbox(self, case_id: int | None = None) -> list[sa.Row[Any]]:
         """Outbox rows, oldest first (of one case, or all)."""
         o = t.outbox.c
@@ -1172,7 +890,7 @@ class CoreTx:
         kind: str,
         reasons: Sequence[str],
     ) -> None:
-        case_id = self._case_row(case).id
+        case_id = self.load_case(case).id
         self.conn.execute(
             t.refusals.insert().values(
                 case_id=case_id,
@@ -1343,16 +1061,6 @@ class CoreTx:
         return list(self.conn.execute(q.order_by(i.created_at.desc(), i.id.desc())))
 
     # --- the desk's holiday arrangements (issue #10) -------------------------------------
-    def calendar_generation(self, *, lock: bool = False) -> int:
-        """Which stored arrangements are current. With ``lock`` (a transaction that
-        computes deadlines), under a share lock: an import in flight is waited for and
-        then seen, and an import that starts later waits for this transaction, whose
-        deadlines it then recomputes. (SQLite serialises writers anyway.)"""
-        q = sa.select(t.calendar_state.c.generation).where(t.calendar_state.c.id == 1)
-        if lock:
-            q = q.with_for_update(read=True)
-        return int(self.conn.execute(q).scalar() or 0)
-
     def bump_calendar_generation(self) -> int:
         """Take the arrangements' lock and move them on (the first step of an import)."""
         cs = t.calendar_state.c
@@ -1360,33 +1068,6 @@ class CoreTx:
             t.calendar_state.update().where(cs.id == 1).values(generation=cs.generation + 1)
         )
         return self.calendar_generation()
-
-    def desk_years(self) -> list[DeskYear]:
-        """The current arrangement of every year the desk imported, with its days."""
-        ci, cd = t.calendar_imports.c, t.calendar_days.c
-        imports = list(
-            self.conn.execute(
-                sa.select(t.calendar_imports).where(ci.current.is_(True)).order_by(ci.year)
-            )
-        )
-        if not imports:
-            return []
-        days: dict[int, list[DeskDay]] = {row.id: [] for row in imports}
-        q = sa.select(t.calendar_days).where(cd.import_id.in_(list(days))).order_by(cd.day)
-        for d in self.conn.execute(q):
-            days[d.import_id].append(DeskDay(d.day, d.working, d.name, d.line))
-        return [
-            DeskYear(
-                year=row.year,
-                days=tuple(days[row.id]),
-                source=row.source,
-                imported_by=row.imported_by,
-                imported_at=row.imported_at,
-                import_id=row.id,
-                override=row.override,
-            )
-            for row in imports
-        ]
 
     def insert_calendar_import(
         self,
@@ -1592,8 +1273,6 @@ def _scoped(q: Any, scope: CaseScope | None, *, by_index: bool = True) -> Any:
 
 
 def _doc(rows: Sequence[Mapping[str, Any]] | Sequence[Any]) -> str:
-    from . import json_dumps  # the store's one JSON encoding
-
     return json_dumps(list(rows))
 
 
@@ -1609,20 +1288,4 @@ def _case(row: sa.Row[Any]) -> Case:
         created_at=row.created_at,
         updated_at=row.updated_at,
         org_unit=row.org_unit,
-    )
-
-
-def policy_from_row(m: Mapping[str, Any] | Any) -> Policy:
-    """A ``policies`` row (as SQLAlchemy Core returns it) as a Policy."""
-    return Policy(
-        number=m["number"],
-        product_name=m["product_name"],
-        product_line=m["product_line"],
-        insured_name=m["insured_name"],
-        insured_id_number=m["insured_id_number"],
-        start_date=m["start_date"],
-        end_date=m["end_date"],
-        coverages=tuple(m["coverages"]),
-        sum_insured=Decimal(m["sum_insured"]),
-        beneficiaries=tuple(m["beneficiaries"]),
     )

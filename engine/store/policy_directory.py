@@ -10,7 +10,6 @@ from typing import Any
 
 from ..policies import Policy, read_policies_csv
 from . import Store
-from .core import policy_from_row
 
 
 class SqlPolicyDirectory:
@@ -24,8 +23,7 @@ class SqlPolicyDirectory:
 
     def by_insured(self, name: str, id_number: str | None = None) -> Sequence[Policy]:
         with self._store.read() as tx:
-            rows = tx.policies_by_insured(name, id_number)
-        return [policy_from_row(r._mapping) for r in rows]
+            return tx.policies_by_insured(name, id_number)
 
     def add(self, policies: Iterable[Policy]) -> int:
         """Insert or replace policies; returns how many were written."""
