@@ -35,9 +35,12 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.fire
 
 # A real claim from report to payment, every deadline on its way, against a floor that
-# replays the rows it wrote (SQLite; figures into docs/claim-path.json).
+# replays the rows it wrote: on SQLite (docs/claim-path.json), then on PostgreSQL
+# (BAOFLOW_BENCH_PG_URL, default postgresql://postgres@127.0.0.1:5432/test;
+# docs/claim-path-postgresql.json).
 bench-claim-path: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.claim_path --json docs/claim-path.json
+	$(BIN)/python -m bench.claim_path --url $${BAOFLOW_BENCH_PG_URL:-postgresql://postgres@127.0.0.1:5432/test} --json docs/claim-path-postgresql.json
 
 # Needs PostgreSQL (BAOFLOW_BENCH_PG_URL, default postgresql://postgres@127.0.0.1:5432/test).
 bench-timers: $(VENV)/.installed-dev

@@ -340,17 +340,33 @@ def record(url: str, n: int) -> Recording:
             writes().append((sql, params, many))
 
     sa_event.listen(eng.store.engine, "before_cursor_execute", core)
-    original = hot_path.HotTx.__init__
-
     def recording_init(self: Any, path: Any, conn: Any) -> None:
-        original(self, path, conn)
+        originals["__init__"](self, path, conn)
         self._cur = _Recorder(self._cur, writes)
 
+    # On PostgreSQL reads and version-checked updates go on cursors of their own.
+    originals = {name: getattr(hot_path.HotTx, name) for name in ("__init__", "_read", "_count")}
+
+    def recording(name: str) -> Callable[..., Any]:
+        def send(self: Any, sql: str, params: Any = ()) -> Any:
+            if sql.lstrip()[:7].upper().startswith(WRITES):
+                writes().append((self._d.sql(sql), params, False))
+            cur, self._cur = self._cur, self._cur._cur  # not twice
+            try:
+                return originals[name](self, sql, params)
+            finally:
+                self._cur = cur
+
+        return send
+
     hot_path.HotTx.__init__ = recording_init  # type: ignore[method-assign]
+    hot_path.HotTx._read = recording("_read")  # type: ignore[method-assign]
+    hot_path.HotTx._count = recording("_count")  # type: ignore[method-assign]
     try:
         drive(eng, clock, n, lambda label: calls.append((label, [])))
     finally:
-        hot_path.HotTx.__init__ = original  # type: ignore[method-assign]
+        for name, method in originals.items():
+            setattr(hot_path.HotTx, name, method)
         eng.close()
     return calls
 

@@ -100,6 +100,9 @@ class Dialect(NamedTuple):
     share_lock: str
     #: ``LIMIT`` without a bound
     no_limit: str
+    #: a transaction's statements sent in pipeline mode: each write queued, not waited
+    #: for, until a read or the commit needs the answers (psycopg 3)
+    pipeline: bool
 
     def sql(self, text: str) -> str:
         return text if self.placeholder == "?" else _placeholders(text, self.placeholder)
@@ -127,6 +130,7 @@ SQLITE = Dialect(
     hold=None,
     share_lock="",  # BEGIN IMMEDIATE holds the database: an import waits, or is waited for
     no_limit="-1",
+    pipeline=False,  # in-process: there is no round trip to save
 )
 POSTGRESQL = Dialect(
     name="postgresql",
@@ -140,6 +144,7 @@ POSTGRESQL = Dialect(
     hold="SELECT pg_advisory_xact_lock(?)",
     share_lock=" FOR SHARE",
     no_limit="ALL",
+    pipeline=True,
 )
 DIALECTS = {d.name: d for d in (SQLITE, POSTGRESQL)}
 
@@ -302,7 +307,16 @@ class HotStatements:
     _now_text: Any
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Send a write (its answer is not read)."""
         return self._cur.execute(self._d.sql(sql), params)
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Send a statement whose rows are read; the cursor holding them."""
+        return self._cur.execute(self._d.sql(sql), params)
+
+    def _count(self, sql: str, params: Sequence[Any]) -> int:
+        """Send a write and wait for how many rows it changed."""
+        return int(self._cur.execute(self._d.sql(sql), params).rowcount)
 
     def _time(self, instant: datetime) -> Any:
         # One operation writes its single "now" into several rows: convert it once.
@@ -318,20 +332,20 @@ class HotStatements:
         if isinstance(ref, int) or is_case_id(ref):
             if not 0 < int(ref) <= MAX_ID:
                 raise CaseNotFound(ref)
-            row = self._run(_SELECT_BY_ID, (int(ref),)).fetchone()
+            row = self._read(_SELECT_BY_ID, (int(ref),)).fetchone()
         else:
-            row = self._run(_SELECT_BY_NUMBER, (ref,)).fetchone()
+            row = self._read(_SELECT_BY_NUMBER, (ref,)).fetchone()
         if row is None:
             raise CaseNotFound(ref)
         return self._case(row)
 
     def current_version(self, case_id: int) -> int | None:
-        row = self._run(_SELECT_VERSION, (case_id,)).fetchone()
+        row = self._read(_SELECT_VERSION, (case_id,)).fetchone()
         return None if row is None else int(row[0])
 
     def hold(self, key: str) -> None:
         if self._d.hold is not None:
-            self._run(self._d.hold, (lock_number(key),)).fetchone()
+            self._read(self._d.hold, (lock_number(key),)).fetchone()
 
     def insert_case(
         self,
@@ -347,13 +361,13 @@ class HotStatements:
     ) -> int:
         at = self._time(now)
         params = (number, workflow, workflow_version, state, self._dumps(data), at, at, org_unit)
-        row = self._run(_INSERT_CASE, (*params, *(keys.get(key) for key in SEARCH_KEYS)))
+        row = self._read(_INSERT_CASE, (*params, *(keys.get(key) for key in SEARCH_KEYS)))
         case_id = int(row.fetchone()[0])
         self._write_own_keys(case_id, keys, replace=False)
         return case_id
 
     def next_case_number(self, prefix: str, day: str) -> int:
-        return int(self._run(_NEXT_NUMBER, (prefix, day)).fetchone()[0])
+        return int(self._read(_NEXT_NUMBER, (prefix, day)).fetchone()[0])
 
     def update_case(
         self,
@@ -370,7 +384,7 @@ class HotStatements:
         if keys is not None:
             params += [keys.get(key) for key in SEARCH_KEYS]
         params += (case_id, expected_version)
-        if self._run(_UPDATES[state is not None, keys is not None], params).rowcount != 1:
+        if self._count(_UPDATES[state is not None, keys is not None], params) != 1:
             return False
         if keys is not None:
             self._write_own_keys(case_id, keys, replace=True)
@@ -426,7 +440,7 @@ class HotStatements:
         else:
             sql += " ORDER BY id LIMIT ? OFFSET ?"
             params += [limit, offset]
-        return [self._case(row) for row in self._run(sql, params).fetchall()]
+        return [self._case(row) for row in self._read(sql, params).fetchall()]
 
     def _case(self, row: Sequence[Any]) -> Case:
         id_, number, workflow, workflow_version, state, data, version, created, updated, unit = row
@@ -487,7 +501,7 @@ class HotStatements:
                 data=read_json(data),
                 notes=tuple(read_json(notes)),
             )
-            for seq, at, actor, event, from_state, to_state, data, notes in self._run(
+            for seq, at, actor, event, from_state, to_state, data, notes in self._read(
                 _SELECT_HISTORY, (case_id,)
             ).fetchall()
         ]
@@ -517,7 +531,7 @@ class HotStatements:
 
     # --- idempotency -------------------------------------------------------------------
     def idempotent_result(self, key: str) -> StoredRequest | None:
-        row = self._run(_SELECT_KEY, (key,)).fetchone()
+        row = self._read(_SELECT_KEY, (key,)).fetchone()
         if row is None:
             return None
         return StoredRequest(row[0], row[1], row[2], self._d.read_json(row[3]))
@@ -539,7 +553,7 @@ class HotStatements:
     # --- policies ------------------------------------------------------------------------
     def policy(self, number: str) -> Policy | None:
         """The policy with this number, or None."""
-        row = self._run(_SELECT_POLICY, (number,)).fetchone()
+        row = self._read(_SELECT_POLICY, (number,)).fetchone()
         return None if row is None else policy_of(row, self._d)
 
     def policies_by_insured(self, name: str, id_number: str | None) -> list[Policy]:
@@ -549,12 +563,12 @@ class HotStatements:
         if id_number is not None:
             sql += " AND insured_id_number = ?"
             params.append(id_number)
-        rows = self._run(sql + " ORDER BY number", params).fetchall()
+        rows = self._read(sql + " ORDER BY number", params).fetchall()
         return [policy_of(row, self._d) for row in rows]
 
     # --- deadlines and their timers ----------------------------------------------------
     def active_deadlines(self, case_id: int) -> list[DeadlineRow]:
-        rows = self._run(_SELECT_ACTIVE_DEADLINES, (case_id,)).fetchall()
+        rows = self._read(_SELECT_ACTIVE_DEADLINES, (case_id,)).fetchall()
         return [self._deadline(row) for row in rows]
 
     def insert_deadline(self, row: DeadlineRow) -> None:
@@ -595,9 +609,8 @@ class HotStatements:
 
     def set_timer_status(
         self, case_id: int, rule: str, armed_seq: int, *, from_: Sequence[str], to: str
-    ) -> int:
-        cur = self._run(_set_timer_status_sql(len(from_)), [to, case_id, rule, armed_seq, *from_])
-        return int(cur.rowcount)
+    ) -> None:
+        self._run(_set_timer_status_sql(len(from_)), [to, case_id, rule, armed_seq, *from_])
 
     def retime_timer(
         self,
@@ -642,17 +655,17 @@ class HotStatements:
         transaction, whose deadlines it then recomputes. (On SQLite the writing
         transaction holds the database already.)"""
         sql = _SELECT_GENERATION + (self._d.share_lock if lock else "")
-        row = self._run(sql).fetchone()
+        row = self._read(sql).fetchone()
         return int(row[0]) if row and row[0] is not None else 0
 
     def desk_years(self) -> list[DeskYear]:
         """The current arrangement of every year the desk imported, with its days."""
-        imports = self._run(_SELECT_DESK_IMPORTS, (True,)).fetchall()
+        imports = self._read(_SELECT_DESK_IMPORTS, (True,)).fetchall()
         if not imports:
             return []
         days: dict[int, list[DeskDay]] = {row[0]: [] for row in imports}
         read_date = self._d.read_date
-        for import_id, day, working, name, line in self._run(
+        for import_id, day, working, name, line in self._read(
             "SELECT import_id, day, working, name, line FROM calendar_days "
             f"WHERE import_id IN ({_marks(len(days))}) ORDER BY day",
             list(days),
@@ -712,9 +725,18 @@ def sqlite_setup(conn: sqlite3.Connection) -> None:
 
 
 class HotTx(HotStatements):
-    """One case operation's transaction on a connection of its own (``HotPath``)."""
+    """One case operation's transaction on a connection of its own (``HotPath``).
 
-    __slots__ = ("_conn", "_cur", "_d", "_dumps", "_now", "_now_text", "_path")
+    On PostgreSQL it runs in psycopg's pipeline mode: ``BEGIN`` is waited for (so a
+    connection the server dropped is replaced before anything is sent on it), then every
+    write is queued and sent without waiting for its answer; a read, a version-checked
+    update and the commit wait for everything queued before them. A fire() that moves
+    a claim on then costs its reads and one round trip for all its writes and the
+    commit. A failed statement's error is raised at the next wait — inside the ``with``
+    block or at its end — and the transaction is rolled back either way.
+    """
+
+    __slots__ = ("_conn", "_cur", "_d", "_dumps", "_now", "_now_text", "_path", "_pipe")
 
     def __init__(self, path: HotPath, conn: Any) -> None:
         self._path = path
@@ -724,6 +746,7 @@ class HotTx(HotStatements):
         self._dumps = path.dumps
         self._now: datetime | None = None
         self._now_text: Any = None
+        self._pipe: Any = None  # (psycopg's pipeline context, the pipeline)
 
     # A class, not a generator-based context manager: this runs on every transition.
     def __enter__(self) -> HotTx:
@@ -743,20 +766,62 @@ class HotTx(HotStatements):
             except BaseException:
                 self._path.checkin(self._conn, broken=True)
                 raise
+        if self._d.pipeline:
+            context = self._conn.pipeline()
+            self._pipe = (context, context.__enter__())
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        broken = False
+        if exc_type is not None:
+            self._path.checkin(self._conn, broken=self._rollback())
+            return
         try:
-            self._cur.execute("COMMIT" if exc_type is None else "ROLLBACK")
+            self._cur.execute("COMMIT")
+            if self._pipe is not None:
+                context, self._pipe = self._pipe[0], None
+                context.__exit__(None, None, None)  # waits: raises a failed write's error
         except BaseException:
-            broken = True
-            if exc_type is None:
-                raise
-            # The operation's own error is what the caller needs: the rollback failed
-            # because the connection did, and the connection is thrown away.
-        finally:
-            self._path.checkin(self._conn, broken=broken)
+            self._path.checkin(self._conn, broken=self._rollback())
+            raise
+        self._path.checkin(self._conn, broken=False)
+
+    def _rollback(self) -> bool:
+        """End the transaction without its writes; whether the connection broke."""
+        try:
+            if self._pipe is not None:
+                context, self._pipe = self._pipe[0], None
+                with contextlib.suppress(Exception):
+                    context.__exit__(Exception, Exception("rolled back"), None)
+            if _in_transaction(self._conn):
+                self._conn.cursor().execute("ROLLBACK")
+            return False
+        except Exception:
+            return True
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        if self._pipe is None:
+            return self._cur.execute(self._d.sql(sql), params)
+        # In pipeline mode a cursor holds the answer of the last statement sent on it:
+        # each read gets its own, and fetching from it waits for everything before it.
+        cur = self._conn.cursor()
+        cur.execute(self._d.sql(sql), params)
+        return cur
+
+    def _count(self, sql: str, params: Sequence[Any]) -> int:
+        if self._pipe is None:
+            return int(self._cur.execute(self._d.sql(sql), params).rowcount)
+        cur = self._conn.cursor()
+        cur.execute(self._d.sql(sql), params)
+        self._pipe[1].sync()
+        return int(cur.rowcount)
+
+
+def _in_transaction(conn: Any) -> bool:
+    if isinstance(conn, sqlite3.Connection):
+        return conn.in_transaction
+    import psycopg
+
+    return bool(conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE)
 
 
 class HotPath:

@@ -150,9 +150,10 @@ class Tx(Protocol):
 
     def set_timer_status(
         self, case_id: int, rule: str, armed_seq: int, *, from_: Sequence[str], to: str
-    ) -> int:
+    ) -> None:
         """Move an instance's timers in one of the ``from_`` statuses to ``to`` (cancel,
-        pause), dropping any lease; returns how many moved."""
+        pause), dropping any lease. Returns nothing: a write whose answer nobody waits
+        for (on PostgreSQL it rides with the commit)."""
         ...
 
     def retime_timer(
