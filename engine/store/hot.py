@@ -871,6 +871,9 @@ class HotPath:
             return self._thread_connection()
         with self._lock:
             if self._pid != os.getpid():  # a forked child must not share its parent's sockets
+                # ... nor close them: closing (or collecting) a psycopg connection sends
+                # the server a goodbye on the socket the parent still uses. Kept, unused.
+                _INHERITED.extend(self._open)
                 self._idle, self._open, self._pid = [], [], os.getpid()
             while self._idle:
                 conn = self._idle.pop()
@@ -904,6 +907,8 @@ class HotPath:
 
 #: PostgreSQL connections the hot path keeps open when idle (more are opened under load).
 _POOL_SIZE = 5
+#: A forked process's references to its parent's connections, never closed here.
+_INHERITED: list[Any] = []
 
 
 class _Reader(HotStatements):
