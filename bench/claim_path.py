@@ -21,7 +21,7 @@ the same clock script, so the same rows):
 
 ``engine``   ``open_case`` and ``fire()`` as an app calls them: on SQLite every event on
              the plain-``sqlite3`` hot path (``open_case`` on SQLAlchemy Core).
-``core``     the same calls with the hot path switched off (``store._fast = None``), every
+``core``     the same calls with the hot path switched off (``store._hot = None``), every
              statement through SQLAlchemy Core: what an event that touched a deadline
              cost before this change, when it left the hot path for Core.
 ``floor``    plain ``sqlite3`` (WAL, synchronous=NORMAL), one ``BEGIN IMMEDIATE`` …
@@ -71,7 +71,9 @@ START = datetime(2026, 5, 6, 9, 0, tzinfo=SHANGHAI)
 AGENT = Actor("a01", "李静", roles=("service_agent",), org_unit="SH")
 HANDLER = Actor("h01", "王芳", roles=("handler",), org_unit="SH")
 STEP = timedelta(minutes=20)  # the clock between two calls
-WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+#: What the recorder keeps: writes (WITH: PostgreSQL's version-checked update, sent as
+#: one statement that fails when it matched no row).
+WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "WITH")
 
 #: The path after the report: (event, payload). The materials are the case's own list.
 PATH: list[tuple[str, dict[str, Any] | None]] = [
@@ -307,26 +309,6 @@ def drive(
 Recording = list[tuple[str, list[tuple[str, Any, bool]]]]
 
 
-class _Recorder:
-    """A DBAPI cursor that keeps the write statements sent through it."""
-
-    def __init__(self, cur: Any, writes: Callable[[], list[tuple[str, Any, bool]]]) -> None:
-        self._cur, self._writes = cur, writes
-
-    def execute(self, sql: str, params: Any = ()) -> Any:
-        if sql.lstrip()[:7].upper().startswith(WRITES):
-            self._writes().append((sql, params, False))
-        return self._cur.execute(sql, params)
-
-    def executemany(self, sql: str, params: Any) -> Any:
-        params = list(params)
-        self._writes().append((sql, params, True))
-        return self._cur.executemany(sql, params)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._cur, name)
-
-
 def record(url: str, n: int) -> Recording:
     """Run the engine once, untimed, keeping every write statement of every call."""
     eng, clock = new_engine(url)
@@ -339,34 +321,21 @@ def record(url: str, n: int) -> Recording:
         if sql.lstrip()[:7].upper().startswith(WRITES):
             writes().append((sql, params, many))
 
+    # Every shared statement, on either transaction kind, goes out through _send.
+    original = hot_path.HotStatements._send
+
+    def send(self: Any, cur: Any, sql: str, params: Any, *, many: bool = False) -> Any:
+        params = list(params) if many else params
+        if sql.lstrip()[:7].upper().startswith(WRITES):
+            writes().append((self._d.sql(sql), params, many))
+        return original(self, cur, sql, params, many=many)
+
     sa_event.listen(eng.store.engine, "before_cursor_execute", core)
-    def recording_init(self: Any, path: Any, conn: Any) -> None:
-        originals["__init__"](self, path, conn)
-        self._cur = _Recorder(self._cur, writes)
-
-    # On PostgreSQL reads and version-checked updates go on cursors of their own.
-    originals = {name: getattr(hot_path.HotTx, name) for name in ("__init__", "_read", "_count")}
-
-    def recording(name: str) -> Callable[..., Any]:
-        def send(self: Any, sql: str, params: Any = ()) -> Any:
-            if sql.lstrip()[:7].upper().startswith(WRITES):
-                writes().append((self._d.sql(sql), params, False))
-            cur, self._cur = self._cur, self._cur._cur  # not twice
-            try:
-                return originals[name](self, sql, params)
-            finally:
-                self._cur = cur
-
-        return send
-
-    hot_path.HotTx.__init__ = recording_init  # type: ignore[method-assign]
-    hot_path.HotTx._read = recording("_read")  # type: ignore[method-assign]
-    hot_path.HotTx._count = recording("_count")  # type: ignore[method-assign]
+    hot_path.HotStatements._send = send  # type: ignore[method-assign]
     try:
         drive(eng, clock, n, lambda label: calls.append((label, [])))
     finally:
-        for name, method in originals.items():
-            setattr(hot_path.HotTx, name, method)
+        hot_path.HotStatements._send = original  # type: ignore[method-assign]
         eng.close()
     return calls
 

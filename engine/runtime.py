@@ -210,9 +210,11 @@ class Engine:
         request: Request | None = None
         try:
             with self.store.fire_transaction() as tx:
-                if deadline_event:  # before any row lock: an import waits, or is waited for
-                    self._calendar_sync.sync(tx, lock=True)
-                current = tx.load_case(case)
+                # A deadline event holds the calendar before any row lock (an import
+                # waits, or is waited for) and reads the case's deadlines with it.
+                current = tx.load_case(case, deadlines=deadline_event)
+                if deadline_event:
+                    self._calendar_sync.sync(tx, lock=True)  # on the generation held
                 if idempotency_key is not None:
                     what = f"{event!r} on {current.number}"
                     request = Request(idempotency_key, current.id, event, what, data)

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from baoflow.engine import SHANGHAI, Actor, CaseNotFound, SqlPolicyDirectory
+from baoflow.engine import SHANGHAI, Actor, CaseNotFound, ConflictError, SqlPolicyDirectory
 from baoflow.engine.store import IntegrityViolation, Store, Tx
 from baoflow.workflows.examples import POLICIES
 
@@ -100,9 +100,6 @@ def test_an_update_writes_only_at_the_expected_version(paths) -> None:  # type: 
             now=later,
             keys=None,
         )
-        assert not tx.update_case(
-            case_id=case_id, expected_version=1, state="x", data={}, now=later, keys=None
-        )
         assert tx.current_version(case_id) == 2
         assert tx.current_version(999) is None
     with store.read() as core:
@@ -110,6 +107,42 @@ def test_an_update_writes_only_at_the_expected_version(paths) -> None:  # type: 
     assert (case.state, case.version, case.data["n"], case.updated_at) == ("verified", 2, 2, later)
     with store.read() as core:  # keys=None left the search keys as they were
         assert [c.id for c in core.find_cases(policy_number="P-1")] == [case_id]
+
+
+@pytest.mark.parametrize("then", ["write", "read"])
+def test_an_update_at_a_moved_version_is_a_conflict_and_writes_nothing(paths, then) -> None:  # type: ignore[no-untyped-def]
+    """An update whose version moved on matched no row: ``update_case`` says so at once
+    (False), or — on PostgreSQL's hot path, which sends the check without waiting for
+    it — the transaction raises ConflictError at its next read or its end. Either way
+    nothing of the transaction is written."""
+    store, tx_of = paths
+    case_id = _new_case(store)
+    with store.write() as core:
+        core.update_case(
+            case_id=case_id, expected_version=1, state="verified", data=DATA, now=NOW, keys=None
+        )
+    with pytest.raises(ConflictError) as raised, tx_of() as tx:
+        if not tx.update_case(
+            case_id=case_id, expected_version=1, state="x", data={}, now=NOW, keys=None
+        ):  # what Transitions.apply does with False
+            raise ConflictError("LP-20260506-000001", 1, tx.current_version(case_id))
+        tx.append_history(
+            case_id=case_id,
+            seq=3,
+            at=NOW,
+            actor=ACTOR,
+            event="x",
+            from_state="verified",
+            to_state="x",
+            data={},
+            notes=[],
+        )
+        if then == "read":
+            tx.history(case_id)
+    assert (raised.value.case_number, raised.value.expected_version) == ("LP-20260506-000001", 1)
+    assert raised.value.actual_version == 2
+    with store.read() as core:
+        assert (core.load_case(case_id).state, core.history(case_id)) == ("verified", [])
 
 
 def test_an_update_without_a_state_keeps_the_state(paths) -> None:  # type: ignore[no-untyped-def]
@@ -443,3 +476,67 @@ def test_a_case_opened_on_either_path_is_the_same_row_with_its_own_keys(new_db) 
     store.dispose()
     assert rows[0][2:] == rows[1][2:]  # all but the id and the number
     assert [row[1:] for row in own] == [("phone", "138"), ("phone", "138")]
+
+
+def _terminate(store: Store, pid: int) -> None:
+    """End a server process, and wait until it is gone (its goodbye sent)."""
+    with store.engine.connect() as admin:
+        admin.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)}, 5000)")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("dropped", ["before BEGIN", "after BEGIN"])
+def test_a_pooled_connection_the_server_dropped_is_replaced_before_anything_is_done(
+    dropped: str,
+) -> None:
+    """A server restart leaves the hot path's idle connections dead. The transaction's
+    BEGIN, its writes or its first wait find out; nothing was done on the dead
+    connection, so the transaction begins again on a new one, with what it had sent."""
+    schema = _pg_schema()
+    store = Store(next(schema))
+    store.upgrade()
+    try:
+        case_id = _new_case(store)
+        with store.fire_transaction() as tx:
+            tx.load_case(case_id)  # leaves a connection in the pool
+        assert store._hot is not None
+        (pid,) = [conn.info.backend_pid for conn in store._hot._idle]
+        if dropped == "before BEGIN":
+            _terminate(store, pid)
+        with store.fire_transaction() as tx:
+            if dropped == "after BEGIN":
+                _terminate(store, pid)
+            assert tx.update_case(
+                case_id=case_id, expected_version=1, state="verified", data=DATA, now=NOW, keys=None
+            )
+            moved = tx.load_case(case_id, deadlines=True)  # the first wait
+        assert (moved.state, moved.version) == ("verified", 2)
+        assert [conn.info.backend_pid for conn in store._hot._idle] != [pid]
+    finally:
+        store.dispose()
+        schema.close()
+
+
+@pytest.mark.postgres
+def test_a_connection_lost_after_the_first_wait_fails_the_transaction() -> None:
+    """Once a transaction has done something on its connection, losing it is an error
+    for the caller (nothing committed): it is never silently begun again."""
+    schema = _pg_schema()
+    store = Store(next(schema))
+    store.upgrade()
+    try:
+        case_id = _new_case(store)
+        with pytest.raises(Exception) as raised, store.fire_transaction() as tx:
+            tx.load_case(case_id)
+            _terminate(store, tx._conn.info.backend_pid)  # type: ignore[attr-defined]
+            tx.update_case(
+                case_id=case_id, expected_version=1, state="verified", data=DATA, now=NOW, keys=None
+            )
+        assert not isinstance(raised.value, ConflictError)
+        with store.read() as core:
+            assert core.load_case(case_id).version == 1
+        with store.fire_transaction() as tx:  # the broken connection left the pool
+            assert tx.load_case(case_id).version == 1
+    finally:
+        store.dispose()
+        schema.close()

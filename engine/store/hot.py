@@ -39,7 +39,7 @@ import orjson
 
 from ..calendar import DeskDay, DeskYear
 from ..definitions import SEARCH_KEYS
-from ..errors import CaseNotFound
+from ..errors import CaseNotFound, ConflictError
 from ..policies import Policy
 from ..types import Actor, Case, HistoryEntry
 from .rows import DEADLINE_COLUMNS, MAX_ID, DeadlineRow, OutboxRow, TimerArm, is_case_id
@@ -186,8 +186,10 @@ def _json_default(value: Any) -> Any:
 _CASE_COLUMNS = (
     "id, number, workflow, workflow_version, state, data, version, created_at, updated_at, org_unit"
 )
-_SELECT_BY_ID = f"SELECT {_CASE_COLUMNS} FROM cases WHERE id = ?"
-_SELECT_BY_NUMBER = f"SELECT {_CASE_COLUMNS} FROM cases WHERE number = ?"
+_SELECT_CASE = {
+    "id": f"SELECT {_CASE_COLUMNS} FROM cases WHERE id = ?",
+    "number": f"SELECT {_CASE_COLUMNS} FROM cases WHERE number = ?",
+}
 _SELECT_VERSION = "SELECT version FROM cases WHERE id = ?"
 
 
@@ -248,6 +250,12 @@ _SELECT_ACTIVE_DEADLINES = (
     f"SELECT {', '.join(DEADLINE_COLUMNS)} FROM case_deadlines "
     "WHERE case_id = ? AND status IN ('running', 'paused')"
 )
+_SELECT_ACTIVE_DEADLINES_OF = {
+    "id": _SELECT_ACTIVE_DEADLINES,
+    "number": _SELECT_ACTIVE_DEADLINES.replace(
+        "case_id = ?", "case_id = (SELECT id FROM cases WHERE number = ?)"
+    ),
+}
 _INSERT_DEADLINE = (
     f"INSERT INTO case_deadlines ({', '.join(DEADLINE_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(DEADLINE_COLUMNS))})"
@@ -305,18 +313,35 @@ class HotStatements:
     _dumps: Callable[[Any], str]
     _now: datetime | None
     _now_text: Any
+    #: what ``load_case(..., deadlines=True)`` read ahead: the calendar generation held,
+    #: and (case id, its active deadline rows) until the transaction writes a deadline
+    _held_generation: int | None = None
+    _read_deadlines: tuple[int, list[Sequence[Any]]] | None = None
 
-    def _run(self, sql: str, params: Sequence[Any] = ()) -> Any:
+    def _send(self, cur: Any, sql: str, params: Any, *, many: bool = False) -> Any:
+        """The one place a statement goes to the database (benchmarks record here)."""
+        sql = self._d.sql(sql)
+        return cur.executemany(sql, params) if many else cur.execute(sql, params)
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Send a write (its answer is not read)."""
-        return self._cur.execute(self._d.sql(sql), params)
+        self._send(self._cur, sql, params)
+
+    def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Send one write for each of ``rows``."""
+        self._send(self._cur, sql, rows, many=True)
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Send a statement whose rows are read; the cursor holding them."""
-        return self._cur.execute(self._d.sql(sql), params)
+        return self._send(self._cur, sql, params)
 
-    def _count(self, sql: str, params: Sequence[Any]) -> int:
-        """Send a write and wait for how many rows it changed."""
-        return int(self._cur.execute(self._d.sql(sql), params).rowcount)
+    def _read_all(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
+        """Several reads' rows (on PostgreSQL sent together: one round trip)."""
+        return [self._read(sql, params).fetchall() for sql, params in statements]
+
+    def _checked_update(self, sql: str, params: Sequence[Any], case_id: int, expected: int) -> bool:
+        """Send the version-checked update ``sql``: whether it matched its one row."""
+        return int(self._send(self._cur, sql, params).rowcount) == 1
 
     def _time(self, instant: datetime) -> Any:
         # One operation writes its single "now" into several rows: convert it once.
@@ -328,13 +353,28 @@ class HotStatements:
         return None if value is None else self._time(value)
 
     # --- cases ------------------------------------------------------------------------
-    def load_case(self, ref: int | str) -> Case:
+    def load_case(self, ref: int | str, *, deadlines: bool = False) -> Case:
+        key: int | str
         if isinstance(ref, int) or is_case_id(ref):
             if not 0 < int(ref) <= MAX_ID:
                 raise CaseNotFound(ref)
-            row = self._read(_SELECT_BY_ID, (int(ref),)).fetchone()
+            by, key = "id", int(ref)
         else:
-            row = self._read(_SELECT_BY_NUMBER, (ref,)).fetchone()
+            by, key = "number", ref
+        if not deadlines:
+            row = self._read(_SELECT_CASE[by], (key,)).fetchone()
+        else:  # the calendar held first: an import waits, or is waited for
+            generation, rows, held = self._read_all(
+                [
+                    (_SELECT_GENERATION + self._d.share_lock, ()),
+                    (_SELECT_CASE[by], (key,)),
+                    (_SELECT_ACTIVE_DEADLINES_OF[by], (key,)),
+                ]
+            )
+            self._held_generation = _generation(generation[0] if generation else None)
+            row = rows[0] if rows else None
+            if row is not None:
+                self._read_deadlines = (int(row[0]), held)
         if row is None:
             raise CaseNotFound(ref)
         return self._case(row)
@@ -344,8 +384,8 @@ class HotStatements:
         return None if row is None else int(row[0])
 
     def hold(self, key: str) -> None:
-        if self._d.hold is not None:
-            self._read(self._d.hold, (lock_number(key),)).fetchone()
+        if self._d.hold is not None:  # waited for by the next read
+            self._run(self._d.hold, (lock_number(key),))
 
     def insert_case(
         self,
@@ -384,7 +424,8 @@ class HotStatements:
         if keys is not None:
             params += [keys.get(key) for key in SEARCH_KEYS]
         params += (case_id, expected_version)
-        if self._count(_UPDATES[state is not None, keys is not None], params) != 1:
+        sql = _UPDATES[state is not None, keys is not None]
+        if not self._checked_update(sql, params, case_id, expected_version):
             return False
         if keys is not None:
             self._write_own_keys(case_id, keys, replace=True)
@@ -405,7 +446,7 @@ class HotStatements:
             )
         rows = [(case_id, key, keys[key]) for key in own if keys[key] is not None]
         if rows:
-            self._cur.executemany(self._d.sql(_INSERT_OWN_KEY), rows)
+            self._run_many(_INSERT_OWN_KEY, rows)
 
     def find_cases(
         self,
@@ -511,8 +552,8 @@ class HotStatements:
             return
         at = self._time(now)
         dumps = self._dumps
-        self._cur.executemany(
-            self._d.sql(_INSERT_OUTBOX),
+        self._run_many(
+            _INSERT_OUTBOX,
             [
                 (
                     r["key"],
@@ -568,10 +609,20 @@ class HotStatements:
 
     # --- deadlines and their timers ----------------------------------------------------
     def active_deadlines(self, case_id: int) -> list[DeadlineRow]:
-        rows = self._read(_SELECT_ACTIVE_DEADLINES, (case_id,)).fetchall()
+        held = self._read_deadlines
+        if held is not None and held[0] == case_id:
+            rows = held[1]
+        else:
+            rows = self._read(_SELECT_ACTIVE_DEADLINES, (case_id,)).fetchall()
         return [self._deadline(row) for row in rows]
 
+    def _deadline_written(self, case_id: int) -> None:
+        # What load_case read ahead is no longer what this transaction has.
+        if self._read_deadlines is not None and self._read_deadlines[0] == case_id:
+            self._read_deadlines = None
+
     def insert_deadline(self, row: DeadlineRow) -> None:
+        self._deadline_written(row.case_id)
         self._run(
             _INSERT_DEADLINE,
             [
@@ -585,14 +636,15 @@ class HotStatements:
             self._value_time(value) if name in _DEADLINE_TIMES else value
             for name, value in values.items()
         ]
+        self._deadline_written(case_id)
         self._run(_update_deadline_sql(tuple(values)), [*params, case_id, rule, armed_seq])
 
     def insert_timers(self, rows: Sequence[TimerArm]) -> None:
         if not rows:
             return
         time = self._d.time
-        self._cur.executemany(
-            self._d.sql(_INSERT_TIMER),
+        self._run_many(
+            _INSERT_TIMER,
             [
                 (
                     r["case_id"],
@@ -654,9 +706,11 @@ class HotStatements:
         waited for and then seen, and an import that starts later waits for this
         transaction, whose deadlines it then recomputes. (On SQLite the writing
         transaction holds the database already.)"""
+        if lock and self._held_generation is not None:
+            return self._held_generation  # held since load_case(..., deadlines=True)
         sql = _SELECT_GENERATION + (self._d.share_lock if lock else "")
         row = self._read(sql).fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
+        return _generation(row)
 
     def desk_years(self) -> list[DeskYear]:
         """The current arrangement of every year the desk imported, with its days."""
@@ -683,6 +737,10 @@ class HotStatements:
             )
             for id_, year, source, by, at, override in imports
         ]
+
+
+def _generation(row: Sequence[Any] | None) -> int:
+    return int(row[0]) if row and row[0] is not None else 0
 
 
 def policy_of(row: Sequence[Any], d: Dialect) -> Policy:
@@ -727,16 +785,34 @@ def sqlite_setup(conn: sqlite3.Connection) -> None:
 class HotTx(HotStatements):
     """One case operation's transaction on a connection of its own (``HotPath``).
 
-    On PostgreSQL it runs in psycopg's pipeline mode: ``BEGIN`` is waited for (so a
-    connection the server dropped is replaced before anything is sent on it), then every
-    write is queued and sent without waiting for its answer; a read, a version-checked
-    update and the commit wait for everything queued before them. A fire() that moves
-    a claim on then costs its reads and one round trip for all its writes and the
-    commit. A failed statement's error is raised at the next wait — inside the ``with``
-    block or at its end — and the transaction is rolled back either way.
+    On PostgreSQL it runs in psycopg's pipeline mode: statements are queued and sent
+    without waiting for their answers until a read needs its rows, so a ``fire()`` that
+    moves a claim on costs two round trips: ``BEGIN`` with its first reads (the case,
+    the calendar generation, its running deadlines: ``load_case(..., deadlines=True)``),
+    then every write and the ``COMMIT``. The version-checked update is sent as one
+    statement that fails when it matched no row, so it need not be waited for either:
+    :class:`ConflictError` is raised when the block ends, everything rolled back. A
+    failed statement's error, likewise, is raised at the next wait — inside the
+    ``with`` block or at its end — and the transaction is rolled back either way. A
+    pooled connection the server dropped (a restart) fails at the first wait, before
+    anything was done on it: the transaction then begins again on a new connection.
     """
 
-    __slots__ = ("_conn", "_cur", "_d", "_dumps", "_now", "_now_text", "_path", "_pipe")
+    __slots__ = (
+        "_conn",
+        "_cur",
+        "_d",
+        "_dumps",
+        "_held_generation",
+        "_moved",
+        "_now",
+        "_now_text",
+        "_path",
+        "_pipe",
+        "_read_deadlines",
+        "_retried",
+        "_unconfirmed",
+    )
 
     def __init__(self, path: HotPath, conn: Any) -> None:
         self._path = path
@@ -747,9 +823,28 @@ class HotTx(HotStatements):
         self._now: datetime | None = None
         self._now_text: Any = None
         self._pipe: Any = None  # (psycopg's pipeline context, the pipeline)
+        self._held_generation = None
+        self._read_deadlines = None
+        #: the writes sent before the first wait, to send again on a new connection
+        self._unconfirmed: list[tuple[str, Any, bool]] | None = None
+        self._retried = False  # on a new connection once already
+        #: (case id, expected version) of an update whose match is checked at the end
+        self._moved: tuple[int, int] | None = None
 
     # A class, not a generator-based context manager: this runs on every transition.
     def __enter__(self) -> HotTx:
+        if self._d.pipeline:
+            try:
+                self._begin_pipeline()
+            except BaseException as exc:
+                try:
+                    if not self._dropped(exc):
+                        raise
+                    self._reconnect()
+                except BaseException:
+                    self._path.checkin(self._conn, broken=self._rollback())
+                    raise
+            return self
         try:
             self._cur.execute(self._d.begin)
         except Exception:
@@ -766,54 +861,136 @@ class HotTx(HotStatements):
             except BaseException:
                 self._path.checkin(self._conn, broken=True)
                 raise
-        if self._d.pipeline:
-            context = self._conn.pipeline()
-            self._pipe = (context, context.__enter__())
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        if exc_type is not None:
-            self._path.checkin(self._conn, broken=self._rollback())
+    def _begin_pipeline(self) -> None:
+        self._unconfirmed = []
+        context = self._conn.pipeline()
+        self._pipe = (context, context.__enter__())
+        self._cur.execute(self._d.begin)  # its answer comes with the first wait
+
+    def __exit__(self, _type: object, exc: BaseException | None, _tb: object) -> None:
+        if exc is not None:
+            broken = self._rollback()
+            conflict = None if broken else self._conflict(exc)
+            self._path.checkin(self._conn, broken=broken)
+            if conflict is not None:  # surfaced at a read after the update
+                raise conflict from None
             return
         try:
             self._cur.execute("COMMIT")
             if self._pipe is not None:
                 context, self._pipe = self._pipe[0], None
                 context.__exit__(None, None, None)  # waits: raises a failed write's error
-        except BaseException:
-            self._path.checkin(self._conn, broken=self._rollback())
+        except BaseException as failure:
+            broken = self._rollback()
+            conflict = None if broken else self._conflict(failure)
+            self._path.checkin(self._conn, broken=broken)
+            if conflict is not None:
+                raise conflict from None
             raise
         self._path.checkin(self._conn, broken=False)
+
+    def _conflict(self, exc: BaseException) -> ConflictError | None:
+        """The ConflictError an update that matched no row stands for, if ``exc`` is it."""
+        if self._moved is None or getattr(exc, "sqlstate", None) != _MATCHED_NO_ROW:
+            return None
+        case_id, expected = self._moved
+        try:
+            row = self._conn.execute(_SELECT_NUMBER_VERSION, (case_id,)).fetchone()
+        except Exception:  # the conflict stands; only its figures are unknown
+            row = None
+        return ConflictError(
+            str(case_id) if row is None else row[0], expected, None if row is None else row[1]
+        )
 
     def _rollback(self) -> bool:
         """End the transaction without its writes; whether the connection broke."""
         try:
             if self._pipe is not None:
                 context, self._pipe = self._pipe[0], None
-                with contextlib.suppress(Exception):
-                    context.__exit__(Exception, Exception("rolled back"), None)
+                with contextlib.suppress(Exception):  # the error is known, or it broke
+                    context.__exit__(None, None, None)
             if _in_transaction(self._conn):
                 self._conn.cursor().execute("ROLLBACK")
             return False
         except Exception:
             return True
 
+    def _send(self, cur: Any, sql: str, params: Any, *, many: bool = False) -> Any:
+        if self._unconfirmed is None or cur is not self._cur:
+            return super()._send(cur, sql, params, many=many)
+        self._unconfirmed.append((sql, params, many))  # a write before the first wait
+        try:
+            return super()._send(cur, sql, params, many=many)
+        except Exception as exc:
+            if not self._dropped(exc):
+                raise
+            self._reconnect()  # sends it again, after everything before it
+            return None
+
     def _read(self, sql: str, params: Sequence[Any] = ()) -> Any:
         if self._pipe is None:
-            return self._cur.execute(self._d.sql(sql), params)
-        # In pipeline mode a cursor holds the answer of the last statement sent on it:
-        # each read gets its own, and fetching from it waits for everything before it.
-        cur = self._conn.cursor()
-        cur.execute(self._d.sql(sql), params)
-        return cur
+            return self._send(self._cur, sql, params)
+        return self._wait([(sql, params)])[0]
 
-    def _count(self, sql: str, params: Sequence[Any]) -> int:
+    def _read_all(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
         if self._pipe is None:
-            return int(self._cur.execute(self._d.sql(sql), params).rowcount)
-        cur = self._conn.cursor()
-        cur.execute(self._d.sql(sql), params)
-        self._pipe[1].sync()
-        return int(cur.rowcount)
+            return super()._read_all(statements)
+        return [cur.fetchall() for cur in self._wait(statements)]
+
+    def _checked_update(self, sql: str, params: Sequence[Any], case_id: int, expected: int) -> bool:
+        if self._pipe is None:
+            return super()._checked_update(sql, params, case_id, expected)
+        self._run(_MATCH_ONE.format(update=sql), params)
+        self._moved = (case_id, expected)
+        return True  # or ConflictError when the block ends
+
+    def _wait(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+        """Send ``statements`` (each on a cursor of its own: in pipeline mode a cursor
+        holds the answer of the last statement sent on it) and wait for their answers and
+        everything queued before them; the cursors."""
+        while True:
+            try:
+                cursors = []
+                for sql, params in statements:
+                    cursors.append(self._conn.cursor())
+                    self._send(cursors[-1], sql, params)
+                self._pipe[1].sync()
+            except Exception as exc:
+                if not self._dropped(exc):
+                    raise
+                self._reconnect()
+                continue
+            self._unconfirmed = None
+            return cursors
+
+    def _dropped(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is the pooled connection found dead before anything was done
+        on it — the first time in this transaction (a second connection that fails is
+        the caller's error)."""
+        return (
+            self._unconfirmed is not None
+            and not self._retried
+            and bool(getattr(self._conn, "broken", False))
+        )
+
+    def _reconnect(self) -> None:
+        """Begin again on a new connection and send what was sent before the first wait."""
+        sent, self._pipe, self._retried = self._unconfirmed or [], None, True
+        self._path.checkin(self._conn, broken=True)
+        self._conn = self._path.checkout()
+        self._cur = self._conn.cursor()
+        self._begin_pipeline()
+        for sql, params, many in sent:
+            self._send(self._cur, sql, params, many=many)
+
+
+#: An update as one statement that fails (division by zero) when it matched no row: a
+#: version check that can be sent without waiting for its row count.
+_MATCH_ONE = "WITH matched AS ({update} RETURNING 1) SELECT 1 / count(*) FROM matched"
+_MATCHED_NO_ROW = "22012"  # division_by_zero
+_SELECT_NUMBER_VERSION = "SELECT number, version FROM cases WHERE id = %s"
 
 
 def _in_transaction(conn: Any) -> bool:

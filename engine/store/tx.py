@@ -1,10 +1,11 @@
 """The narrow interface a case operation needs from storage, inside one transaction.
 
-Two implementations honour it: ``core.CoreTx`` (SQLAlchemy Core, every backend) and
-``sqlite_fast.SqliteTx`` (the plain ``sqlite3`` hot path ``fire()`` takes on SQLite,
-for every event: the deadlines an event starts, stops, pauses or extends included).
-``tests/test_store_contract.py`` runs the same contract against both and compares the
-rows they write.
+Two implementations honour it, on SQLite and PostgreSQL alike, with the same
+statements (``hot.HotStatements``): ``hot.HotTx``, the transaction
+``Store.fire_transaction()`` gives ``open_case()`` and ``fire()`` (a DBAPI connection of
+its own; on PostgreSQL in pipeline mode), and ``core.CoreTx`` (inside a SQLAlchemy
+transaction, with the cold queries besides). ``tests/test_store_contract.py`` runs the
+same contract against both on both databases and compares the rows they write.
 """
 
 from __future__ import annotations
@@ -19,8 +20,16 @@ from .rows import DeadlineRow, OutboxRow, TimerArm
 
 
 class Tx(Protocol):
-    def load_case(self, ref: int | str) -> Case:
-        """The case with this id (an int or digits) or case number; CaseNotFound if none."""
+    def load_case(self, ref: int | str, *, deadlines: bool = False) -> Case:
+        """The case with this id (an int or digits) or case number; CaseNotFound if none.
+
+        ``deadlines``: this transaction will compute the case's deadlines. The calendar
+        generation is then held first, as ``calendar_generation(lock=True)`` holds it,
+        and the case's active deadlines are read with the case (on PostgreSQL the three
+        in one round trip); later ``calendar_generation(lock=True)`` and
+        ``active_deadlines(case.id)`` calls answer from that read, the deadlines until
+        this transaction writes one of the case's.
+        """
         ...
 
     def current_version(self, case_id: int) -> int | None:
@@ -69,7 +78,9 @@ class Tx(Protocol):
         ``state=None`` keeps the state (a self-loop); ``keys`` are the search-key
         columns, ``None`` keeps them. Columns kept are left out of the statement, which
         spares the database their index maintenance. Returns False when the version had
-        moved on.
+        moved on — or, where the check is sent without waiting for its answer (on
+        PostgreSQL's ``HotTx``), True, and the transaction raises ``ConflictError`` at
+        its next wait or its end, every write rolled back.
         """
         ...
 
