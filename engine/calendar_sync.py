@@ -4,7 +4,7 @@ An import is stored in the database, so every worker on PostgreSQL counts on the
 days. Each engine keeps the stored arrangements loaded in its
 :class:`~engine.calendar.ChineseOfficialCalendar` and compares a generation number
 with the store's: in every transaction that computes a deadline (under a share lock,
-see ``CoreTx.calendar_generation``), in every timer run, and at least once a minute
+see ``Tx.calendar_generation``), in every timer run, and at least once a minute
 otherwise. So a deadline is never computed on data an import has just replaced.
 """
 
@@ -20,7 +20,7 @@ from .clock import SHANGHAI, monotonic
 from .display import format_due
 from .errors import CalendarDisagrees, CalendarYearUnknown, ConflictError, StorageError
 from .registry import Registry
-from .store import CoreTx, Store, Tx
+from .store import CalendarTx, Store, Tx
 from .types import (
     Actor,
     CalendarDay,
@@ -65,7 +65,7 @@ class CalendarSync:
             self._checked = float("-inf")
 
 
-def year_view(calendar: ChineseOfficialCalendar, tx: CoreTx, year: int) -> CalendarYear:
+def year_view(calendar: ChineseOfficialCalendar, tx: CalendarTx, year: int) -> CalendarYear:
     """The year's holidays and make-up days, each with the layer it comes from."""
     source = calendar.year_source(year)
     days: list[CalendarDay] = []
@@ -97,7 +97,7 @@ def year_view(calendar: ChineseOfficialCalendar, tx: CoreTx, year: int) -> Calen
     return CalendarYear(year, source.value, tuple(days), imports)
 
 
-def statuses(calendar: WorkingCalendar, tx: CoreTx, years: list[int]) -> list[CalendarYearStatus]:
+def statuses(calendar: WorkingCalendar, tx: CalendarTx, years: list[int]) -> list[CalendarYearStatus]:
     """Where each year's days come from, and how many running deadlines wait on it."""
     waiting: dict[int, int] = {}
     for value, n in tx.provisional_deadline_years().items():
@@ -174,7 +174,7 @@ def import_arrangement(
 
 
 def recompute(
-    tx: CoreTx,
+    tx: CalendarTx,
     registry: Registry,
     calendar: WorkingCalendar,
     now: datetime,

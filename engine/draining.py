@@ -21,7 +21,7 @@ from .clock import Clock
 from .errors import BaoflowError, ConflictError
 from .notices import outbox_rows
 from .registry import Registry
-from .store import CoreTx, IntegrityViolation, Store
+from .store import IntegrityViolation, Store, TimerTx
 from .store.rows import CaseBump, HistoryRow, InstanceProgress, OutboxRow
 from .transition import Stepper
 from .types import Actor, TimerRun
@@ -83,7 +83,7 @@ class Drainer:
             take = batch if limit is None else min(batch, limit - fired - skipped)
             locked = (
                 self._fire_locked_batch(now, me, take, lease)
-                if self.store.dialect_name == "postgresql"
+                if self.store.locks_timer_batches
                 else None
             )
             if locked is not None:
@@ -172,16 +172,16 @@ class Drainer:
 
     def _fire_batch(
         self,
-        tx: CoreTx,
+        tx: TimerTx,
         claimed: list[Any],
         me: str | None,
         now: datetime,
     ) -> tuple[list[Any], int, list[Any]]:
         """A whole claimed batch in one transaction, with set-based statements.
 
-        ``claimed`` are rows of ``CoreTx.timer_batch`` (timer, case and instance in one
+        ``claimed`` are rows of ``TimerTx.timer_batch`` (timer, case and instance in one
         read; the case data is not read), leased to ``me``; or, with ``me=None``, rows of
-        ``CoreTx.take_due_timer_batch``, already marked fired in this transaction. Returns (timers fired, how many skipped, timers
+        ``TimerTx.take_due_timer_batch``, already marked fired in this transaction. Returns (timers fired, how many skipped, timers
         left for one-by-one handling: those whose escalation fires an event). Raises
         ConflictError, rolling the batch back, if any case changed under it; the caller
         then goes one by one.
@@ -301,7 +301,7 @@ class Drainer:
             )
         return None, rule
 
-    def _fire_timer(self, tx: CoreTx, timer: Any, me: str, now: datetime) -> str:
+    def _fire_timer(self, tx: TimerTx, timer: Any, me: str, now: datetime) -> str:
         """One timer's effect, in ``tx``: "fired", "skipped", "retry" or "taken"."""
         # Its escalation may fire an event that arms a deadline: lock before any row.
         self._calendar_sync.sync(tx, lock=True)
@@ -357,7 +357,7 @@ class Drainer:
         if eff.fire is not None:
             after = tx.load_case(row.case_id)
             try:
-                with tx.conn.begin_nested():
+                with tx.savepoint():
                     self.stepper.apply(tx, after, eff.fire, Actor.system("escalation"), {}, now)
             except BaoflowError as exc:
                 log.warning("escalation of %s could not fire %r: %s", row.number, eff.fire, exc)

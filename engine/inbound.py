@@ -37,7 +37,7 @@ from .errors import (
     UnknownEvent,
 )
 from .registry import Registry
-from .store import CoreTx, IntegrityViolation, Store
+from .store import InboundTx, IntegrityViolation, Store
 from .transition import Stepper
 from .types import (
     INBOUND_STATUSES,
@@ -130,7 +130,7 @@ class Inbound:
                 raise
             return prior, None
 
-    def _prior(self, tx: CoreTx, message: InsurerMessage, fp: str) -> InboundResult | None:
+    def _prior(self, tx: InboundTx, message: InsurerMessage, fp: str) -> InboundResult | None:
         row = tx.inbound_by_message_id(message.insurer, message.message_id)
         if row is None:
             return None
@@ -139,7 +139,7 @@ class Inbound:
         return InboundResult.from_json({**row.result, "id": row.id})
 
     def _decide(
-        self, tx: CoreTx, message: InsurerMessage, fp: str, now: datetime
+        self, tx: InboundTx, message: InsurerMessage, fp: str, now: datetime
     ) -> tuple[InboundResult, str | None]:
         case, code, reason = correlate(tx, message)
         event: str | None = None
@@ -176,7 +176,7 @@ class Inbound:
         return InboundResult.from_json({**answer, "id": row_id}), fired_in
 
     def _fire(
-        self, tx: CoreTx, case: Case, message: InsurerMessage, now: datetime
+        self, tx: InboundTx, case: Case, message: InsurerMessage, now: datetime
     ) -> tuple[str | None, str | None, str | None, Case | None]:
         """Fire the message's event on ``case`` under a savepoint: (event, reason code,
         reason, the case afterwards) — a refusal leaves the transaction as it was."""
@@ -192,7 +192,7 @@ class Inbound:
                 None,
             )
         try:
-            with tx.conn.begin_nested():
+            with tx.savepoint():
                 fired, _notes = self.step.apply(
                     tx, case, event, insurer_actor(message.insurer), message.payload, now
                 )
@@ -295,7 +295,7 @@ class Inbound:
             raise InboundNotFound(ref)
         return _message(rows[0])
 
-    def _unresolved(self, tx: CoreTx, ref: int) -> Any:
+    def _unresolved(self, tx: InboundTx, ref: int) -> Any:
         row = tx.inbound_row(ref, lock=True)
         if row is None:
             raise InboundNotFound(ref)
@@ -304,7 +304,7 @@ class Inbound:
         return row
 
 
-def correlate(tx: CoreTx, message: InsurerMessage) -> tuple[Case | None, str | None, str | None]:
+def correlate(tx: InboundTx, message: InsurerMessage) -> tuple[Case | None, str | None, str | None]:
     """The one case the message means: (case, None, None), or (None | the case, reason
     code, reason) when there is none or more than one."""
     by_number = tx.find_cases(number=message.case_number, limit=1) if message.case_number else []

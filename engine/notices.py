@@ -51,7 +51,7 @@ def outbox_rows(
     org_unit: str | None,
 ) -> list[OutboxRow]:
     """The outbox rows of ``notices`` caused by ``cause`` (e.g. ``timer:42``), one per
-    notice and recipient; ``CoreTx.insert_outbox`` adds their delivery state (pending,
+    notice and recipient; ``Tx.insert_outbox`` adds their delivery state (pending,
     due at once)."""
     return [
         {

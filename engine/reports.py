@@ -13,11 +13,11 @@ from typing import Any
 from . import timers
 from .clock import SHANGHAI
 from .registry import Registry
-from .store import CoreTx, Store
+from .store import ReportTx, Store
 from .types import Breach, Case, CaseScope, DeadlineStatus, DeskDeadline, RuleSla, SlaReport
 
 
-def deadlines(tx: CoreTx, registry: Registry, found: Case, now: datetime) -> list[DeadlineStatus]:
+def deadlines(tx: ReportTx, registry: Registry, found: Case, now: datetime) -> list[DeadlineStatus]:
     """Every deadline rule instance of the case, oldest first: due, warned, breached,
     paused time, escalation level."""
     definition = registry.get(found.workflow, found.workflow_version)

@@ -139,3 +139,36 @@ def test_the_contract_sees_a_violation_when_there_is_one(tmp_path: Path) -> None
     )
     found = imports_of(probe, ("baoflow.engine.probe", False))
     assert {"baoflow.workflows", "baoflow.engine.store", "baoflow.cli", "baoflow"} <= found
+
+
+#: What only the store may know: its transaction classes, its connections, its dialects.
+STORAGE_DETAILS = ("CoreTx", "HotTx", "HotStatements", "HotPath", "dialect_name", "Dialect")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in sources("engine") if "store" not in p.relative_to(ROOT).parts],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_the_engine_outside_the_store_knows_no_backend(path: Path) -> None:
+    """The runtime works on the store's Protocols (engine/store/tx.py): it never names a
+    transaction class, a database dialect or a transaction's connection (``tx.conn``).
+    ``Engine.backend`` — which database, for the faces — is the one reading of it."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    named = sorted(
+        {
+            n.id if isinstance(n, ast.Name) else n.attr
+            for n in ast.walk(tree)
+            if (isinstance(n, ast.Name) and n.id in STORAGE_DETAILS)
+            or (isinstance(n, ast.Attribute) and n.attr in STORAGE_DETAILS)
+            or (
+                isinstance(n, ast.Attribute)
+                and n.attr == "conn"
+                and isinstance(n.value, ast.Name)
+                and n.value.id == "tx"
+            )
+        }
+    )
+    if path.name == "runtime.py":  # the backend property
+        named = [n for n in named if n != "dialect_name"]
+    assert named == [], f"{path.relative_to(ROOT)} names {named}: use the store's Protocols"

@@ -25,9 +25,19 @@ from ..errors import StorageError
 from ..policies import Policy
 from .core import CoreTx
 from .hot import HotPath, connections, dialect, json_dumps, sqlite_setup
-from .tx import Tx
+from .tx import CalendarTx, InboundTx, ReportTx, TimerTx, Tx
 
-__all__ = ["CoreTx", "IntegrityViolation", "Store", "Tx", "normalise_url"]
+__all__ = [
+    "CalendarTx",
+    "CoreTx",
+    "InboundTx",
+    "IntegrityViolation",
+    "ReportTx",
+    "Store",
+    "TimerTx",
+    "Tx",
+    "normalise_url",
+]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -133,6 +143,13 @@ class Store:
         """The transaction ``open_case()`` and ``fire()`` run in: the hot path's (``_hot``
         None — benchmarks and the contract test set it so — gives a Core one)."""
         return self._hot.transaction() if self._hot is not None else self.write()
+
+    @property
+    def locks_timer_batches(self) -> bool:
+        """Whether due timers can be taken under row locks (``FOR UPDATE SKIP LOCKED``)
+        in the transaction that fires them (``TimerTx.take_due_timer_batch``): on
+        PostgreSQL. On SQLite a writer holds the database: timers are leased first."""
+        return self.dialect_name == "postgresql"
 
     def policy(self, number: str) -> Policy | None:
         """The policy with this number, or None."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
-from typing import Any, NamedTuple
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -19,13 +19,18 @@ from ..definitions import SEARCH_KEYS
 from ..types import Actor, Case, CaseScope, Refusal
 from . import tables as t
 from .hot import HotStatements, dialect, json_dumps
-from .rows import MAX_ID as _MAX_ID
 from .rows import (
+    DEADLINE_COLUMNS,
+    TIMER_COLUMNS,
     CaseBump,
+    DeadlineRow,
     HistoryRow,
     InstanceProgress,
     OutboxRow,
+    StoredTimer,
+    TimerRow,
 )
+from .rows import MAX_ID as _MAX_ID
 
 _c = t.cases.c
 
@@ -47,33 +52,9 @@ def _update_case(with_state: bool, with_keys: bool) -> sa.Update:
 # Columns left out of SET spare the database their index maintenance.
 _UPDATE_CASE = {(s, k): _update_case(s, k) for s in (False, True) for k in (False, True)}
 _INSERT_HISTORY = t.history.insert()
-
-
-class TimerRow(NamedTuple):
-    """A timer with what its effect needs of its case and rule instance (one read; see
-    ``CoreTx.timer_batch``). A plain named tuple: a batch reads each field of each row
-    several times, and a SQLAlchemy ``Row``'s attribute access costs ~1 µs, more than the
-    rest of the effect's Python together (docs/benchmarks.md)."""
-
-    id: int
-    case_id: int
-    rule: str
-    armed_seq: int
-    kind: str
-    level: int
-    due_at: datetime
-    number: str | None  # None: the case is gone
-    workflow: str
-    workflow_version: int
-    state: str
-    version: int
-    org_unit: str | None
-    priority: Any
-    d_status: str | None  # None: the rule instance is gone
-    d_due_at: datetime
-    d_warned: int
-    d_breached_at: datetime | None
-    d_level: int
+# The engine types' columns, read in their order.
+_DEADLINES = sa.select(*(t.case_deadlines.c[name] for name in DEADLINE_COLUMNS))
+_TIMERS = sa.select(*(t.timers.c[name] for name in TIMER_COLUMNS))
 
 
 class CoreTx(HotStatements):
@@ -95,6 +76,9 @@ class CoreTx(HotStatements):
         driver = self.conn.connection.driver_connection
         assert driver is not None
         return driver.cursor()
+
+    def savepoint(self) -> sa.NestedTransaction:
+        return self.conn.begin_nested()
 
     # --- cases --------------------------------------------------------------------
     def cases_of(self, workflow: str, after: int, limit: int) -> list[tuple[int, int, Any]]:
@@ -313,26 +297,25 @@ class CoreTx(HotStatements):
         return len(rows)
 
     # --- deadlines and timers (issue #4) ----------------------------------------------
-    def case_deadlines(self, case_id: int) -> list[sa.Row[Any]]:
+    def case_deadlines(self, case_id: int) -> list[DeadlineRow]:
         d = t.case_deadlines.c
-        q = sa.select(t.case_deadlines).where(d.case_id == case_id).order_by(d.armed_seq, d.rule)
-        return list(self.conn.execute(q))
+        q = _DEADLINES.where(d.case_id == case_id).order_by(d.armed_seq, d.rule)
+        return [DeadlineRow._make(row) for row in self.conn.execute(q)]
 
-    def deadline(self, case_id: int, rule: str, armed_seq: int) -> sa.Row[Any] | None:
+    def deadline(self, case_id: int, rule: str, armed_seq: int) -> DeadlineRow | None:
         d = t.case_deadlines.c
-        q = sa.select(t.case_deadlines).where(
-            d.case_id == case_id, d.rule == rule, d.armed_seq == armed_seq
-        )
-        return self.conn.execute(q).first()
+        q = _DEADLINES.where(d.case_id == case_id, d.rule == rule, d.armed_seq == armed_seq)
+        row = self.conn.execute(q).first()
+        return None if row is None else DeadlineRow._make(row)
 
-    def running_deadlines(self) -> list[sa.Row[Any]]:
+    def running_deadlines(self) -> list[DeadlineRow]:
         d = t.case_deadlines.c
-        q = sa.select(t.case_deadlines).where(d.status == "running")
-        return list(self.conn.execute(q.order_by(d.case_id, d.armed_seq)))
+        q = _DEADLINES.where(d.status == "running").order_by(d.case_id, d.armed_seq)
+        return [DeadlineRow._make(row) for row in self.conn.execute(q)]
 
     def claim_due_timers(
         self, now: datetime, worker: str, lease_until: datetime, limit: int
-    ) -> list[sa.Row[Any]]:
+    ) -> list[StoredTimer]:
         """Lease up to ``limit`` due timers to ``worker``: pending, due, and not leased
         to a live worker. PostgreSQL skips rows another worker is claiming right now
         (``FOR UPDATE SKIP LOCKED``); SQLite serialises writers anyway."""
@@ -357,9 +340,8 @@ class CoreTx(HotStatements):
             .where(tm.id.in_(ids))
             .values(claimed_by=worker, claimed_until=lease_until)
         )
-        return list(
-            self.conn.execute(sa.select(t.timers).where(tm.id.in_(ids)).order_by(tm.due_at))
-        )
+        q = _TIMERS.where(tm.id.in_(ids)).order_by(tm.due_at)
+        return [StoredTimer._make(row) for row in self.conn.execute(q)]
 
     def finish_timer(
         self, timer_id: int, worker: str, status: str, now: datetime, outcome: str
@@ -381,10 +363,10 @@ class CoreTx(HotStatements):
             q = q.where(tm.id.in_(list(ids)))
         return int(self.conn.execute(q.values(claimed_by=None, claimed_until=None)).rowcount)
 
-    def pending_timers(self, case_id: int) -> list[sa.Row[Any]]:
+    def pending_timers(self, case_id: int) -> list[StoredTimer]:
         tm = t.timers.c
-        q = sa.select(t.timers).where(tm.case_id == case_id, tm.status.in_(("pending", "paused")))
-        return list(self.conn.execute(q.order_by(tm.due_at)))
+        q = _TIMERS.where(tm.case_id == case_id, tm.status.in_(("pending", "paused")))
+        return [StoredTimer._make(row) for row in self.conn.execute(q.order_by(tm.due_at))]
 
     def breached(
         self,

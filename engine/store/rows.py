@@ -1,6 +1,7 @@
-"""The shapes of the rows the runtime hands the store in batches (TypedDicts: plain
-dicts at run time, so a batch of timer effects costs nothing extra, and shapes mypy
-checks at every call)."""
+"""The shapes of the rows the runtime and the store hand each other: those the runtime
+hands the store in batches (TypedDicts: plain dicts at run time, so a batch of timer
+effects costs nothing extra, and shapes mypy checks at every call), and the engine
+types the store reads back (NamedTuples)."""
 
 from __future__ import annotations
 
@@ -85,6 +86,50 @@ class DeadlineRow(NamedTuple):
 DEADLINE_COLUMNS = DeadlineRow._fields
 
 
+class StoredTimer(NamedTuple):
+    """One timer of a rule instance (a ``timers`` row without its lease and outcome)."""
+
+    id: int
+    case_id: int
+    rule: str
+    armed_seq: int
+    kind: str  # warning | breach | escalation
+    level: int
+    due_at: datetime
+    status: str  # pending | paused | fired | cancelled | skipped
+
+
+#: The columns of ``StoredTimer``, in its order.
+TIMER_COLUMNS = StoredTimer._fields
+
+
+class TimerRow(NamedTuple):
+    """A timer with what its effect needs of its case and rule instance (one read; see
+    ``TimerTx.timer_batch``). A plain named tuple: a batch reads each field of each row
+    several times, and a SQLAlchemy ``Row``'s attribute access costs ~1 µs, more than the
+    rest of the effect's Python together (docs/benchmarks.md)."""
+
+    id: int
+    case_id: int
+    rule: str
+    armed_seq: int
+    kind: str
+    level: int
+    due_at: datetime
+    number: str | None  # None: the case is gone
+    workflow: str
+    workflow_version: int
+    state: str
+    version: int
+    org_unit: str | None
+    priority: Any
+    d_status: str | None  # None: the rule instance is gone
+    d_due_at: datetime
+    d_warned: int
+    d_breached_at: datetime | None
+    d_level: int
+
+
 class TimerArm(TypedDict):
     """A timer armed for a rule instance (``Tx.insert_timers``)."""
 
@@ -96,6 +141,11 @@ class TimerArm(TypedDict):
     due_at: datetime
     status: str
 
+
+#: A stored row read by column name (``row.status``): what the reads not yet given an
+#: engine type of their own return (inbound messages, calendar imports, the desk's
+#: deadline and breach lists, the history the SLA report reads).
+Record = Any
 
 #: The largest id a BIGINT column holds: a larger number names no row (and must not
 #: reach the driver, which would fail on it).

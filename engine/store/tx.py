@@ -1,22 +1,43 @@
-"""The narrow interface a case operation needs from storage, inside one transaction.
+"""The narrow interfaces the engine needs from storage, inside one transaction, by
+concern — each method's docstring is its contract:
 
-Two implementations honour it, on SQLite and PostgreSQL alike, with the same
-statements (``hot.HotStatements``): ``hot.HotTx``, the transaction
-``Store.fire_transaction()`` gives ``open_case()`` and ``fire()`` (a DBAPI connection of
-its own; on PostgreSQL in pipeline mode), and ``core.CoreTx`` (inside a SQLAlchemy
-transaction, with the cold queries besides). ``tests/test_store_contract.py`` runs the
-same contract against both on both databases and compares the rows they write.
+- :class:`Tx`: a case operation (``open_case()``, ``fire()``): the case, its history,
+  notices, idempotency keys, its deadlines and timers, the desk's arrangements;
+- :class:`TimerTx`: the timer worker's leases and batches (``engine/draining.py``);
+- :class:`InboundTx`: the insurers' messages (``engine/inbound.py``);
+- :class:`CalendarTx`: an arrangement's import and the deadlines it moves
+  (``engine/calendar_sync.py``);
+- :class:`ReportTx`: what the desk reads back (``engine/reports.py``).
+
+One class implements them all on SQLite and PostgreSQL: ``core.CoreTx`` (inside a
+SQLAlchemy transaction); and ``hot.HotTx`` implements :class:`Tx` with the same
+statements (``hot.HotStatements``) on a DBAPI connection of its own — what
+``Store.fire_transaction()`` gives; on PostgreSQL in pipeline mode. No module outside
+the store knows which database or which class it has. ``tests/test_store_contract.py``
+runs the case-operation contract against both classes on both databases and compares
+the rows they write.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
-from ..calendar import DeskYear
-from ..types import Actor, Case, HistoryEntry
-from .rows import DeadlineRow, OutboxRow, TimerArm
+from ..calendar import DeskDay, DeskYear
+from ..types import Actor, Case, CaseScope, HistoryEntry
+from .rows import (
+    CaseBump,
+    DeadlineRow,
+    HistoryRow,
+    InstanceProgress,
+    OutboxRow,
+    Record,
+    StoredTimer,
+    TimerArm,
+    TimerRow,
+)
 
 
 class Tx(Protocol):
@@ -189,4 +210,232 @@ class Tx(Protocol):
 
     def desk_years(self) -> list[DeskYear]:
         """The current arrangement of every year the desk imported, with its days."""
+        ...
+
+
+class SavepointTx(Tx, Protocol):
+    """A case-operation transaction that can undo part of itself."""
+
+    def savepoint(self) -> AbstractContextManager[Any]:
+        """``with tx.savepoint():`` — if the block raises, its writes are undone and the
+        rest of the transaction is kept (an insurer's message stored though its event
+        was refused; a timer's effect kept though the escalation it fires was)."""
+        ...
+
+
+class TimerTx(SavepointTx, Protocol):
+    """The timer worker's transactions (``engine/draining.py``): timers are leased in
+    batches, and a batch's effects written with a few set-based statements. Where
+    ``Store.locks_timer_batches``, due timers are taken under row locks in the
+    transaction that fires them instead (:meth:`take_due_timer_batch`)."""
+
+    def claim_due_timers(
+        self, now: datetime, worker: str, lease_until: datetime, limit: int
+    ) -> list[StoredTimer]:
+        """Lease up to ``limit`` due timers to ``worker`` until ``lease_until``: pending,
+        due at ``now``, and not leased to a live worker; the soonest due first. Two
+        workers claiming at once never get the same timer."""
+        ...
+
+    def timer_batch(self, ids: Sequence[int]) -> list[TimerRow]:
+        """The timers ``ids``, each with what its effect needs of its case and rule
+        instance (one read; a gone case or instance as NULL fields), in due order."""
+        ...
+
+    def take_due_timer_batch(self, now: datetime, limit: int, by: str) -> list[TimerRow]:
+        """Only where ``Store.locks_timer_batches``: take up to ``limit`` due timers not
+        leased to a live worker, locked and marked fired by ``by``, read as
+        :meth:`timer_batch` reads them. A worker that dies rolls the marks back with
+        its effects."""
+        ...
+
+    def take_timers(self, ids: Sequence[int], worker: str, now: datetime) -> set[int]:
+        """Mark fired those of ``ids`` still pending and leased to ``worker``; their ids."""
+        ...
+
+    def reopen_timers(self, ids: Sequence[int], worker: str, until: datetime) -> None:
+        """Put timers taken by :meth:`take_due_timer_batch` back to pending, leased to
+        ``worker`` until ``until`` (for one-by-one handling)."""
+        ...
+
+    def skip_timers(self, outcomes: Sequence[tuple[int, str]]) -> None:
+        """Mark each (timer id, why) skipped, the reason kept as its outcome."""
+        ...
+
+    def finish_timer(
+        self, timer_id: int, worker: str, status: str, now: datetime, outcome: str
+    ) -> bool:
+        """End one timer in ``status`` at ``now``, only if it is still pending and leased
+        to ``worker``: whether it was (the check that makes each effect happen once)."""
+        ...
+
+    def release_timers(self, worker: str, ids: Sequence[int] | None = None) -> int:
+        """Drop ``worker``'s leases on its pending timers (those of ``ids``); how many."""
+        ...
+
+    def bump_cases(self, rows: Sequence[CaseBump]) -> int:
+        """Version-checked bumps, many at once: how many cases matched (fewer than
+        given: one changed meanwhile)."""
+        ...
+
+    def record_effects(
+        self,
+        bumps: Sequence[CaseBump],
+        history: Sequence[HistoryRow],
+        deadlines: Sequence[InstanceProgress],
+        outbox: Sequence[OutboxRow],
+        now: datetime,
+    ) -> int:
+        """A batch of timer effects at once: the cases bumped (as :meth:`bump_cases`),
+        their history rows, their rule instances' progress and their notices. How many
+        cases the bump matched; the caller rolls back if fewer than ``bumps``."""
+        ...
+
+
+class InboundTx(SavepointTx, Protocol):
+    """The insurers' messages (``engine/inbound.py``): each stored once per (insurer,
+    message id), matched to a case or kept unresolved for a person."""
+
+    def find_cases(
+        self,
+        *,
+        number: str | None = None,
+        policy_number: str | None = None,
+        insured_name: str | None = None,
+        id_number: str | None = None,
+        workflow: str | None = None,
+        state: str | Sequence[str] | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+        newest_first: bool = False,
+        insurer_reference: str | None = None,
+        after: int | None = None,
+        scope: CaseScope | None = None,
+        keys: Mapping[str, str] | None = None,
+    ) -> list[Case]:
+        """:meth:`Tx.find_cases`, and by the insurer's own reference for the case,
+        newest first, past a cursor (``after``), within what ``scope`` may see, and by
+        a workflow's own search keys."""
+        ...
+
+    def inbound_by_message_id(self, insurer: str, message_id: str) -> Record | None:
+        """The stored message (``inbound_messages`` row) (insurer, message_id), or None."""
+        ...
+
+    def inbound_row(self, ref: int, *, lock: bool = False) -> Record | None:
+        """The stored message with this id (``lock``: held until the transaction ends)."""
+        ...
+
+    def insert_inbound(self, values: Mapping[str, Any]) -> int:
+        """Store one message; its id. A second (insurer, message_id) fails on the key."""
+        ...
+
+    def settle_inbound(self, ref: int, values: Mapping[str, Any]) -> bool:
+        """Mark an unresolved message resolved or dismissed (``values``); False if it was
+        not unresolved any more."""
+        ...
+
+    def list_inbound(
+        self, *, status: str | None = None, ref: int | None = None, limit: int, offset: int
+    ) -> list[Record]:
+        """Stored messages (those in ``status``, or the one ``ref``), oldest first, each
+        with ``matched_number``: the number of the case it matched or fired on."""
+        ...
+
+
+class CalendarTx(Tx, Protocol):
+    """An arrangement's import (``engine/calendar_sync.py``): stored, made current, and
+    every running deadline that counts on it recomputed in the same transaction."""
+
+    def bump_calendar_generation(self) -> int:
+        """Take the arrangements' lock (every transaction arming a deadline waits) and
+        move the generation on; the new generation."""
+        ...
+
+    def insert_calendar_import(
+        self,
+        *,
+        year: int,
+        source: str,
+        file_name: str,
+        imported_by: str,
+        imported_at: datetime,
+        override: bool,
+        days: Sequence[DeskDay],
+    ) -> int:
+        """Store a year's arrangement as the current one (an earlier import of the year
+        kept, no longer current); the import's id."""
+        ...
+
+    def calendar_imports(self, year: int) -> list[Record]:
+        """Every import (``calendar_imports`` row) of ``year``, newest first."""
+        ...
+
+    def provisional_deadline_years(self) -> dict[str, int]:
+        """Running and paused deadlines counted on provisional years, by their
+        ``provisional`` value (``"2027"``, ``"2027,2028"``)."""
+        ...
+
+    def running_deadlines(self) -> list[DeadlineRow]:
+        """Every running rule instance, by case and arming."""
+        ...
+
+
+class ReportTx(Protocol):
+    """What the desk reads back (``engine/reports.py``): a case's deadlines and timers,
+    the desk's deadline and breach lists, and the history the SLA report is made of."""
+
+    def case_deadlines(self, case_id: int) -> list[DeadlineRow]:
+        """Every rule instance of the case, in arming order."""
+        ...
+
+    def pending_timers(self, case_id: int) -> list[StoredTimer]:
+        """The case's pending and paused timers, the soonest due first."""
+        ...
+
+    def desk_deadlines(
+        self,
+        *,
+        workflow: str | None,
+        rule: str | None,
+        org_unit: str | None,
+        min_level: int | None,
+        limit: int,
+        offset: int,
+        scope: CaseScope | None = None,
+        handler: str | None = None,
+    ) -> list[Record]:
+        """Running and paused deadlines with their case (number, workflow, version,
+        state, org unit, handler), the soonest due first, filtered as given."""
+        ...
+
+    def breached(
+        self,
+        workflow: str | None,
+        rule: str | None,
+        min_level: int | None,
+        org_unit: str | None = None,
+        scope: CaseScope | None = None,
+    ) -> list[Record]:
+        """Running deadlines past their due time, with their case, oldest due first."""
+        ...
+
+    def deadline_rows(
+        self,
+        since: datetime | None,
+        until: datetime | None,
+        workflow: str | None,
+        org_unit: str | None = None,
+        scope: CaseScope | None = None,
+    ) -> list[Record]:
+        """The rule instances started in [since, until), with their case's workflow."""
+        ...
+
+    def state_entries(
+        self,
+        workflow: str | None,
+        scope: CaseScope | None = None,
+        org_unit: str | None = None,
+    ) -> list[Record]:
+        """(workflow, case_id, at, to_state) of every history row, in order per case."""
         ...
