@@ -56,6 +56,7 @@ from baoflow.engine import (
     open_engine,
 )
 from baoflow.engine.store import normalise_url
+from baoflow.engine.store import tables as t
 from baoflow.workflows.examples import ID_ZHANG, POLICIES, report
 from sqlalchemy.pool import NullPool
 
@@ -400,6 +401,23 @@ def _key_values(d: Dialect, k: str) -> dict[str, str]:
 _CASE_COLUMNS = ("policy_number", "insured_name", "id_number", "insurer_reference", "handler")
 
 
+def _copy_rows(
+    table: sa.Table, alias: str, values: Mapping[str, str] | None = None, where: str | None = None
+) -> sa.TextClause:
+    """Copy every row of ``table`` of the source case (``:src``) to each copy (ids
+    ``:lo`` … ``:hi``): every column as it is (a surrogate ``id`` left to the database)
+    but those given in ``values`` (SQL over ``c.``, the copy, and ``alias``); ``where``:
+    only the source's rows it holds for."""
+    columns = [c.name for c in table.columns if c.name not in ("id", "case_id")]
+    picked = [(values or {}).get(c, f"{alias}.{c}") for c in columns]
+    return sa.text(
+        f"INSERT INTO {table.name} (case_id, {', '.join(columns)}) "
+        f"SELECT c.id, {', '.join(picked)} FROM cases c JOIN {table.name} {alias} "
+        f"ON {alias}.case_id = :src WHERE c.id BETWEEN :lo AND :hi"
+        + (f" AND {where}" if where else "")
+    )
+
+
 @dataclass
 class Copied:
     """What ``clone`` wrote: the copies' case ids and the rows per table."""
@@ -474,59 +492,16 @@ def clone(
             ),
             params,
         ).rowcount
-        copies = "FROM cases c JOIN {} ON {}.case_id = :src WHERE c.id BETWEEN :lo AND :hi"
-        rows["history"] = run(
-            sa.text(
-                f"""
-                INSERT INTO history (case_id, seq, at, actor, event, from_state, to_state,
-                                     data, notes)
-                SELECT c.id, h.seq, h.at, h.actor, h.event, h.from_state, h.to_state, h.data,
-                       h.notes
-                {copies.format("history h", "h")}
-                """
-            ),
-            params,
-        ).rowcount
-        rows["case_deadlines"] = run(
-            sa.text(
-                f"""
-                INSERT INTO case_deadlines (case_id, rule, armed_seq, started_at, due_at,
-                                            status, pause_reason, paused_since, paused_seconds,
-                                            warned, breached_at, level, stopped_at, calendar,
-                                            period, provisional)
-                SELECT c.id, dl.rule, dl.armed_seq, dl.started_at, dl.due_at, dl.status,
-                       dl.pause_reason, dl.paused_since, dl.paused_seconds, dl.warned,
-                       dl.breached_at, dl.level, dl.stopped_at, dl.calendar, dl.period,
-                       dl.provisional
-                {copies.format("case_deadlines dl", "dl")}
-                """
-            ),
-            params,
-        ).rowcount
-        rows["timers"] = run(
-            sa.text(
-                f"""
-                INSERT INTO timers (case_id, rule, armed_seq, kind, level, due_at, status,
-                                    claimed_by, claimed_until, fired_at, outcome)
-                SELECT c.id, tm.rule, tm.armed_seq, tm.kind, tm.level, {timer_due or "tm.due_at"},
-                       tm.status, tm.claimed_by, tm.claimed_until, tm.fired_at, tm.outcome
-                {copies.format("timers tm", "tm")} {f"AND {timers}" if timers else ""}
-                """
-            ),
-            params,
-        ).rowcount
+        rows["history"] = run(_copy_rows(t.history, "h"), params).rowcount
+        rows["case_deadlines"] = run(_copy_rows(t.case_deadlines, "dl"), params).rowcount
+        due = {"due_at": timer_due} if timer_due else {}
+        rows["timers"] = run(_copy_rows(t.timers, "tm", due, timers), params).rowcount
         # an own key's value is read back from the copy's data, where it was just set
-        value = "k.value"
+        value = {}
         if own and index:
             whens = " ".join(f"WHEN '{key}' THEN {d.get_json('c.data', index[key])}" for key in own)
-            value = f"CASE k.key {whens} ELSE k.value END"
-        rows["case_keys"] = run(
-            sa.text(
-                f"INSERT INTO case_keys (case_id, key, value) SELECT c.id, k.key, {value} "
-                + copies.format("case_keys k", "k")
-            ),
-            params,
-        ).rowcount
+            value = {"value": f"CASE k.key {whens} ELSE k.value END"}
+        rows["case_keys"] = run(_copy_rows(t.case_keys, "k", value), params).rowcount
         rows["policies"] = 0
         if columns["policy_number"] != "s.policy_number":  # a policy of its own each
             insured = (
