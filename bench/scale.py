@@ -73,7 +73,7 @@ import sqlalchemy as sa
 from baoflow.engine import Actor, ChineseOfficialCalendar, Engine, FakeClock, open_engine
 
 from bench.load import OPENED, PG_DEFAULT, load, open_desk, pg_schema
-from bench.timers import engine_commit, rss_kb
+from bench.timers import cpu_model, engine_commit, rss_kb
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Scale: 10k, 100k and 1,000,000 cases (issue #14)"
@@ -407,6 +407,15 @@ def _verdict(what: str, met: bool, detail: str) -> str:
     return f"- **{what}: {'met' if met else 'not met'}** — {detail}."
 
 
+def _head(first: str, sizes: Sequence[str]) -> list[str]:
+    """A table's heading: ``first`` (its columns split by ``|``), then a column a size."""
+    left = first.count("|") + 1
+    return [
+        f"| {first} | " + " | ".join(_size(n) for n in sizes) + " |",
+        "|---|" + "---:|" * (left - 1 + len(sizes)),
+    ]
+
+
 def render(result: dict[str, Any]) -> str:
     runs: dict[str, dict[str, Any]] = result["runs"]
     v = result["versions"]
@@ -454,13 +463,7 @@ def render(result: dict[str, Any]) -> str:
             )
     for backend, sizes in runs.items():
         names = list(sizes)
-        out += [
-            "",
-            f"### {backend}: ms per call (median)",
-            "",
-            "| call | target | " + " | ".join(_size(n) for n in names) + " |",
-            "|---|---:|" + "---:|" * len(names),
-        ]
+        out += ["", f"### {backend}: ms per call (median)", "", *_head("call | target", names)]
         for label, target in [*CALLS, (SLA, None)]:
             cells = " | ".join(f"{sizes[n]['ms'][label]:.2f}" for n in names)
             goal = f"< {target:g}" if target else ""
@@ -475,13 +478,7 @@ def render(result: dict[str, Any]) -> str:
             )
             + " |"
         )
-        out += [
-            "",
-            f"Memory ({backend}, VmRSS):",
-            "",
-            "| process | " + " | ".join(_size(n) for n in names) + " |",
-            "|---|" + "---:|" * len(names),
-        ]
+        out += ["", f"Memory ({backend}, VmRSS):", "", *_head("process", names)]
         for label in ("after start", "after the calls", "after the SLA report", "peak"):
             cells = " | ".join(_mib(sizes[n]["rss_kib"][label]) for n in names)
             out.append(f"| engine, {label} | {cells} |")
@@ -523,13 +520,7 @@ def write_doc(path: Path, section: str) -> None:
 
 
 def machine() -> str:
-    cpu = "?"
-    with open("/proc/cpuinfo") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"{os.cpu_count()} CPUs ({cpu}), {platform.platform()}"
+    return f"{os.cpu_count()} CPUs ({cpu_model()}), {platform.platform()}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -542,7 +533,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", default="docs/benchmarks.md", help="'-' prints the section")
     parser.add_argument("--json", default="docs/scale.json", help="'-' prints nothing")
+    parser.add_argument(
+        "--from-json", default=None, help="write the section from a run's JSON, run nothing"
+    )
     args = parser.parse_args(argv)
+    if args.from_json:
+        write_doc(ROOT / args.out, render(json.loads(Path(args.from_json).read_text())))
+        return 0
     sizes = [int(s) for s in args.sizes.split(",")]
     backends = args.backends.split(",")
     t0 = time.time()

@@ -427,7 +427,7 @@ class BatchFirer:
             }
             state: dict[int, tuple[int, dict[str, Any]]] = {}  # case id -> (version, changes)
             history: list[dict[str, Any]] = []
-            outbox: list[dict[str, Any]] = []
+            outbox: list[Any] = []  # the engine's OutboxRow dicts
             dl: dict[tuple[int, str, int], list[Any]] = {}
             skipped: list[int] = []
             for timer in claimed:
@@ -1210,17 +1210,21 @@ def run_profile(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # --- the report ------------------------------------------------------------------------
+def cpu_model() -> str:
+    """The processor's model name, from /proc/cpuinfo."""
+    with open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "?"
+
+
 def machine(url: str) -> dict[str, str]:
     import apscheduler
     import psycopg
 
-    cpu = "?"
+    cpu = cpu_model()
     mem = "?"
-    with open("/proc/cpuinfo") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
     with open("/proc/meminfo") as fh:
         for line in fh:
             if line.startswith("MemTotal:"):
