@@ -383,7 +383,7 @@ def targets(runs: dict[str, dict[str, Any]]) -> list[str]:
         for what, path in (
             ("engine, after the face calls", ("rss_kib", "after the calls")),
             ("timer worker, after a batch", ("worker", "rss_kib", "after the batch")),
-            ("engine, after the SLA report", ("rss_kib", "after the SLA report")),
+            ("the engine's peak, the SLA report's rows held at once", ("rss_kib", "peak")),
         ):
             grew = (_dig(sizes[big], path) - _dig(sizes[small], path)) / 1024
             lines.append(
@@ -442,7 +442,8 @@ def render(result: dict[str, Any]) -> str:
         " of them closed; 4 org units, 20 handlers). The pending timers are topped up to"
         " as many as there are cases with not-due ones (due from 90 days on). Medians of"
         f" {result['reps']} calls after a warm-up, in a fresh process (the SLA report:"
-        f" {result['sla_reps']}); `bench/scale.py`'s docstring says what each call is.",
+        f" {result['sla_reps']}, one at 1,000,000 cases); `bench/scale.py`'s docstring says"
+        " what each call is.",
         "",
         "### The load",
         "",
