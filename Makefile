@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-claim-path bench-timers clean
+.PHONY: demo test lint bench bench-claim-path bench-timers bench-scale clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ bench-claim-path: $(VENV)/.installed-dev
 # Needs PostgreSQL (BAOFLOW_BENCH_PG_URL, default postgresql://postgres@127.0.0.1:5432/test).
 bench-timers: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.timers
+
+# 10k, 100k and 1,000,000 cases on SQLite and PostgreSQL (BAOFLOW_BENCH_PG_URL, default
+# postgresql://postgres@127.0.0.1:5432/test): docs/benchmarks.md and docs/scale.json.
+bench-scale: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.scale --sizes 10000,100000,1000000 --backends sqlite,postgresql
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .typecheck build baoflow-demo.db*

@@ -9,12 +9,14 @@ Run from the project root::
 PostgreSQL comes from ``BAOFLOW_BENCH_PG_URL`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``), in a private schema dropped at the end.
 
-The cases are loaded by ``bench/diagram.py``'s bulk loader: one real claim brought to
-``materials_complete`` and cloned into 1,000,000 (70% closed, the rest over the open
-states, four org units, 80,000 running deadlines of which 10,000 warned or breached),
-all opened on 2026-05-06. Then the clock moves on a week and 500 more claims are opened
-"today" (one real one cloned), so today's intake and this week's are counted among the
-million — not all of them, as a desk's day is not its whole history.
+The cases are ``bench/load.py``'s desk: real cases of the four workflows in every
+state, driven through the engine at several ages up to 2026-05-06, each copied
+set-based with its history, deadlines, timers and search keys (claims 70%, 70% of them
+closed; four org units; 20 handlers, ``h0`` … ``h19`` by id). Then the clock moves on a
+week and 500 more claims are opened "today" (one real one in ``materials_complete``,
+copied), so today's intake and this week's are counted among the million — not all of
+them, as a desk's day is not its whole history. (Runs before that loader, whose figures
+are in docs/benchmarks.md, cloned 1,000,000 claims from one, with deadline rows only.)
 
 Measured, each the median of ``--reps`` requests after one warm-up, alternating (the
 garbage collected before each, so no call pays for the one before), through
@@ -30,9 +32,9 @@ sees every case (headquarters):
 ``deadlines``      ``GET /deadlines`` — the first 50 of the running deadlines, soonest
                    due first (the breached ones on top), in colour bands.
 ``deadlines floor`` ``running_deadlines(limit=51)`` as that viewer, and the account read.
-``by handler``     ``GET /deadlines?handler=h7`` — the same page filtered to one of 20
-                   handlers the cases are spread over (``handler = 'h' || id % 20``:
-                   50,000 cases each, 4,000 of them with a running deadline).
+``by handler``     ``GET /deadlines?handler=h7`` — the same page filtered to one of the
+                   20 handlers the cases are spread over (~50,000 cases each at a
+                   million).
 ``by handler floor`` ``running_deadlines(limit=51, handler="h7")``, and the account read.
 """
 
@@ -51,60 +53,18 @@ from datetime import time as day_start
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-from baoflow.engine import SHANGHAI, ChineseOfficialCalendar, FakeClock, open_engine
-from baoflow.workflows.examples import POLICIES
+from baoflow.engine import SHANGHAI
 from starlette.testclient import TestClient
 
 from baoflow.api.app import create_app
 from baoflow.dashboard import create_dashboard
-from bench.diagram import OPENED, PG_DEFAULT, clone, pg_schema, settle, to_materials_complete
+from bench.load import PG_DEFAULT, clone, drive, load, open_desk, pg_schema, report_loaded
 
 PASSWORD = "bench password"
 VIEWERS = {
     "SH supervisor": ("s01", ("supervisor",), "SH"),
     "headquarters": ("hq1", ("headquarters",), None),
 }
-
-
-def opened_today(sql: sa.Engine, source_id: int, n: int) -> None:
-    """``n`` copies of today's claim (its case row only: the intake counts read no more)."""
-    pg = sql.dialect.name == "postgresql"
-    series = (
-        "generate_series(1, :n) AS g(x)"
-        if pg
-        else "(WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM s WHERE x < :n) "
-        "SELECT x FROM s) AS g"
-    )
-    suffix = "g.x::text" if pg else "CAST(g.x AS TEXT)"
-    with sql.begin() as conn:
-        conn.execute(
-            sa.text(
-                f"""
-                INSERT INTO cases (number, workflow, workflow_version, state, data, version,
-                                   created_at, updated_at, policy_number, insured_name,
-                                   id_number, org_unit)
-                SELECT s.number || '-T' || {suffix}, s.workflow, s.workflow_version, s.state,
-                       s.data, s.version, s.created_at, s.updated_at, s.policy_number,
-                       s.insured_name, s.id_number, s.org_unit
-                FROM cases s CROSS JOIN {series}
-                WHERE s.id = :src
-                """
-            ),
-            {"src": source_id, "n": n},
-        )
-
-
-def spread_handlers(sql: sa.Engine, handlers: int = 20) -> None:
-    """Give every case one of ``handlers`` handlers, by id (h0 … h19), and settle the
-    rewritten table as autovacuum would (before that was done, PostgreSQL's counts read
-    every row's heap page; docs/benchmarks.md)."""
-    with sql.begin() as conn:
-        conn.execute(
-            sa.text("UPDATE cases SET handler = 'h' || CAST(id % :n AS VARCHAR(8))"),
-            {"n": handlers},
-        )
-    settle(sql)
 
 
 def logged_in(client: TestClient, user: str) -> None:
@@ -119,16 +79,13 @@ def logged_in(client: TestClient, user: str) -> None:
 
 
 def run_backend(url: str, n: int, reps: int) -> dict[str, dict[str, float]]:
-    clock = FakeClock(OPENED)
-    eng = open_engine(url, clock=clock, calendar=ChineseOfficialCalendar())
+    eng, clock = open_desk(url)
     try:
-        eng.policies.add(POLICIES)  # type: ignore[attr-defined]
-        source = to_materials_complete(eng)
-        clone(eng.store.engine, source.id, n - 1)
+        report_loaded(load(eng, n - 500))
         clock.advance(timedelta(days=7))
-        today = to_materials_complete(eng)
-        opened_today(eng.store.engine, today.id, 499)
-        spread_handlers(eng.store.engine)
+        today = drive(eng, "claim", "materials_complete")
+        # all Shanghai's, as the one driven: both viewers see the day's 500
+        clone(eng.store.engine, today.id, 499, index=eng.workflow("claim").index, units=None)
         for user, roles, unit in VIEWERS.values():
             eng.add_user(user, user, PASSWORD, roles=roles, org_unit=unit)
         app = create_app(eng, metrics=False, dashboard=create_dashboard(eng, secret="bench"))
@@ -204,7 +161,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 results = run_backend(f"sqlite:///{Path(tmp) / 'bench.db'}", args.cases, args.reps)
         else:
-            with pg_schema(os.environ.get("BAOFLOW_BENCH_PG_URL", PG_DEFAULT)) as url:
+            with pg_schema(os.environ.get("BAOFLOW_BENCH_PG_URL", PG_DEFAULT), "dashboard") as url:
                 results = run_backend(url, args.cases, args.reps)
         for label, r in results.items():
             print(

@@ -10,10 +10,10 @@ PostgreSQL comes from ``BAOFLOW_BENCH_PG_URL`` (default
 own (``CREATE SCHEMA``, ``search_path`` in the URL's ``options``, ``DROP SCHEMA ... CASCADE``
 at the end), as ``tests/conftest.py`` does; nothing else in the database is touched.
 
-The due timers are made in bulk as ``tests/test_scale_out.py`` makes them (the code is
-copied, not imported): one real claim is brought to ``materials_complete`` through the
-engine, then cloned with SQL — its case row, its history, its ``hand_over`` rule instance
-and one pending warning timer per clone — so the workers fire real effects on real cases.
+The due timers are made in bulk by ``bench/load.py`` (``drive``, ``clone``): one real claim
+is brought to ``materials_complete`` through the engine, then copied with SQL — its case
+row, its history, its ``hand_over`` rule instance and one pending warning timer per copy
+— so the workers fire real effects on real cases.
 
 1. **Throughput.** ``--timers`` due timers drained by ``--workers`` spawned processes, in
    ``--rounds`` rounds, three variants side by side, each on an identical fresh schema
@@ -54,7 +54,7 @@ and one pending warning timer per clone — so the workers fire real effects on 
    steps of 1,000) reading VmRSS after each step and after 100 idle checks, first with no
    other pending timers, then — in another fresh process, a day later on its clock, on a
    second set of ``--mem-due`` timers due then — after ``--pending`` not-due pending timers
-   were added (one ``INSERT ... SELECT generate_series``, all on one case). The claim
+   were added (``bench/load.py``'s ``add_timers``, all on one case). The claim
    query's time and plan are taken with and without those rows.
 
 4. **Profile.** One process runs ``run_due_timers`` under cProfile, with the SQL
@@ -76,9 +76,7 @@ import statistics
 import sys
 import time
 import traceback
-import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -86,13 +84,15 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from baoflow.engine import SHANGHAI, Actor, ChineseOfficialCalendar, Engine, FakeClock, open_engine
+from baoflow.engine import SHANGHAI, Actor, ChineseOfficialCalendar, FakeClock, open_engine
 from baoflow.engine import timers as engine_timers
 from baoflow.engine.notices import outbox_rows
 from baoflow.engine.store import CoreTx, normalise_url
 from baoflow.engine.store.core import _PG_TAKE_DUE_BATCH
-from baoflow.workflows.examples import POLICIES, report
+from baoflow.workflows.examples import POLICIES
 from sqlalchemy.pool import NullPool
+
+from bench.load import add_timers, clone, drive, pg_schema, settle
 
 ROOT = Path(__file__).resolve().parent.parent
 URL_ENV = "BAOFLOW_BENCH_PG_URL"
@@ -110,9 +110,6 @@ WAIT = 300.0  # seconds any wait on a child may take before the benchmark gives 
 
 TARGET_RATE = 10_000  # effects/s with 4 workers
 TARGET_P99 = 1.0  # seconds late, at a 0.5 s tick
-
-AGENT = Actor("a01", "李静", roles=("service_agent",), org_unit="SH")
-HANDLER = Actor("h01", "王芳", roles=("handler",), org_unit="SH")
 
 
 def calendar() -> ChineseOfficialCalendar:
@@ -145,29 +142,12 @@ def libpq(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
-@contextmanager
-def pg_schema(base: str, tag: str) -> Iterator[str]:
-    """A private schema for one part: its URL (search_path in ``options``); dropped after."""
-    base = normalise_url(base)
-    schema = f"bench_{tag}_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(base, poolclass=NullPool)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-        admin.dispose()
-
-
 def autocommit(sql: sa.Engine, statement: str) -> None:
     with sql.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql(statement)
 
 
-# --- the cases: one real claim, cloned with SQL (as tests/test_scale_out.py does) ------
+# --- the cases: one real claim, copied with SQL by bench/load.py ------------------------
 @dataclass(frozen=True)
 class Source:
     id: int
@@ -175,114 +155,39 @@ class Source:
     number: str
 
 
-def to_materials_complete(eng: Engine) -> Any:
-    """A claim on P-ACC-001 (accident line, non-life) with complete materials, now
-    (copied from tests/test_timers.py)."""
-    data = report(
-        policy={"number": "P-ACC-001", "insured_name": "张伟"},
-        incident={"time": eng.clock.now().isoformat(), "cause": "accident"},
-    )
-    case = eng.open_case("claim", data, AGENT).case
-    case = eng.fire(case.id, "verify", HANDLER)
-    case = eng.fire(
-        case.id,
-        "apply",
-        HANDLER,
-        {
-            "applicant_name": "张伟",
-            "applicant_id_number": "110101199003074514",
-            "relationship": "self",
-        },
-    )
-    case = eng.fire(
-        case.id, "receive_materials", HANDLER, {"items": case.data["materials"]["required"]}
-    )
-    return eng.fire(case.id, "complete_materials", HANDLER)
-
-
 def make_source(url: str) -> Source:
     """Migrate the schema and bring one real claim to ``materials_complete``."""
     eng = open_engine(url, clock=FakeClock(OPENED), calendar=calendar())
     try:
         eng.policies.add(POLICIES)  # type: ignore[attr-defined]
-        case = to_materials_complete(eng)
+        case = drive(eng, "claim", "materials_complete")
     finally:
         eng.close()
-    if case.state != "materials_complete":
-        raise RuntimeError(f"the source claim is in {case.state}, not materials_complete")
     return Source(case.id, case.version, case.number)
 
 
 def clone_claims(sql: sa.Engine, source: Source, n: int, *, far: bool = False) -> None:
-    """``n`` clones of ``source``, each with its running ``hand_over`` instance and one
-    pending warning timer — due long before ``LATER`` (the source's own due time), or
-    with ``far=True`` at distinct instants in 2099 (retimed later). The source's own
-    timers are cancelled, so only the clones' ``n`` timers are pending."""
-    params: dict[str, Any] = {
-        "src": source.id,
-        "n": n,
-        "pattern": source.number + "-%",
-        "far": FAR,
-    }
-    due = "tm.due_at" if not far else "CAST(:far AS timestamptz) + c.id * interval '1 second'"
+    """``n`` copies of ``source`` (``bench/load.py``'s ``clone``: its history, its running
+    ``hand_over`` instance, its search keys as they are) with one pending warning timer
+    each — due long before ``LATER`` (the source's own due time), or with ``far=True``
+    at distinct instants in 2099 (retimed later). The source's own timers are
+    cancelled, so only the copies' ``n`` timers are pending."""
+    due = f"CAST('{FAR.isoformat()}' AS timestamptz) + c.id * interval '1 second'"
+    clone(
+        sql,
+        source.id,
+        n,
+        units=None,
+        timers="tm.rule = 'hand_over' AND tm.kind = 'warning' AND tm.level = 1",
+        timer_due=due if far else None,
+    )
     with sql.begin() as conn:
         run = conn.execute
         run(
-            sa.text(
-                """
-                INSERT INTO cases (number, workflow, workflow_version, state, data, version,
-                                   created_at, updated_at, policy_number, insured_name, id_number)
-                SELECT s.number || '-' || lpad(g::text, 7, '0'), s.workflow, s.workflow_version,
-                       s.state, s.data, s.version, s.created_at, s.updated_at,
-                       s.policy_number, s.insured_name, s.id_number
-                FROM cases s CROSS JOIN generate_series(1, :n) AS g
-                WHERE s.id = :src
-                """
-            ),
-            params,
+            sa.text("UPDATE timers SET status = 'cancelled' WHERE case_id = :src"),
+            {"src": source.id},
         )
-        run(
-            sa.text(
-                """
-                INSERT INTO history (case_id, seq, at, actor, event, from_state, to_state,
-                                     data, notes)
-                SELECT c.id, h.seq, h.at, h.actor, h.event, h.from_state, h.to_state,
-                       h.data, h.notes
-                FROM cases c JOIN history h ON h.case_id = :src
-                WHERE c.number LIKE :pattern
-                """
-            ),
-            params,
-        )
-        run(
-            sa.text(
-                """
-                INSERT INTO case_deadlines (case_id, rule, armed_seq, started_at, due_at,
-                                            status, pause_reason, paused_since, paused_seconds,
-                                            warned, breached_at, level, stopped_at)
-                SELECT c.id, d.rule, d.armed_seq, d.started_at, d.due_at, 'running', NULL,
-                       NULL, 0, 0, NULL, 0, NULL
-                FROM cases c JOIN case_deadlines d ON d.case_id = :src AND d.rule = 'hand_over'
-                WHERE c.number LIKE :pattern
-                """
-            ),
-            params,
-        )
-        run(
-            sa.text(
-                f"""
-                INSERT INTO timers (case_id, rule, armed_seq, kind, level, due_at, status)
-                SELECT c.id, tm.rule, tm.armed_seq, tm.kind, tm.level, {due}, 'pending'
-                FROM cases c JOIN timers tm
-                  ON tm.case_id = :src AND tm.rule = 'hand_over'
-                 AND tm.kind = 'warning' AND tm.level = 1
-                WHERE c.number LIKE :pattern
-                """
-            ),
-            params,
-        )
-        run(sa.text("UPDATE timers SET status = 'cancelled' WHERE case_id = :src"), params)
-        pending, due = run(
+        pending, due_now = run(
             sa.text(
                 "SELECT count(*) FILTER (WHERE status = 'pending'), "
                 "       count(*) FILTER (WHERE status = 'pending' AND due_at <= :later) "
@@ -290,9 +195,9 @@ def clone_claims(sql: sa.Engine, source: Source, n: int, *, far: bool = False) -
             ),
             {"later": LATER},
         ).one()
-    if pending != n or due != (0 if far else n):
-        raise RuntimeError(f"cloning made {pending} pending timers, {due} due; wanted {n}")
-    autocommit(sql, "VACUUM ANALYZE cases, history, case_deadlines, timers")
+    if pending != n or due_now != (0 if far else n):
+        raise RuntimeError(f"cloning made {pending} pending timers, {due_now} due; wanted {n}")
+    settle(sql)
 
 
 def check_effects(sql: sa.Engine, source: Source, n: int) -> None:
@@ -522,7 +427,7 @@ class BatchFirer:
             }
             state: dict[int, tuple[int, dict[str, Any]]] = {}  # case id -> (version, changes)
             history: list[dict[str, Any]] = []
-            outbox: list[dict[str, Any]] = []
+            outbox: list[Any] = []  # the engine's OutboxRow dicts
             dl: dict[tuple[int, str, int], list[Any]] = {}
             skipped: list[int] = []
             for timer in claimed:
@@ -1072,18 +977,9 @@ def run_memory(args: argparse.Namespace) -> dict[str, Any]:
             without = memory_child(url, due, args.mem_step, LATER)
             print(f"memory: without the not-due timers: {without['rows'][-1]}", flush=True)
             t0 = time.perf_counter()
-            with sql.begin() as conn:
-                conn.execute(
-                    sa.text(
-                        """
-                        INSERT INTO timers (case_id, rule, armed_seq, kind, level, due_at, status)
-                        SELECT :src, 'hand_over', 1000000 + g, 'warning', 1,
-                               CAST(:base AS timestamptz) + g * interval '1 second', 'pending'
-                        FROM generate_series(1, :n) AS g
-                        """
-                    ),
-                    {"src": source.id, "base": LATER + timedelta(days=30), "n": args.pending},
-                )
+            add_timers(
+                sql, range(source.id, source.id + 1), args.pending, LATER + timedelta(days=30)
+            )
             fill = time.perf_counter() - t0
             t0 = time.perf_counter()
             autocommit(sql, "VACUUM ANALYZE timers")
@@ -1314,17 +1210,21 @@ def run_profile(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # --- the report ------------------------------------------------------------------------
+def cpu_model() -> str:
+    """The processor's model name, from /proc/cpuinfo."""
+    with open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "?"
+
+
 def machine(url: str) -> dict[str, str]:
     import apscheduler
     import psycopg
 
-    cpu = "?"
+    cpu = cpu_model()
     mem = "?"
-    with open("/proc/cpuinfo") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
     with open("/proc/meminfo") as fh:
         for line in fh:
             if line.startswith("MemTotal:"):
