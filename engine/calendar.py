@@ -240,7 +240,7 @@ _PACKAGE_NAMES = {
 }
 
 
-@cache
+@cache  # the package's data does not change while it runs
 def package_knows(year: int) -> bool:
     """Whether ``chinesecalendar`` has the official arrangement for ``year``."""
     try:
