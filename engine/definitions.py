@@ -191,6 +191,12 @@ class DeadlineRule:
     #: who is told of the warnings and the breach (roles; escalation levels name their own)
     notify: tuple[str, ...] = ("handler",)
 
+    @cached_property
+    def pause_reasons(self) -> dict[str, str]:
+        """Each state that pauses the clock, and the reason it gives (``pauses`` turned
+        round once: it is read on every transition)."""
+        return {s: reason for reason, states in self.pauses.items() for s in states}
+
 
 @dataclass(frozen=True)
 class Hooks:
@@ -269,6 +275,12 @@ class WorkflowDefinition:
     #: event it fires (``Engine.receive_insurer_message``)
     inbound: Mapping[str, str] = field(default_factory=dict)
     source: str = "<mapping>"
+
+    @cached_property
+    def memo(self) -> dict[Any, Any]:
+        """Answers derived from this immutable definition, kept by the module that
+        computes them (``engine.timers.rules_moved``): asked on every transition."""
+        return {}
 
     @cached_property
     def index_paths(self) -> tuple[tuple[str, tuple[str, ...]], ...]:

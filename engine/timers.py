@@ -82,19 +82,44 @@ def caveat(plan: Schedule) -> str:
 
 def touches(definition: WorkflowDefinition, source: str | None, target: str, event: str) -> bool:
     """Whether this transition starts, stops, pauses or resumes any deadline rule."""
-    for rule in definition.deadlines:
-        pause_states = {s for states in rule.pauses.values() for s in states}
-        if (
-            (target in rule.starts_on and source not in rule.starts_on)
-            or event in rule.starts_on_events
-            or event in rule.restarts_on_events
-            or any(event == e.event for e in rule.extensions)
-            or target in rule.stops_on
-            or event in rule.stops_on_events
-            or (target in pause_states) != (source in pause_states)
-        ):
-            return True
-    return False
+    return any(
+        _moves(rule, source, target, event)
+        or (target in rule.pause_reasons) != (source in rule.pause_reasons)
+        for rule in rules_moved(definition, source, target, event)
+    )
+
+
+def rules_moved(
+    definition: WorkflowDefinition, source: str | None, target: str, event: str
+) -> tuple[DeadlineRule, ...]:
+    """The rules this transition may start, stop, pause, resume, restart or extend — those
+    ``on_transition`` must look at (each then decides with its running instance); kept
+    per definition, for it is asked on every transition. A rule is left out only when
+    the transition neither enters nor leaves its start, stop or pause states, nor is one
+    of its events: a paused instance is always in one of its rule's pause states."""
+    key = ("rules_moved", source, target, event)
+    found = definition.memo.get(key)
+    if found is None:
+        found = definition.memo[key] = tuple(
+            rule
+            for rule in definition.deadlines
+            if _moves(rule, source, target, event)
+            or target in rule.pause_reasons
+            or source in rule.pause_reasons
+        )
+    return found
+
+
+def _moves(rule: DeadlineRule, source: str | None, target: str, event: str) -> bool:
+    """Whether the transition starts, restarts, extends or stops an instance of ``rule``."""
+    return (
+        (target in rule.starts_on and source not in rule.starts_on)
+        or event in rule.starts_on_events
+        or event in rule.restarts_on_events
+        or any(event == e.event for e in rule.extensions)
+        or target in rule.stops_on
+        or event in rule.stops_on_events
+    )
 
 
 def on_transition(
@@ -113,9 +138,9 @@ def on_transition(
     """Start, stop, pause and resume the case's rule instances; return history notes."""
     notes: list[str] = []
     active = {row.rule: row for row in tx.active_deadlines(case_id)}
-    for rule in definition.deadlines:
+    for rule in rules_moved(definition, source, target, event):
         instance = active.get(rule.name)
-        pause_states = {s: reason for reason, states in rule.pauses.items() for s in states}
+        pause_states = rule.pause_reasons
         if instance is not None and event in rule.restarts_on_events:
             tx.update_deadline(
                 case_id, rule.name, instance.armed_seq, status="restarted", stopped_at=now
