@@ -127,13 +127,7 @@ class Sqlite:
         perf = time.perf_counter
         for label, statements in calls:
             t = perf()
-            cur.execute("BEGIN IMMEDIATE")
-            for sql, params, many in statements:
-                if many:
-                    cur.executemany(sql, params)
-                else:
-                    cur.execute(sql, params)
-            cur.execute("COMMIT")
+            _replay_one(cur, statements, begin="BEGIN IMMEDIATE")
             spent[label] += perf() - t
         conn.close()
         return spent
@@ -236,8 +230,8 @@ class Postgres:
 Backend = Sqlite | Postgres
 
 
-def _replay_one(cur: Any, statements: Statements) -> None:
-    cur.execute("BEGIN")
+def _replay_one(cur: Any, statements: Statements, begin: str = "BEGIN") -> None:
+    cur.execute(begin)
     for sql, params, many in statements:
         if many:
             cur.executemany(sql, params)
