@@ -610,6 +610,10 @@ def section(fig: dict[str, Any], claim: dict[str, dict[str, Any]]) -> str:
         " What each variant does is in the module docstrings of `bench/compare.py` and"
         " `bench/rivals.py`.",
         "",
+        "`engine` runs in the benchmark's process and is timed per call, as `floor`, `orm`"
+        " and `spiff` are; `engine ×P` is P spawned processes timed by the wall clock from"
+        " the first start to the last finish (×1 is the base of the process ratios).",
+        "",
         "| variant | processes | calls/s | rounds |",
         "|---|---:|---:|---|",
     ]
