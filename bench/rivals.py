@@ -8,7 +8,7 @@ a history row per call and one deadline row per state, with the same due times.
               session per call (one commit); the case loaded with ``Session.get``, a
               ``transitions.Machine`` built for it (the case object is the model, without
               auto transitions) whose states' ``on_exit``/``on_enter`` callbacks stop the
-              running deadline (one ORM-enabled ``UPDATE``) and arm the next one, and
+              running deadline (selected, its status set) and arm the next one, and
               whose ``after_state_change`` appends the history row; the version check
               is the mapper's ``version_id_col`` (``… WHERE id = ? AND version = ?``,
               ``StaleDataError`` on a lost race). On SQLite the connection runs in WAL
@@ -41,9 +41,8 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
-    update,
+    select,
 )
-from sqlalchemy import case as sql_case
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from transitions import EventData, Machine, State
 
@@ -108,14 +107,17 @@ class OrmCase(Base):
     # The Machine's callbacks: ``fire`` passes the session, the time and the actor.
     def stop_deadline(self, ev: EventData) -> None:
         now = ev.kwargs["now"]
-        ev.kwargs["session"].execute(
-            update(OrmDeadline)
-            .where(OrmDeadline.case_id == self.id, OrmDeadline.status == "running")
-            .values(
-                status=sql_case((OrmDeadline.due_at >= now, "met"), else_="breached"),
-                stopped_at=now,
-            )
+        running = (
+            ev.kwargs["session"]
+            .scalars(select(OrmDeadline).filter_by(case_id=self.id, status="running"))
+            .one_or_none()
         )
+        if running is not None:
+            due = running.due_at
+            if due.tzinfo is None:  # SQLite gives back the time as stored, without its zone
+                due = due.replace(tzinfo=now.tzinfo)
+            running.status = "met" if now <= due else "breached"
+            running.stopped_at = now
 
     def arm_deadline(self, ev: EventData) -> None:
         arm(ev.kwargs["session"], self, ev.kwargs["flow"], ev.kwargs["now"])
