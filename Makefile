@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-claim-path bench-timers bench-scale clean
+.PHONY: demo test lint bench bench-fire bench-claim-path bench-timers bench-scale clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,27 @@ lint: $(VENV)/.installed-dev
 	for d in engine workflows notifications diagrams; do ln -s "$$PWD/$$d" .typecheck/baoflow/$$d; done
 	$(BIN)/mypy
 
-bench: $(VENV)/.installed-dev
+# The dev tools plus what the comparison runs against (the `bench` extra: SpiffWorkflow).
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-dev
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/python -m pip install -q -e '.[dev,bench]'
+	touch $@
+
+# The comparison (issue #14): the five-step claim with a deadline per state — baoflow on
+# SQLite and PostgreSQL (1, 2 and 4 processes), the floor replaying its writes, the
+# hand-written transitions + SQLAlchemy ORM version and SpiffWorkflow — then the real
+# claim path on both databases; the figures go to docs/bench-compare.json,
+# docs/claim-path*.json and their section of docs/benchmarks.md. PostgreSQL from
+# BAOFLOW_BENCH_PG_URL (default postgresql://postgres@127.0.0.1:5432/test).
+BENCH_PG_URL = $${BAOFLOW_BENCH_PG_URL:-postgresql://postgres@127.0.0.1:5432/test}
+bench: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.compare --pg-url $(BENCH_PG_URL) --json docs/bench-compare.json
+	$(BIN)/python -m bench.claim_path --json docs/claim-path.json
+	$(BIN)/python -m bench.claim_path --url $(BENCH_PG_URL) --json docs/claim-path-postgresql.json
+	$(BIN)/python -m bench.compare --render --json docs/bench-compare.json --doc docs/benchmarks.md
+
+# fire() on SQLite against its floor, memory with many cases, a profile (docs/benchmarks.md's
+# first sections).
+bench-fire: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.fire
 
 # A real claim from report to payment, every deadline on its way, against a floor that
@@ -40,7 +60,7 @@ bench: $(VENV)/.installed-dev
 # docs/claim-path-postgresql.json).
 bench-claim-path: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.claim_path --json docs/claim-path.json
-	$(BIN)/python -m bench.claim_path --url $${BAOFLOW_BENCH_PG_URL:-postgresql://postgres@127.0.0.1:5432/test} --json docs/claim-path-postgresql.json
+	$(BIN)/python -m bench.claim_path --url $(BENCH_PG_URL) --json docs/claim-path-postgresql.json
 
 # Needs PostgreSQL (BAOFLOW_BENCH_PG_URL, default postgresql://postgres@127.0.0.1:5432/test).
 bench-timers: $(VENV)/.installed-dev

@@ -41,9 +41,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import shutil
-import sqlite3
 import statistics
 import tempfile
 import time
@@ -63,17 +60,15 @@ from baoflow.engine import (
     Policy,
     open_engine,
 )
-from baoflow.engine.store import hot as hot_path
 from baoflow.workflows.examples import ID_ZHANG, report
-from sqlalchemy import event as sa_event
+
+from bench import replay
+from bench.replay import Backend, Postgres, Recording, Sqlite
 
 START = datetime(2026, 5, 6, 9, 0, tzinfo=SHANGHAI)
 AGENT = Actor("a01", "李静", roles=("service_agent",), org_unit="SH")
 HANDLER = Actor("h01", "王芳", roles=("handler",), org_unit="SH")
 STEP = timedelta(minutes=20)  # the clock between two calls
-#: What the recorder keeps: writes (WITH: PostgreSQL's version-checked update, sent as
-#: one statement that fails when it matched no row).
-WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "WITH")
 
 #: The path after the report: (event, payload). The materials are the case's own list.
 PATH: list[tuple[str, dict[str, Any] | None]] = [
@@ -120,151 +115,6 @@ def new_engine(url: str) -> tuple[Engine, FakeClock]:
     return open_engine(url, clock=clock, calendar=ChineseOfficialCalendar()), clock
 
 
-class Sqlite:
-    """Databases as files copied from a template."""
-
-    name = "sqlite"
-
-    def __init__(self, work: Path) -> None:
-        self.work = work
-
-    def url(self, name: str) -> str:
-        return f"sqlite:///{self.work / name}.db"
-
-    def template(self, n: int) -> None:
-        eng, _ = new_engine(self.url("template"))
-        eng.policies.add(policies(n))  # type: ignore[attr-defined]
-        eng.close()
-        with sqlite3.connect(self.work / "template.db") as conn:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-    def fresh(self, name: str) -> str:
-        shutil.copy(self.work / "template.db", self.work / f"{name}.db")
-        return self.url(name)
-
-    def drop(self, name: str) -> None:
-        (self.work / f"{name}.db").unlink()
-
-    def replay(self, name: str, calls: Recording, *, one_trip: bool) -> dict[str, float]:
-        """The floor: each call's writes in one transaction, nothing else."""
-        conn = sqlite3.connect(self.work / f"{name}.db", isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        cur = conn.cursor()
-        spent: dict[str, float] = defaultdict(float)
-        perf = time.perf_counter
-        for label, statements in calls:
-            t = perf()
-            cur.execute("BEGIN IMMEDIATE")
-            for sql, params, many in statements:
-                if many:
-                    cur.executemany(sql, params)
-                else:
-                    cur.execute(sql, params)
-            cur.execute("COMMIT")
-            spent[label] += perf() - t
-        conn.close()
-        return spent
-
-    def dump(self, name: str) -> dict[str, list[Any]]:
-        with sqlite3.connect(self.work / f"{name}.db") as conn:
-            return {
-                table: conn.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()
-                for table, order in TABLES.items()
-            }
-
-
-class Postgres:
-    """Databases made with CREATE DATABASE … TEMPLATE on the server of ``url``."""
-
-    name = "postgresql"
-
-    def __init__(self, url: str) -> None:
-        import psycopg
-        from sqlalchemy.engine import make_url
-
-        self.base = make_url(url)
-        self.prefix = f"bench_claim_{os.getpid()}"
-        self.admin = psycopg.connect(
-            host=self.base.host or "127.0.0.1",
-            port=self.base.port or 5432,
-            user=self.base.username or "postgres",
-            dbname=self.base.database or "postgres",
-            autocommit=True,
-        )
-        self.made: list[str] = []
-
-    def _db(self, name: str) -> str:
-        return f"{self.prefix}_{name.replace('-', '_')}"
-
-    def url(self, name: str) -> str:
-        return self.base.set(database=self._db(name)).render_as_string(hide_password=False)
-
-    def _connect(self, name: str) -> Any:
-        import psycopg
-
-        return psycopg.connect(self.url(name).replace("+psycopg", ""), autocommit=True)
-
-    def template(self, n: int) -> None:
-        self.admin.execute(f"CREATE DATABASE {self._db('template')}")
-        self.made.append(self._db("template"))
-        eng, _ = new_engine(self.url("template"))
-        eng.policies.add(policies(n))  # type: ignore[attr-defined]
-        eng.close()
-
-    def fresh(self, name: str) -> str:
-        db = self._db(name)
-        self.admin.execute(f"CREATE DATABASE {db} TEMPLATE {self._db('template')}")
-        self.made.append(db)
-        return self.url(name)
-
-    def drop(self, name: str) -> None:
-        db = self._db(name)
-        self.admin.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        self.made.remove(db)
-
-    def close(self) -> None:
-        for db in list(self.made):
-            self.admin.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        self.admin.close()
-
-    def replay(self, name: str, calls: Recording, *, one_trip: bool) -> dict[str, float]:
-        """The floor: each call's writes in one transaction, nothing else; ``one_trip``:
-        sent as one pipeline (BEGIN, the writes, COMMIT: one round trip to the server)."""
-        conn = self._connect(name)
-        cur = conn.cursor()
-        spent: dict[str, float] = defaultdict(float)
-        perf = time.perf_counter
-        for label, statements in calls:
-            t = perf()
-            if one_trip:
-                with conn.pipeline():
-                    _replay_one(cur, statements)
-            else:
-                _replay_one(cur, statements)
-            spent[label] += perf() - t
-        conn.close()
-        return spent
-
-    def dump(self, name: str) -> dict[str, list[Any]]:
-        with self._connect(name) as conn:
-            return {
-                table: conn.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()
-                for table, order in TABLES.items()
-            }
-
-
-def _replay_one(cur: Any, statements: list[tuple[str, Any, bool]]) -> None:
-    cur.execute("BEGIN")
-    for sql, params, many in statements:
-        if many:
-            cur.executemany(sql, params)
-        else:
-            cur.execute(sql, params)
-    cur.execute("COMMIT")
-
-
 Call = tuple[str, Callable[[], Any]]
 
 
@@ -306,38 +156,20 @@ def drive(
     return spent
 
 
-Recording = list[tuple[str, list[tuple[str, Any, bool]]]]
+def setup(url: str, n: int) -> None:
+    """The template every variant starts from: migrated, with one policy per claim."""
+    eng, _ = new_engine(url)
+    eng.policies.add(policies(n))  # type: ignore[attr-defined]
+    eng.close()
 
 
 def record(url: str, n: int) -> Recording:
     """Run the engine once, untimed, keeping every write statement of every call."""
     eng, clock = new_engine(url)
-    calls: Recording = []
-
-    def writes() -> list[tuple[str, Any, bool]]:
-        return calls[-1][1]
-
-    def core(_c: Any, _cur: Any, sql: str, params: Any, _ctx: Any, many: bool) -> None:
-        if sql.lstrip()[:7].upper().startswith(WRITES):
-            writes().append((sql, params, many))
-
-    # Every shared statement, on either transaction kind, goes out through _send.
-    original = hot_path.HotStatements._send
-
-    def send(self: Any, cur: Any, sql: str, params: Any, *, many: bool = False) -> Any:
-        params = list(params) if many else params
-        if sql.lstrip()[:7].upper().startswith(WRITES):
-            writes().append((self._d.sql(sql), params, many))
-        return original(self, cur, sql, params, many=many)
-
-    sa_event.listen(eng.store.engine, "before_cursor_execute", core)
-    hot_path.HotStatements._send = send  # type: ignore[method-assign]
     try:
-        drive(eng, clock, n, lambda label: calls.append((label, [])))
+        return replay.record(eng, lambda on_call: drive(eng, clock, n, on_call))
     finally:
-        hot_path.HotStatements._send = original  # type: ignore[method-assign]
         eng.close()
-    return calls
 
 
 def run_engine(url: str, n: int, *, hot: bool) -> dict[str, float]:
@@ -348,16 +180,6 @@ def run_engine(url: str, n: int, *, hot: bool) -> dict[str, float]:
         return drive(eng, clock, n, lambda _label: None)
     finally:
         eng.close()
-
-
-TABLES = {
-    "cases": "id",
-    "history": "case_id, seq",
-    "case_deadlines": "case_id, rule, armed_seq",
-    "timers": "id",
-    "outbox": "id",
-    "case_keys": "case_id, key",
-}
 
 
 def main() -> None:
@@ -371,19 +193,18 @@ def main() -> None:
     args = parser.parse_args()
     n = args.claims
     with tempfile.TemporaryDirectory() as tmp:
-        backend: Sqlite | Postgres = Postgres(args.url) if args.url else Sqlite(Path(tmp))
+        backend: Backend = Postgres(args.url) if args.url else Sqlite(Path(tmp))
         try:
             figures = run(backend, n, args.rounds)
         finally:
-            if isinstance(backend, Postgres):
-                backend.close()
+            backend.close()
     print(table(figures))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
 
 
-def run(backend: Sqlite | Postgres, n: int, rounds_wanted: int) -> dict[str, Any]:
-    backend.template(n)
+def run(backend: Backend, n: int, rounds_wanted: int) -> dict[str, Any]:
+    backend.template(lambda url: setup(url, n))
     recording = record(backend.fresh("recorded"), n)
     backend.drop("recorded")
     statements = {label: 0 for label in EVENTS}
