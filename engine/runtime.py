@@ -98,7 +98,7 @@ class Engine:
         self.calendar: WorkingCalendar = calendar or ChineseOfficialCalendar()
         self._registry = Registry()
         self._calendar_sync = CalendarSync(self.calendar)
-        self._step = Stepper(self._registry, policies, self.calendar)
+        self._step = Stepper(self._registry, policies, self.calendar, self._calendar_sync)
         self._drainer = Drainer(store, self._registry, self._step, self.clock, self._calendar_sync)
         self._inbound = Inbound(store, self._registry, self._step, self._calendar_sync)
         self._fired: Counter[tuple[str, str]] = Counter()
@@ -160,8 +160,8 @@ class Engine:
         request = Request(idempotency_key, None, OPEN_EVENT, f"opening a {workflow}", data)
         try:
             with self.store.fire_transaction() as tx:
-                if definition.deadlines:  # the intake may arm one: count on current days
-                    self._calendar_sync.sync(tx, lock=True)
+                if definition.deadlines:  # the intake may arm one: hold the calendar
+                    tx.hold_calendar()  # (read with the first read; synced before arming)
                 prior = idempotency.prior(tx, request)
                 if prior is not None:
                     return idempotency.open_result_from_json(prior)

@@ -14,6 +14,7 @@ from typing import Any
 
 from . import authority, timers
 from .calendar import WorkingCalendar
+from .calendar_sync import CalendarSync
 from .clock import SHANGHAI
 from .definitions import OWN_KEY_MAX, Intake, Transition, TransitionContext, WorkflowDefinition
 from .errors import ConflictError, GuardRefused, InvalidData, NotPermitted, Problem
@@ -77,11 +78,16 @@ class Stepper:
     """Opens cases and fires events in a given transaction."""
 
     def __init__(
-        self, registry: Registry, policies: PolicyDirectory, calendar: WorkingCalendar
+        self,
+        registry: Registry,
+        policies: PolicyDirectory,
+        calendar: WorkingCalendar,
+        calendar_sync: CalendarSync,
     ) -> None:
         self.registry = registry
         self.policies = policies
         self.calendar = calendar
+        self.calendar_sync = calendar_sync
 
     def open(
         self,
@@ -108,14 +114,16 @@ class Stepper:
         if decision.duplicate_of is not None:
             existing = tx.load_case(decision.duplicate_of)
             return OpenResult(existing, created=False, notes=notes)
+        if definition.deadlines:  # before the counter's row lock: count on current days
+            self.calendar_sync.sync(tx, lock=True)  # on the generation the caller held
         day = now.astimezone(SHANGHAI).strftime("%Y%m%d")
         prefix = "-".join(
             [definition.case_number_prefix]
             + [number_part(p, actor, ctx.new_data) for p in definition.case_number_parts]
         )
-        number = f"{prefix}-{day}-{tx.next_case_number(prefix, day):06d}"
-        case_id = tx.insert_case(
-            number=number,
+        case_id, number = tx.insert_case(
+            prefix=prefix,
+            day=day,
             workflow=definition.name,
             workflow_version=definition.version,
             state=definition.initial,

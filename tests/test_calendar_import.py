@@ -379,14 +379,32 @@ def test_an_import_is_seen_by_a_second_worker_process_on_postgresql(pg_only_url:
 
 
 @pytest.mark.postgres
-def test_an_import_and_a_deadline_being_armed_cannot_interleave(pg_only_url: str) -> None:
+@pytest.mark.parametrize(
+    "hot_read",
+    ["calendar_generation", "load_case with its deadlines", "hold_calendar, then a read"],
+)
+def test_an_import_and_a_deadline_being_armed_cannot_interleave(
+    pg_only_url: str, hot_read: str
+) -> None:
     """The import takes the arrangements' lock first; a transaction arming a deadline
     reads the generation under a share lock, so it waits for the import (and sees it):
-    in the transaction fire() takes, and in a CoreTx (the timer worker's)."""
+    in the transaction fire() and open_case() take — however it holds the calendar —
+    and in a CoreTx (the timer worker's)."""
     import psycopg
 
     eng = open_engine(pg_only_url)
     try:
+        with eng.store.write() as tx:
+            case_id, _ = tx.insert_case(
+                prefix="LP",
+                day="20261201",
+                workflow="claim",
+                workflow_version=1,
+                state="reported",
+                data={},
+                now=datetime(2026, 12, 1, 9, tzinfo=SHANGHAI),
+                keys={},
+            )
         with eng.store.write() as importing:
             importing.bump_calendar_generation()  # an import under way, not committed
             with eng.store.engine.connect() as other, other.begin():
@@ -401,7 +419,13 @@ def test_an_import_and_a_deadline_being_armed_cannot_interleave(pg_only_url: str
             ):
                 firing.hold("irrelevant")  # the hot transaction has begun; now wait
                 firing._cur.execute("SET LOCAL lock_timeout = '300ms'")  # type: ignore[attr-defined]
-                firing.calendar_generation(lock=True)
+                if hot_read == "calendar_generation":
+                    firing.calendar_generation(lock=True)
+                elif hot_read == "load_case with its deadlines":
+                    firing.load_case(case_id, deadlines=True)
+                else:
+                    firing.hold_calendar()  # sent with the next read, which waits
+                    firing.find_cases(number="LP-20261201-000001")
     finally:
         eng.close()
 

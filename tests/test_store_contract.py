@@ -61,10 +61,12 @@ def new_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[
         schema.close()  # drops the private schema
 
 
-def _new_case(store: Store, number: str = "LP-20260506-000001") -> int:
+def _new_case(store: Store) -> int:
+    """A claim numbered LP-20260506-000001 (in a new database), as Core writes it."""
     with store.write() as tx:
-        return tx.insert_case(
-            number=number,
+        case_id, _number = tx.insert_case(
+            prefix="LP",
+            day="20260506",
             workflow="claim",
             workflow_version=1,
             state="reported",
@@ -72,6 +74,7 @@ def _new_case(store: Store, number: str = "LP-20260506-000001") -> int:
             now=NOW,
             keys={"policy_number": "P-1", "insured_name": "李娜", "id_number": None},
         )
+        return case_id
 
 
 def test_a_case_reads_the_same_by_id_and_by_number_on_either_path(paths) -> None:  # type: ignore[no-untyped-def]
@@ -245,7 +248,7 @@ def test_history_rows_round_trip_and_a_second_row_per_version_is_refused(paths) 
 
 def test_find_cases_filters_the_same_way(paths) -> None:  # type: ignore[no-untyped-def]
     store, tx_of = paths
-    ids = [_new_case(store, f"LP-20260506-00000{i}") for i in range(1, 4)]
+    ids = [_new_case(store) for _ in range(3)]  # LP-20260506-000001 … 000003
     with tx_of() as tx:
         assert [c.id for c in tx.find_cases(insured_name="李娜", limit=None)] == ids
         assert [c.id for c in tx.find_cases(limit=2, offset=1)] == ids[1:3]
@@ -290,7 +293,7 @@ def test_the_shared_statements_store_exactly_what_sqlalchemy_would(new_db) -> No
 
     store = Store(new_db())
     store.upgrade()
-    first, second = _new_case(store, "LP-A"), _new_case(store, "LP-B")
+    first, second = _new_case(store), _new_case(store)
     with store.write() as tx:
         c = tables.cases.c
         tx.conn.execute(
@@ -457,25 +460,69 @@ def test_a_case_opened_on_either_path_is_the_same_row_with_its_own_keys(new_db) 
     store = Store(new_db())
     store.upgrade()
     keys = {"policy_number": "P-1", "insured_name": "李娜", "id_number": None, "phone": "138"}
-    for number, tx_of in (("LP-A", store.write), ("LP-B", store.fire_transaction)):
+    numbers = []
+    for tx_of in (store.write, store.fire_transaction):
         with tx_of() as tx:
-            assert tx.next_case_number("LP", "20260506") == (1 if number == "LP-A" else 2)
-            tx.insert_case(
-                number=number,
-                workflow="claim",
-                workflow_version=1,
-                state="reported",
-                data=DATA,
-                now=NOW,
-                keys=keys,
-                org_unit="SH",
+            numbers.append(
+                tx.insert_case(
+                    prefix="LP",
+                    day="20260506",
+                    workflow="claim",
+                    workflow_version=1,
+                    state="reported",
+                    data=DATA,
+                    now=NOW,
+                    keys=keys,
+                    org_unit="SH",
+                )[1]
             )
     with store.engine.connect() as conn:
         rows = conn.exec_driver_sql("SELECT * FROM cases ORDER BY id").all()
         own = conn.exec_driver_sql("SELECT * FROM case_keys ORDER BY case_id").all()
     store.dispose()
+    assert numbers == ["LP-20260506-000001", "LP-20260506-000002"]
+    assert [row[1] for row in rows] == numbers
     assert rows[0][2:] == rows[1][2:]  # all but the id and the number
     assert [row[1:] for row in own] == [("phone", "138"), ("phone", "138")]
+
+
+def test_a_case_number_has_six_digits_and_more_past_999999(paths) -> None:  # type: ignore[no-untyped-def]
+    """``{prefix}-{day}-{n:06d}``: zero-padded to six digits, never cut to them."""
+    store, tx_of = paths
+    with store.write() as core:
+        core.conn.exec_driver_sql(
+            "INSERT INTO case_counters (prefix, day, last) VALUES ('LP-BJ', '20260506', 999998)"
+        )
+    numbers = []
+    for _ in range(2):
+        with tx_of() as tx:
+            numbers.append(
+                tx.insert_case(
+                    prefix="LP-BJ",
+                    day="20260506",
+                    workflow="claim",
+                    workflow_version=1,
+                    state="reported",
+                    data=DATA,
+                    now=NOW,
+                    keys={},
+                )[1]
+            )
+    with tx_of() as tx:
+        first = tx.insert_case(
+            prefix="LP-BJ",
+            day="20260507",
+            workflow="claim",
+            workflow_version=1,
+            state="reported",
+            data=DATA,
+            now=NOW,
+            keys={},
+        )
+    assert numbers == ["LP-BJ-20260506-999999", "LP-BJ-20260506-1000000"]
+    assert first[1] == "LP-BJ-20260507-000001"
+    with store.read() as core:
+        assert core.load_case(first[0]).number == "LP-BJ-20260507-000001"
 
 
 def _terminate(store: Store, pid: int) -> None:

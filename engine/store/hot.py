@@ -103,6 +103,9 @@ class Dialect(NamedTuple):
     #: a transaction's statements sent in pipeline mode: each write queued, not waited
     #: for, until a read or the commit needs the answers (psycopg 3)
     pipeline: bool
+    #: ``case_number`` as SQL over the counter's ``last``, so that a case and its number
+    #: are one statement; None: the counter is read first (SQLite: no DML in a CTE)
+    case_number: str | None
 
     def sql(self, text: str) -> str:
         return text if self.placeholder == "?" else _placeholders(text, self.placeholder)
@@ -131,6 +134,7 @@ SQLITE = Dialect(
     share_lock="",  # BEGIN IMMEDIATE holds the database: an import waits, or is waited for
     no_limit="-1",
     pipeline=False,  # in-process: there is no round trip to save
+    case_number=None,
 )
 POSTGRESQL = Dialect(
     name="postgresql",
@@ -145,6 +149,7 @@ POSTGRESQL = Dialect(
     share_lock=" FOR SHARE",
     no_limit="ALL",
     pipeline=True,
+    case_number="lpad(last::text, greatest(6, length(last::text)), '0')",
 )
 DIALECTS = {d.name: d for d in (SQLITE, POSTGRESQL)}
 
@@ -205,15 +210,33 @@ def _update_sql(with_state: bool, with_keys: bool) -> str:
 # Columns left out of SET spare the database their index maintenance (state on SQLite:
 # ~13 µs a write).
 _UPDATES = {(s, k): _update_sql(s, k) for s in (False, True) for k in (False, True)}
-_INSERT_CASE = (
-    "INSERT INTO cases (number, workflow, workflow_version, state, data, version, created_at, "
-    f"updated_at, org_unit, {', '.join(SEARCH_KEYS)}) "
-    f"VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, {', '.join('?' * len(SEARCH_KEYS))}) RETURNING id"
-)
 _NEXT_NUMBER = (
     "INSERT INTO case_counters (prefix, day, last) VALUES (?, ?, 1) "
     "ON CONFLICT (prefix, day) DO UPDATE SET last = case_counters.last + 1 RETURNING last"
 )
+_CASE_VALUES = (
+    "workflow, workflow_version, state, data, version, created_at, updated_at, org_unit, "
+    + ", ".join(SEARCH_KEYS)
+)
+_CASE_MARKS = f"?, ?, ?, ?, 1, ?, ?, ?, {', '.join('?' * len(SEARCH_KEYS))}"
+_INSERT_CASE = (
+    f"INSERT INTO cases (number, {_CASE_VALUES}) VALUES (?, {_CASE_MARKS}) RETURNING id"
+)
+
+
+@lru_cache(maxsize=4)
+def _insert_numbered_case(number: str) -> str:
+    """The counter's upsert and the case's insert as one statement, ``number`` the SQL
+    of its number over the counter's ``last`` (``Dialect.case_number``)."""
+    return (
+        f"WITH counter AS ({_NEXT_NUMBER}) INSERT INTO cases (number, {_CASE_VALUES}) "
+        f"SELECT ? || {number}, {_CASE_MARKS} FROM counter RETURNING id, number"
+    )
+
+def case_number(prefix: str, day: str, last: int) -> str:
+    """A case's number: ``{prefix}-{day}-`` and its sequence number, six digits or more
+    (``Dialect.case_number`` says the same in SQL)."""
+    return f"{prefix}-{day}-{last:06d}"
 _INSERT_OWN_KEY = "INSERT INTO case_keys (case_id, key, value) VALUES (?, ?, ?)"
 _INSERT_HISTORY = (
     "INSERT INTO history (case_id, seq, at, actor, event, from_state, to_state, data, notes) "
@@ -390,7 +413,8 @@ class HotStatements:
     def insert_case(
         self,
         *,
-        number: str,
+        prefix: str,
+        day: str,
         workflow: str,
         workflow_version: int,
         state: str,
@@ -398,16 +422,20 @@ class HotStatements:
         now: datetime,
         keys: Mapping[str, str | None],
         org_unit: str | None = None,
-    ) -> int:
+    ) -> tuple[int, str]:
         at = self._time(now)
-        params = (number, workflow, workflow_version, state, self._dumps(data), at, at, org_unit)
-        row = self._read(_INSERT_CASE, (*params, *(keys.get(key) for key in SEARCH_KEYS)))
-        case_id = int(row.fetchone()[0])
+        values = [workflow, workflow_version, state, self._dumps(data), at, at, org_unit]
+        values += (keys.get(key) for key in SEARCH_KEYS)
+        if self._d.case_number is None:  # the counter, then the case
+            last = int(self._read(_NEXT_NUMBER, (prefix, day)).fetchone()[0])
+            number = case_number(prefix, day, last)
+            case_id = int(self._read(_INSERT_CASE, [number, *values]).fetchone()[0])
+        else:  # one statement: the counter's row feeds the case's
+            sql = _insert_numbered_case(self._d.case_number)
+            row = self._read(sql, [prefix, day, f"{prefix}-{day}-", *values])
+            case_id, number = row.fetchone()
         self._write_own_keys(case_id, keys, replace=False)
-        return case_id
-
-    def next_case_number(self, prefix: str, day: str) -> int:
-        return int(self._read(_NEXT_NUMBER, (prefix, day)).fetchone()[0])
+        return int(case_id), str(number)
 
     def update_case(
         self,
@@ -712,6 +740,9 @@ class HotStatements:
         row = self._read(sql).fetchone()
         return _generation(row)
 
+    def hold_calendar(self) -> None:
+        self._held_generation = self.calendar_generation(lock=True)
+
     def desk_years(self) -> list[DeskYear]:
         """The current arrangement of every year the desk imported, with its days."""
         imports = self._read(_SELECT_DESK_IMPORTS, (True,)).fetchall()
@@ -799,6 +830,7 @@ class HotTx(HotStatements):
     """
 
     __slots__ = (
+        "_calendar_read",
         "_conn",
         "_cur",
         "_d",
@@ -825,6 +857,7 @@ class HotTx(HotStatements):
         self._pipe: Any = None  # (psycopg's pipeline context, the pipeline)
         self._held_generation = None
         self._read_deadlines = None
+        self._calendar_read: str | None = None  # hold_calendar's, not sent yet
         #: the writes sent before the first wait, to send again on a new connection
         self._unconfirmed: list[tuple[str, Any, bool]] | None = None
         self._retried = False  # on a new connection once already
@@ -929,6 +962,17 @@ class HotTx(HotStatements):
             self._reconnect()  # sends it again, after everything before it
             return None
 
+    def hold_calendar(self) -> None:
+        if self._pipe is None:
+            return super().hold_calendar()
+        self._calendar_read = _SELECT_GENERATION + self._d.share_lock  # with the next wait
+        return None
+
+    def calendar_generation(self, *, lock: bool = False) -> int:
+        if self._calendar_read is not None:
+            self._wait([])
+        return super().calendar_generation(lock=lock)
+
     def _read(self, sql: str, params: Sequence[Any] = ()) -> Any:
         if self._pipe is None:
             return self._send(self._cur, sql, params)
@@ -950,6 +994,9 @@ class HotTx(HotStatements):
         """Send ``statements`` (each on a cursor of its own: in pipeline mode a cursor
         holds the answer of the last statement sent on it) and wait for their answers and
         everything queued before them; the cursors."""
+        held = self._calendar_read  # hold_calendar's read goes first
+        if held is not None:
+            statements = [(held, ()), *statements]
         while True:
             try:
                 cursors = []
@@ -963,6 +1010,9 @@ class HotTx(HotStatements):
                 self._reconnect()
                 continue
             self._unconfirmed = None
+            if held is not None:
+                self._calendar_read = None
+                self._held_generation = _generation(cursors.pop(0).fetchone())
             return cursors
 
     def _dropped(self, exc: BaseException) -> bool:

@@ -67,7 +67,8 @@ class Tx(Protocol):
     def insert_case(
         self,
         *,
-        number: str,
+        prefix: str,
+        day: str,
         workflow: str,
         workflow_version: int,
         state: str,
@@ -75,13 +76,11 @@ class Tx(Protocol):
         now: datetime,
         keys: Mapping[str, str | None],
         org_unit: str | None = None,
-    ) -> int:
+    ) -> tuple[int, str]:
         """A new case at version 1, created and updated ``now``, with its search keys
-        (built-in ones as columns, a workflow's own as ``case_keys`` rows); its id."""
-        ...
-
-    def next_case_number(self, prefix: str, day: str) -> int:
-        """The next sequence number of ``prefix`` on ``day``, unique across writers."""
+        (built-in ones as columns, a workflow's own as ``case_keys`` rows), numbered
+        ``{prefix}-{day}-{n:06d}`` with ``n`` the next number of ``prefix`` on ``day``
+        (unique across writers; more digits past 999,999); its id and number."""
         ...
 
     def update_case(
@@ -206,6 +205,13 @@ class Tx(Protocol):
     def calendar_generation(self, *, lock: bool = False) -> int:
         """Which stored arrangements are current; with ``lock``, held until this
         transaction ends, so no import interleaves with the deadlines it computes."""
+        ...
+
+    def hold_calendar(self) -> None:
+        """Hold the calendar generation as ``calendar_generation(lock=True)`` does, sent
+        with this transaction's next read where the backend can (one round trip less);
+        ``calendar_generation(lock=True)`` then answers from it. Call it before anything
+        that takes a row lock."""
         ...
 
     def desk_years(self) -> list[DeskYear]:
