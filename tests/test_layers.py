@@ -142,7 +142,15 @@ def test_the_contract_sees_a_violation_when_there_is_one(tmp_path: Path) -> None
 
 
 #: What only the store may know: its transaction classes, its connections, its dialects.
-STORAGE_DETAILS = ("CoreTx", "HotTx", "HotStatements", "HotPath", "dialect_name", "Dialect")
+STORAGE_DETAILS = (
+    "CoreTx",
+    "HotTx",
+    "PipelineTx",
+    "HotStatements",
+    "HotPath",
+    "dialect_name",
+    "Dialect",
+)
 
 
 @pytest.mark.parametrize(

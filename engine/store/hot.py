@@ -814,36 +814,20 @@ def sqlite_setup(conn: sqlite3.Connection) -> None:
 
 
 class HotTx(HotStatements):
-    """One case operation's transaction on a connection of its own (``HotPath``).
-
-    On PostgreSQL it runs in psycopg's pipeline mode: statements are queued and sent
-    without waiting for their answers until a read needs its rows, so a ``fire()`` that
-    moves a claim on costs two round trips: ``BEGIN`` with its first reads (the case,
-    the calendar generation, its running deadlines: ``load_case(..., deadlines=True)``),
-    then every write and the ``COMMIT``. The version-checked update is sent as one
-    statement that fails when it matched no row, so it need not be waited for either:
-    :class:`ConflictError` is raised when the block ends, everything rolled back. A
-    failed statement's error, likewise, is raised at the next wait — inside the
-    ``with`` block or at its end — and the transaction is rolled back either way. A
-    pooled connection the server dropped (a restart) fails at the first wait, before
-    anything was done on it: the transaction then begins again on a new connection.
-    """
+    """One case operation's transaction on a connection of its own (``HotPath``):
+    ``BEGIN`` … ``COMMIT`` or ``ROLLBACK``, each statement waited for. SQLite's (and
+    PostgreSQL's when ``Dialect.pipeline`` is off); :class:`PipelineTx` is PostgreSQL's."""
 
     __slots__ = (
-        "_calendar_read",
         "_conn",
         "_cur",
         "_d",
         "_dumps",
         "_held_generation",
-        "_moved",
         "_now",
         "_now_text",
         "_path",
-        "_pipe",
         "_read_deadlines",
-        "_retried",
-        "_unconfirmed",
     )
 
     def __init__(self, path: HotPath, conn: Any) -> None:
@@ -854,30 +838,11 @@ class HotTx(HotStatements):
         self._dumps = path.dumps
         self._now: datetime | None = None
         self._now_text: Any = None
-        self._pipe: Any = None  # (psycopg's pipeline context, the pipeline)
         self._held_generation = None
         self._read_deadlines = None
-        self._calendar_read: str | None = None  # hold_calendar's, not sent yet
-        #: the writes sent before the first wait, to send again on a new connection
-        self._unconfirmed: list[tuple[str, Any, bool]] | None = None
-        self._retried = False  # on a new connection once already
-        #: (case id, expected version) of an update whose match is checked at the end
-        self._moved: tuple[int, int] | None = None
 
     # A class, not a generator-based context manager: this runs on every transition.
     def __enter__(self) -> HotTx:
-        if self._d.pipeline:
-            try:
-                self._begin_pipeline()
-            except BaseException as exc:
-                try:
-                    if not self._dropped(exc):
-                        raise
-                    self._reconnect()
-                except BaseException:
-                    self._path.checkin(self._conn, broken=self._rollback())
-                    raise
-            return self
         try:
             self._cur.execute(self._d.begin)
         except Exception:
@@ -896,33 +861,94 @@ class HotTx(HotStatements):
                 raise
         return self
 
-    def _begin_pipeline(self) -> None:
+    def __exit__(self, _type: object, exc: BaseException | None, _tb: object) -> None:
+        if exc is not None:
+            self._path.checkin(self._conn, broken=self._rollback())
+            return
+        try:
+            self._cur.execute("COMMIT")
+        except BaseException:
+            self._path.checkin(self._conn, broken=self._rollback())
+            raise
+        self._path.checkin(self._conn, broken=False)
+
+    def _rollback(self) -> bool:
+        """End the transaction without its writes; whether the connection broke."""
+        try:
+            if _in_transaction(self._conn):
+                self._conn.cursor().execute("ROLLBACK")
+            return False
+        except Exception:
+            return True
+
+
+class PipelineTx(HotTx):
+    """PostgreSQL's :class:`HotTx`, in psycopg's pipeline mode: statements are queued
+    and sent without waiting for their answers until a read needs its rows, so a
+    ``fire()`` that moves a claim on costs two round trips: ``BEGIN`` with its first
+    reads (the case, the calendar generation, its running deadlines:
+    ``load_case(..., deadlines=True)``), then every write and the ``COMMIT``.
+
+    The version-checked update is sent as one statement that fails when it matched no
+    row, so it need not be waited for either: :class:`ConflictError` is raised when the
+    block ends (or at its next read), everything rolled back. A failed statement's
+    error, likewise, is raised at the next wait — inside the ``with`` block or at its
+    end — and the transaction is rolled back either way. A pooled connection the server
+    dropped (a restart) fails at ``BEGIN``, a write or the first wait, before anything
+    was done on it: the transaction then begins again, once, on a new connection.
+    """
+
+    __slots__ = ("_calendar_read", "_moved", "_pipe", "_retried", "_unconfirmed")
+
+    def __init__(self, path: HotPath, conn: Any) -> None:
+        super().__init__(path, conn)
+        self._pipe: Any = None  # (psycopg's pipeline context, the pipeline)
+        self._calendar_read: str | None = None  # hold_calendar's, not sent yet
+        #: the writes sent before the first wait, to send again on a new connection
+        self._unconfirmed: list[tuple[str, Any, bool]] | None = None
+        self._retried = False  # on a new connection once already
+        #: (case id, expected version) of an update whose match is checked at the end
+        self._moved: tuple[int, int] | None = None
+
+    def __enter__(self) -> PipelineTx:
+        try:
+            self._begin()
+        except BaseException as exc:
+            try:
+                if not self._dropped(exc):
+                    raise
+                self._reconnect()
+            except BaseException:
+                self._path.checkin(self._conn, broken=self._rollback())
+                raise
+        return self
+
+    def _begin(self) -> None:
         self._unconfirmed = []
         context = self._conn.pipeline()
         self._pipe = (context, context.__enter__())
         self._cur.execute(self._d.begin)  # its answer comes with the first wait
 
     def __exit__(self, _type: object, exc: BaseException | None, _tb: object) -> None:
-        if exc is not None:
-            broken = self._rollback()
-            conflict = None if broken else self._conflict(exc)
-            self._path.checkin(self._conn, broken=broken)
-            if conflict is not None:  # surfaced at a read after the update
-                raise conflict from None
+        if exc is not None:  # raised in the block: it propagates, or its conflict does
+            self._end_failed(exc)
             return
         try:
             self._cur.execute("COMMIT")
-            if self._pipe is not None:
-                context, self._pipe = self._pipe[0], None
-                context.__exit__(None, None, None)  # waits: raises a failed write's error
+            context, self._pipe = self._pipe[0], None
+            context.__exit__(None, None, None)  # waits: raises a failed write's error
         except BaseException as failure:
-            broken = self._rollback()
-            conflict = None if broken else self._conflict(failure)
-            self._path.checkin(self._conn, broken=broken)
-            if conflict is not None:
-                raise conflict from None
+            self._end_failed(failure)
             raise
         self._path.checkin(self._conn, broken=False)
+
+    def _end_failed(self, exc: BaseException) -> None:
+        """Roll back after ``exc``; raise the ConflictError it stands for, if it does."""
+        broken = self._rollback()
+        conflict = None if broken else self._conflict(exc)
+        self._path.checkin(self._conn, broken=broken)
+        if conflict is not None:  # the update matched no row
+            raise conflict from None
 
     def _conflict(self, exc: BaseException) -> ConflictError | None:
         """The ConflictError an update that matched no row stands for, if ``exc`` is it."""
@@ -938,17 +964,11 @@ class HotTx(HotStatements):
         )
 
     def _rollback(self) -> bool:
-        """End the transaction without its writes; whether the connection broke."""
-        try:
-            if self._pipe is not None:
-                context, self._pipe = self._pipe[0], None
-                with contextlib.suppress(Exception):  # the error is known, or it broke
-                    context.__exit__(None, None, None)
-            if _in_transaction(self._conn):
-                self._conn.cursor().execute("ROLLBACK")
-            return False
-        except Exception:
-            return True
+        if self._pipe is not None:
+            context, self._pipe = self._pipe[0], None
+            with contextlib.suppress(Exception):  # the error is known, or it broke
+                context.__exit__(None, None, None)
+        return super()._rollback()
 
     def _send(self, cur: Any, sql: str, params: Any, *, many: bool = False) -> Any:
         if self._unconfirmed is None or cur is not self._cur:
@@ -963,10 +983,7 @@ class HotTx(HotStatements):
             return None
 
     def hold_calendar(self) -> None:
-        if self._pipe is None:
-            return super().hold_calendar()
         self._calendar_read = _SELECT_GENERATION + self._d.share_lock  # with the next wait
-        return None
 
     def calendar_generation(self, *, lock: bool = False) -> int:
         if self._calendar_read is not None:
@@ -974,18 +991,12 @@ class HotTx(HotStatements):
         return super().calendar_generation(lock=lock)
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        if self._pipe is None:
-            return self._send(self._cur, sql, params)
         return self._wait([(sql, params)])[0]
 
     def _read_all(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
-        if self._pipe is None:
-            return super()._read_all(statements)
         return [cur.fetchall() for cur in self._wait(statements)]
 
     def _checked_update(self, sql: str, params: Sequence[Any], case_id: int, expected: int) -> bool:
-        if self._pipe is None:
-            return super()._checked_update(sql, params, case_id, expected)
         self._run(_MATCH_ONE.format(update=sql), params)
         self._moved = (case_id, expected)
         return True  # or ConflictError when the block ends
@@ -1031,7 +1042,7 @@ class HotTx(HotStatements):
         self._path.checkin(self._conn, broken=True)
         self._conn = self._path.checkout()
         self._cur = self._conn.cursor()
-        self._begin_pipeline()
+        self._begin()
         for sql, params, many in sent:
             self._send(self._cur, sql, params, many=many)
 
@@ -1068,7 +1079,8 @@ class HotPath:
 
     def transaction(self) -> HotTx:
         """``with hot.transaction() as tx:`` — BEGIN, then COMMIT or ROLLBACK."""
-        return HotTx(self, self.checkout())
+        kind = PipelineTx if self.dialect.pipeline else HotTx
+        return kind(self, self.checkout())
 
     def policy(self, number: str) -> Policy | None:
         """One policy, read outside any transaction of this path (on SQLite on the
