@@ -10,7 +10,6 @@ import statistics
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +19,6 @@ from baoflow.engine.store import tables as t
 from baoflow.engine.types import RuleSla, SlaReport
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from tests.conftest import _pg_schema, pg_url
 
 T0 = datetime(2020, 12, 20, tzinfo=UTC)  # ISO weeks 2020-W53 and 2026-W53 within reach
 DAY_US = 86_400 * 10**6
@@ -125,24 +122,11 @@ class Asked:
         return self.at
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
-def desk(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{Path(tmp_path_factory.mktemp('sla')) / 'sla.db'}"
-        gen = None
-    else:
-        pg_url()
-        gen = _pg_schema()
-        url = next(gen)
-    eng = open_engine(url, clock=Asked())
+@pytest.fixture(scope="module")
+def desk(module_db_url: str) -> Iterator[Engine]:
+    eng = open_engine(module_db_url, clock=Asked())
     yield eng
     eng.close()
-    if gen is not None:
-        gen.close()
 
 
 @settings(
