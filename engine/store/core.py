@@ -1414,9 +1414,10 @@ def _middles(spans: Any, pg: bool) -> sa.Select[Any]:
     it has an odd number of them, else its middle two — what a median is made of."""
     s = spans.c
     if pg:
-        # One sort serves both (the same ordered input): the lower middle, and the mean
-        # of the middle two, exact in a double for spans under 2**52 microseconds (142
-        # years), so that the higher is 2 * mean - lower, exactly.
+        # The lower middle, and the mean of the middle two (the two aggregates share
+        # their sorted input: the same transition, the same ordering). The mean is exact
+        # in a double for spans under 2**52 microseconds (142 years), and so is the
+        # higher middle, 2 * mean - lower.
         ordered = sa.cast(s.span, sa.Float)
         low = sa.func.percentile_disc(0.5).within_group(ordered)
         mean = sa.func.percentile_cont(0.5).within_group(ordered)
