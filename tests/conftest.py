@@ -53,6 +53,19 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield from _pg_schema()
 
 
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def module_db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """``db_url`` for a whole module: what property tests share across their examples."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'baoflow.db'}"
+        return
+    yield from _pg_schema()
+
+
 @pytest.fixture
 def pg_only_url() -> Iterator[str]:
     yield from _pg_schema()

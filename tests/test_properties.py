@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import event as label
 from hypothesis import strategies as st
 
-from tests.conftest import AGENT, HANDLER, POLICIES, SUPERVISOR, _pg_schema, pg_url, report
+from tests.conftest import AGENT, HANDLER, POLICIES, SUPERVISOR, report
 
 # A few payloads per event, good and bad, so sequences reach every state and also
 # exercise refusals (bad data, failed guards, events not allowed).
@@ -69,25 +68,13 @@ REPORTS = st.sampled_from(
 )
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
-def shared_engine(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{Path(tmp_path_factory.mktemp('prop')) / 'p.db'}"
-        gen = None
-    else:
-        pg_url()
-        gen = _pg_schema()
-        url = next(gen)
-    eng = open_engine(url, clock=FakeClock(datetime(2026, 5, 6, 9, 0, tzinfo=SHANGHAI)))
+@pytest.fixture(scope="module")
+def shared_engine(module_db_url: str) -> Iterator[Engine]:
+    clock = FakeClock(datetime(2026, 5, 6, 9, 0, tzinfo=SHANGHAI))
+    eng = open_engine(module_db_url, clock=clock)
     eng.policies.add(POLICIES)  # type: ignore[attr-defined]
     yield eng
     eng.close()
-    if gen is not None:
-        gen.close()
 
 
 @settings(

@@ -6,7 +6,7 @@ types the store reads back (NamedTuples)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypedDict
 
 
@@ -130,6 +130,16 @@ class TimerRow(NamedTuple):
     d_level: int
 
 
+class SlaMedians(NamedTuple):
+    """The SLA report's medians (``ReportTx.sla_medians``), as ``statistics.median``
+    gives them of the spans in seconds."""
+
+    #: (workflow, state) -> the median stay in the state
+    in_state: dict[tuple[str, str], timedelta]
+    #: workflow -> the median time from opening to the first final state
+    to_close: dict[str, timedelta]
+
+
 class TimerArm(TypedDict):
     """A timer armed for a rule instance (``Tx.insert_timers``)."""
 
@@ -144,7 +154,7 @@ class TimerArm(TypedDict):
 
 #: A stored row read by column name (``row.status``): what the reads not yet given an
 #: engine type of their own return (inbound messages, calendar imports, the desk's
-#: deadline and breach lists, the history the SLA report reads).
+#: deadline and breach lists).
 Record = Any
 
 #: The largest id a BIGINT column holds: a larger number names no row (and must not

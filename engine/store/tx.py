@@ -20,13 +20,13 @@ the rows they write.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
 from ..calendar import DeskDay, DeskYear
-from ..types import Actor, Case, CaseScope, HistoryEntry
+from ..types import Actor, Case, CaseScope, HistoryEntry, RuleSla
 from .rows import (
     CaseBump,
     DeadlineRow,
@@ -34,6 +34,7 @@ from .rows import (
     InstanceProgress,
     OutboxRow,
     Record,
+    SlaMedians,
     StoredTimer,
     TimerArm,
     TimerRow,
@@ -389,7 +390,7 @@ class CalendarTx(Tx, Protocol):
 
 class ReportTx(Protocol):
     """What the desk reads back (``engine/reports.py``): a case's deadlines and timers,
-    the desk's deadline and breach lists, and the history the SLA report is made of."""
+    the desk's deadline and breach lists, and the SLA report's figures."""
 
     def case_deadlines(self, case_id: int) -> list[DeadlineRow]:
         """Every rule instance of the case, in arming order."""
@@ -426,22 +427,37 @@ class ReportTx(Protocol):
         """Running deadlines past their due time, with their case, oldest due first."""
         ...
 
-    def deadline_rows(
+    def sla_tallies(
         self,
+        now: datetime,
         since: datetime | None,
         until: datetime | None,
         workflow: str | None,
         org_unit: str | None = None,
         scope: CaseScope | None = None,
-    ) -> list[Record]:
-        """The rule instances started in [since, until), with their case's workflow."""
+        per: str | None = None,
+    ) -> list[RuleSla]:
+        """One row per (workflow, rule, org unit, period) of the rule instances started in
+        [since, until) of the cases filtered as given: how many started, were met on
+        time (``met``), met late (``breached_met``), are running or paused, and of those
+        are past due at ``now`` (breached, or ``due_at <= now``). ``period``: the
+        Beijing day ("2026-05-06"), ISO week ("2026-W19") or month ("2026-05") of the
+        start for ``per`` "day", "week" or "month"; None for ``per`` None. Counted in
+        the database; in no particular order."""
         ...
 
-    def state_entries(
+    def sla_medians(
         self,
+        finals: Mapping[str, Collection[str]],
         workflow: str | None,
         scope: CaseScope | None = None,
         org_unit: str | None = None,
-    ) -> list[Record]:
-        """(workflow, case_id, at, to_state) of every history row, in order per case."""
+    ) -> SlaMedians:
+        """Of the history of the cases filtered as given: the median stay in each
+        (workflow, state) — from the row that entered the state to the row that left it,
+        rows that keep the state not splitting it; a stay not left yet not counted — and
+        per workflow the median time from a case's first row to its first row in one of
+        ``finals[workflow]`` (its final states), of the cases that got there. Medians as
+        ``statistics.median`` gives them of the spans in seconds (floats), computed in
+        the database."""
         ...
