@@ -493,32 +493,22 @@ def test_a_case_number_has_six_digits_and_more_past_999999(paths) -> None:  # ty
         core.conn.exec_driver_sql(
             "INSERT INTO case_counters (prefix, day, last) VALUES ('LP-BJ', '20260506', 999998)"
         )
-    numbers = []
-    for _ in range(2):
+
+    def opened(day: str) -> tuple[int, str]:
         with tx_of() as tx:
-            numbers.append(
-                tx.insert_case(
-                    prefix="LP-BJ",
-                    day="20260506",
-                    workflow="claim",
-                    workflow_version=1,
-                    state="reported",
-                    data=DATA,
-                    now=NOW,
-                    keys={},
-                )[1]
+            return tx.insert_case(
+                prefix="LP-BJ",
+                day=day,
+                workflow="claim",
+                workflow_version=1,
+                state="reported",
+                data=DATA,
+                now=NOW,
+                keys={},
             )
-    with tx_of() as tx:
-        first = tx.insert_case(
-            prefix="LP-BJ",
-            day="20260507",
-            workflow="claim",
-            workflow_version=1,
-            state="reported",
-            data=DATA,
-            now=NOW,
-            keys={},
-        )
+
+    numbers = [opened("20260506")[1] for _ in range(2)]
+    first = opened("20260507")
     assert numbers == ["LP-BJ-20260506-999999", "LP-BJ-20260506-1000000"]
     assert first[1] == "LP-BJ-20260507-000001"
     with store.read() as core:
