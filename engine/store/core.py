@@ -901,6 +901,7 @@ class CoreTx(HotStatements):
         :meth:`update_deadlines_many` and :meth:`insert_outbox` (one statement on
         PostgreSQL). Returns how many cases the version-checked bump matched; the
         caller rolls back if that is fewer than ``bumps``."""
+        self._read_deadlines = None  # what load_case read ahead is no longer current
         if not self._pg:
             matched = self.bump_cases(bumps)
             self.append_history_many(history)
@@ -933,6 +934,7 @@ class CoreTx(HotStatements):
     def update_deadlines_many(self, rows: Sequence[InstanceProgress]) -> None:
         """Rule instances' progress, many at once: each row's ``case_id``, ``rule`` and
         ``armed_seq`` name it; ``warned``, ``breached_at`` and ``level`` are set."""
+        self._read_deadlines = None  # what load_case read ahead is no longer current
         if rows and self._pg:
             self.conn.execute(_PG_UPDATE_DEADLINES, {"doc": _doc(rows)})
         elif rows:
