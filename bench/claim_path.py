@@ -19,8 +19,8 @@ Each claim goes the whole way the claim workflow has for it, on SQLite, one proc
 Variants, alternating in each round on fresh copies of one database (the same policies,
 the same clock script, so the same rows):
 
-``engine``   ``open_case`` and ``fire()`` as an app calls them: on SQLite every event on
-             the plain-``sqlite3`` hot path (``open_case`` on SQLAlchemy Core).
+``engine``   ``open_case`` and ``fire()`` as an app calls them: every call on the hot
+             path (``engine/store/hot.py``; on PostgreSQL in pipeline mode).
 ``core``     the same calls with the hot path switched off (``store._hot = None``), every
              statement through SQLAlchemy Core: what an event that touched a deadline
              cost before this change, when it left the hot path for Core.
