@@ -31,6 +31,7 @@ from baoflow.engine import (
     FakeClock,
     GuardRefused,
     InvalidData,
+    OutboxMessage,
     Policy,
     SqlPolicyDirectory,
     SystemClock,
@@ -604,8 +605,10 @@ def _notices(eng: Engine, console: Console) -> None:
     from baoflow.notifications.config import load_deliverer
 
     run = load_deliverer(eng, Path(__file__).with_name("notifications.demo.toml")).deliver_due()
-    with eng.store.read() as tx:
-        messages = [r for r in tx.list_outbox() if r.parent_id is not None]
+    rows: list[OutboxMessage] = []
+    while page := eng.outbox(limit=500, offset=len(rows)):
+        rows.extend(page)
+    messages = [r for r in rows if r.parent_id is not None]  # per address, not the notices
     by_notice = Counter((r.template, r.status) for r in messages)
     table = Table(title="Notices sent 通知 (in-app inbox)")
     table.add_column("notice")

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 from .errors import InvalidData, LogInRefused, Problem
 from .types import User
+
+if TYPE_CHECKING:
+    from .store.rows import UserRecord
 
 #: Wrong passwords, for a user id or from a client, before attempts are refused.
 LIMIT = 5
@@ -94,7 +97,7 @@ def row_values(
     }
 
 
-def user_from_row(r: Any) -> User:
+def user_from_row(r: UserRecord) -> User:
     return User(
         id=r.id,
         name=r.name,

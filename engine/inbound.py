@@ -38,6 +38,7 @@ from .errors import (
 )
 from .registry import Registry
 from .store import InboundTx, IntegrityViolation, Store
+from .store.rows import InboundRecord
 from .transition import Stepper
 from .types import (
     INBOUND_STATUSES,
@@ -352,7 +353,7 @@ def _person(by: str) -> str:
     return by.strip()
 
 
-def _message(r: Any) -> InboundMessage:
+def _message(r: InboundRecord) -> InboundMessage:
     return InboundMessage(
         id=r.id,
         insurer=r.insurer,

@@ -45,6 +45,7 @@ from .payloads import validated
 from .policies import PolicyDirectory
 from .registry import Registry
 from .store import IntegrityViolation, Store
+from .store.rows import OutboxRecord
 from .transition import OPEN_EVENT, CaseFinder, Services, Stepper, search_keys, who
 from .types import (
     Actor,
@@ -112,6 +113,11 @@ class Engine:
     def backend(self) -> str:
         """The database it runs on: ``sqlite`` or ``postgresql``."""
         return self.store.dialect_name
+
+    @property
+    def database(self) -> str:
+        """The database's URL, its password hidden (what a log line may say)."""
+        return self.store.display_url
 
     def register(self, definition: WorkflowDefinition) -> None:
         """Add a workflow version; new cases use the highest version of each name."""
@@ -801,8 +807,7 @@ class Engine:
         now = self.clock.now()
         secret = tokens.new_secret()
         with self.store.write() as tx:
-            token_id = tx.insert_api_token(tokens.row_values(app, secret, actor, act_for, now))
-            row = tx.api_token(token_id)
+            row = tx.insert_api_token(tokens.row_values(app, secret, actor, act_for, now))
         return NewApiToken(tokens.token_from_row(row), secret)
 
     def api_tokens(self, *, include_revoked: bool = True) -> list[ApiToken]:
@@ -817,12 +822,11 @@ class Engine:
         Revoking a revoked token changes nothing. Raises :class:`UnknownApiToken`."""
         now = self.clock.now()
         with self.store.write() as tx:
-            if tx.api_token(token_id) is None:
-                raise UnknownApiToken(token_id)
-            tx.revoke_api_token(token_id, now)
-            revoked = tokens.token_from_row(tx.api_token(token_id))
+            row = tx.revoke_api_token(token_id, now)
+        if row is None:
+            raise UnknownApiToken(token_id)
         self._trusted.forget(token_id)
-        return revoked
+        return tokens.token_from_row(row)
 
     def authenticate(self, secret: str | None, act_for: str | None = None) -> Actor:
         """Who a request with this token secret acts as (``act_for``: the person the
@@ -893,8 +897,7 @@ class Engine:
             with self.store.write() as tx:
                 if tx.user(user_id) is not None:
                     raise taken
-                tx.insert_user(values)
-                row = tx.user(user_id)
+                row = tx.insert_user(values)
         except IntegrityViolation:  # made by another process meanwhile
             raise taken from None
         return accounts.user_from_row(row)
@@ -918,10 +921,9 @@ class Engine:
         disabled account changes nothing. Raises :class:`UnknownUser`."""
         now = self.clock.now()
         with self.store.write() as tx:
-            if tx.user(user_id) is None:
-                raise UnknownUser(user_id)
-            tx.disable_user(user_id, now)
-            row = tx.user(user_id)
+            row = tx.disable_user(user_id, now)
+        if row is None:
+            raise UnknownUser(user_id)
         return accounts.user_from_row(row)
 
     def log_in(self, user_id: str, password: str, *, client: str = "") -> Actor:
@@ -945,7 +947,8 @@ class Engine:
             )
             row = tx.user(user_id) if len(user_id) <= 64 else None
         accounts.throttle(by_user, by_client, now)
-        if not accounts.verify(password, None if row is None else row.password_hash):
+        right = accounts.verify(password, None if row is None else row.password_hash)
+        if row is None or not right:
             with self.store.write() as tx:
                 tx.insert_login_failure(user_id[:64], client, now)
             by_user = [now, *by_user][: accounts.LIMIT]
@@ -1053,7 +1056,7 @@ class Engine:
 OUTBOX_STATUSES = ("pending", "expanded", "delivered", "dead")
 
 
-def _outbox_message(r: Any) -> OutboxMessage:
+def _outbox_message(r: OutboxRecord) -> OutboxMessage:
     return OutboxMessage(
         id=r.id,
         case_number=r.case_number,

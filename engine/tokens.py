@@ -16,11 +16,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .clock import monotonic
 from .errors import ApiTokenRejected, InvalidData, Problem
 from .types import Actor, ApiToken
+
+if TYPE_CHECKING:
+    from .store.rows import ApiTokenRecord
 
 #: What every secret starts with (so a leaked one is recognisable, e.g. by scanners).
 SECRET_PREFIX = "bf_"
@@ -107,7 +110,7 @@ class Trusted:
                 del self._seen[key]
 
 
-def token_from_row(r: Any) -> ApiToken:
+def token_from_row(r: ApiTokenRecord) -> ApiToken:
     return ApiToken(
         id=r.id,
         app=r.app,

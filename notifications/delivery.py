@@ -38,6 +38,7 @@ from .templates import Rendered, TemplateSet
 if TYPE_CHECKING:
     from baoflow.engine import Clock, Engine
     from baoflow.engine.store import Store
+    from baoflow.engine.store.rows import OutboxRecord
 
 log = logging.getLogger("baoflow.notifications")
 
@@ -159,9 +160,10 @@ class Deliverer:
                 if not notices:
                     break
                 children: list[dict[str, Any]] = []
-                for n in notices:
-                    org_unit = n.org_unit or n.case_org_unit
-                    addresses, why = self.directory.resolve(n.recipient, org_unit, n.case_data)
+                for expand in notices:
+                    n = expand.notice
+                    org_unit = n.org_unit or expand.case_org_unit
+                    addresses, why = self.directory.resolve(n.recipient, org_unit, expand.case_data)
                     if not addresses:
                         tx.set_outbox([n.id], status="dead", last_error=why, attempts=1)
                         log.warning(
@@ -175,7 +177,7 @@ class Deliverer:
                         dead += 1
                         continue
                     for a in addresses:
-                        children.append(_message_row(n, a, now))
+                        children.append(_message_row(n, org_unit, a, now))
                     tx.set_outbox([n.id], status="expanded")
                     resolved += 1
                     messages += len(addresses)
@@ -183,8 +185,10 @@ class Deliverer:
         return resolved, messages, dead
 
     # --- sending one message -------------------------------------------------------------
-    def _send(self, row: Any) -> str:
+    def _send(self, row: OutboxRecord) -> str:
         """One leased message: "delivered", "retry", "dead" or "lost" (lease taken over)."""
+        # A message has both (``_message_row``); ``claim_outbox`` leases only messages.
+        assert row.channel is not None and row.address is not None
         address = Address(
             row.channel,
             row.address,
@@ -237,7 +241,7 @@ class Deliverer:
         r = self.templates.render(template, _masked(context), locale=address.locale)
         return Rendered(mask_text(r.subject), mask_text(r.text), mask_text(r.html))
 
-    def _failed(self, row: Any, reason: str, *, permanent: bool) -> str:
+    def _failed(self, row: OutboxRecord, reason: str, *, permanent: bool) -> str:
         attempts = row.attempts + 1
         if permanent or attempts >= self.max_attempts:
             why = reason if permanent else f"{reason} (after {attempts} attempts)"
@@ -262,7 +266,7 @@ class Deliverer:
         )
         return "retry"
 
-    def _dead(self, row: Any, reason: str, attempts: int | None = None) -> str:
+    def _dead(self, row: OutboxRecord, reason: str, attempts: int | None = None) -> str:
         with self.engine.store.write() as tx:
             tx.finish_outbox(
                 row.id,
@@ -287,14 +291,16 @@ class Deliverer:
             return tx.release_outbox(self.worker)
 
 
-def _message_row(notice: Any, address: Address, now: datetime) -> dict[str, Any]:
+def _message_row(
+    notice: OutboxRecord, org_unit: str | None, address: Address, now: datetime
+) -> dict[str, Any]:
     return {
         "key": f"{notice.key}>{address.channel}:{address.to}"[:300],
         "case_id": notice.case_id,
         "seq": notice.seq,
         "template": notice.template,
         "recipient": notice.recipient,
-        "org_unit": notice.org_unit or notice.case_org_unit,
+        "org_unit": org_unit,
         "context": notice.context,
         "status": "pending",
         "attempts": 0,

@@ -47,6 +47,13 @@ def test_a_disabled_account_cannot_log_in(eng: Engine) -> None:
     assert not eng.user("h01").active
 
 
+def test_disabling_twice_keeps_the_first_time(eng: Engine, clock: FakeClock) -> None:
+    eng.add_user("h01", "王芳", "correct horse")
+    first = eng.disable_user("h01").disabled_at
+    clock.advance(minutes=5)
+    assert first is not None and eng.disable_user("h01").disabled_at == first
+
+
 def test_five_wrong_passwords_refuse_even_the_right_one_for_five_minutes(
     eng: Engine, clock: FakeClock
 ) -> None:

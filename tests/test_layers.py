@@ -109,6 +109,17 @@ def test_a_face_calls_the_facade_and_never_the_store(path: Path) -> None:
     assert deep == [], f"{path.relative_to(ROOT)} imports {deep}: call Engine instead"
 
 
+@pytest.mark.parametrize("path", sources("baoflow"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_a_face_never_reaches_through_the_engine_to_its_store(path: Path) -> None:
+    """``eng.store`` is the engine's own: a face that needs something of it asks the
+    facade (``Engine.backend``, ``Engine.database``, ``Engine.outbox``, ...)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    lines = sorted(
+        n.lineno for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "store"
+    )
+    assert lines == [], f"{path.relative_to(ROOT)} reaches the store on lines {lines}"
+
+
 @pytest.mark.parametrize("path", ALL, ids=lambda p: str(p.relative_to(ROOT)))
 def test_nothing_imports_a_folder_by_its_bare_name(path: Path) -> None:
     """``import engine`` would load a second copy of the code beside baoflow.engine."""
@@ -153,11 +164,23 @@ STORAGE_DETAILS = (
 )
 
 
-@pytest.mark.parametrize(
-    "path",
-    [p for p in sources("engine") if "store" not in p.relative_to(ROOT).parts],
-    ids=lambda p: str(p.relative_to(ROOT)),
-)
+#: The runtime's modules outside the store, and the deliverer: they work on the store's
+#: interfaces (``Store``, the Protocols of engine/store/tx.py, the types of rows.py).
+OUTSIDE_THE_STORE = [
+    p for p in sources("engine") if "store" not in p.relative_to(ROOT).parts
+] + sources("notifications")
+
+
+@pytest.mark.parametrize("path", OUTSIDE_THE_STORE, ids=lambda p: str(p.relative_to(ROOT)))
+def test_outside_the_store_no_module_imports_the_database(path: Path) -> None:
+    """No SQLAlchemy, no driver, and none of the store's implementation modules: what a
+    transaction returns is an engine type or a NamedTuple of ``rows.py``."""
+    inner = ("baoflow.engine.store.core", "baoflow.engine.store.hot", "baoflow.engine.store.tables")
+    deep = [m for m in imports_of(path) if under(m, "sqlalchemy", "sqlite3", "psycopg", *inner)]
+    assert deep == [], f"{path.relative_to(ROOT)} imports {deep}: use the store's interfaces"
+
+
+@pytest.mark.parametrize("path", OUTSIDE_THE_STORE, ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_engine_outside_the_store_knows_no_backend(path: Path) -> None:
     """The runtime works on the store's Protocols (engine/store/tx.py): it never names a
     transaction class, a database dialect or a transaction's connection (``tx.conn``).

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-from baoflow.engine import ApiTokenRejected, Engine, open_engine
+from baoflow.engine import ApiTokenRejected, Engine, FakeClock, UnknownApiToken, open_engine
 from baoflow.engine import tokens as token_module
 from baoflow.engine.tokens import Trusted
 
@@ -67,6 +67,24 @@ def test_a_revocation_here_is_refused_at_once(eng: Engine) -> None:
     with pytest.raises(ApiTokenRejected) as refused:
         eng.authenticate(made.secret)
     assert refused.value.reason == "revoked"
+
+
+def test_a_second_revocation_keeps_the_first_ones_time(eng: Engine, clock: FakeClock) -> None:
+    made = eng.create_api_token("app", actor=HANDLER)
+    first = eng.revoke_api_token(made.token.id).revoked_at
+    clock.advance(minutes=5)
+    assert first is not None and eng.revoke_api_token(made.token.id).revoked_at == first
+
+
+@pytest.mark.parametrize("token_id", [999, 2**63, 10**30])
+def test_revoking_a_token_there_is_not_is_refused_and_changes_nothing(
+    eng: Engine, token_id: int
+) -> None:
+    made = eng.create_api_token("app", actor=HANDLER)
+    with pytest.raises(UnknownApiToken):
+        eng.revoke_api_token(token_id)
+    assert [t.revoked_at for t in eng.api_tokens()] == [None]
+    assert eng.authenticate(made.secret) == HANDLER
 
 
 def test_a_revocation_by_another_process_is_refused_once_the_trust_runs_out(

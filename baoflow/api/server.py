@@ -82,7 +82,7 @@ def serve(
     try:
         log.info(
             "serving %s on http://%s:%d (%s)%s",
-            engine.store.engine.url.render_as_string(hide_password=True),
+            engine.database,
             host,
             port,
             "with the timer worker" if timers else "API only: run `baoflow worker` apart",

@@ -1,9 +1,10 @@
 """The only place SQL lives: connections, transactions, queries, migrations.
 
-``fire_transaction()`` gives a ``hot.HotTx``: a case operation's statements, written
-once for both databases, on a DBAPI connection of its own (``hot.py``). ``write()`` /
-``read()`` give a ``CoreTx``: the same statements on a SQLAlchemy connection, and the
-cold queries in SQLAlchemy Core. No ORM: DESIGN.md §6 measured it at a fifth of Core.
+``fire_transaction()`` gives a ``Tx`` (``hot.HotTx``): a case operation's statements,
+written once for both databases, on a DBAPI connection of its own (``hot.py``).
+``write()`` / ``read()`` give a ``StoreTx`` (``core.CoreTx``): the same statements on a
+SQLAlchemy connection, and the cold queries in SQLAlchemy Core. The engine sees only the
+interfaces (``tx.py``). No ORM: DESIGN.md §6 measured it at a fifth of Core.
 """
 
 from __future__ import annotations
@@ -25,15 +26,31 @@ from ..errors import StorageError
 from ..policies import Policy
 from .core import CoreTx
 from .hot import HotPath, connections, dialect, json_dumps, sqlite_setup
-from .tx import CalendarTx, InboundTx, ReportTx, TimerTx, Tx
+from .tx import (
+    AccountTx,
+    CalendarTx,
+    DeskTx,
+    InboundTx,
+    OutboxTx,
+    PolicyTx,
+    ReportTx,
+    StoreTx,
+    TimerTx,
+    Tx,
+)
 
 __all__ = [
+    "AccountTx",
     "CalendarTx",
     "CoreTx",
+    "DeskTx",
     "InboundTx",
     "IntegrityViolation",
+    "OutboxTx",
+    "PolicyTx",
     "ReportTx",
     "Store",
+    "StoreTx",
     "TimerTx",
     "Tx",
     "normalise_url",
@@ -102,9 +119,14 @@ class Store:
             d, connections(d, connect_args, parsed.database or ""), json_dumps
         )
 
+    @property
+    def display_url(self) -> str:
+        """The URL, its password hidden."""
+        return self.engine.url.render_as_string(hide_password=True)
+
     # --- transactions -------------------------------------------------------------
     @contextmanager
-    def write(self) -> Iterator[CoreTx]:
+    def write(self) -> Iterator[StoreTx]:
         """One transaction for one operation: all of it commits, or none of it.
 
         On SQLite the transaction starts with ``BEGIN IMMEDIATE`` so writers queue on
@@ -135,7 +157,7 @@ class Store:
                 self._pinned.conn = None
 
     @contextmanager
-    def read(self) -> Iterator[CoreTx]:
+    def read(self) -> Iterator[StoreTx]:
         with self.engine.connect() as conn, conn.begin():
             yield CoreTx(conn)
 
@@ -200,7 +222,7 @@ class Store:
         current, head = self.current_revision(), self.head_revision()
         if current != head:
             raise StorageError(
-                f"the database at {self.engine.url.render_as_string(hide_password=True)} is at "
+                f"the database at {self.display_url} is at "
                 f"schema revision {current or '(empty)'}, the code needs {head}; run "
                 "`baoflow db upgrade --url URL` (or open_engine(..., migrate=True))."
             )

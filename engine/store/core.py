@@ -22,14 +22,23 @@ from .hot import HotStatements, dialect, json_dumps
 from .rows import (
     DEADLINE_COLUMNS,
     TIMER_COLUMNS,
+    ApiTokenRecord,
+    BreachRow,
+    CalendarImportRow,
     CaseBump,
     DeadlineRow,
+    DeskDeadlineRow,
     HistoryRow,
+    InboundRecord,
+    InboxRecord,
     InstanceProgress,
+    NoticeToExpand,
+    OutboxRecord,
     OutboxRow,
     SlaMedians,
     StoredTimer,
     TimerRow,
+    UserRecord,
 )
 from .rows import MAX_ID as _MAX_ID
 
@@ -56,6 +65,38 @@ _INSERT_HISTORY = t.history.insert()
 # The engine types' columns, read in their order.
 _DEADLINES = sa.select(*(t.case_deadlines.c[name] for name in DEADLINE_COLUMNS))
 _TIMERS = sa.select(*(t.timers.c[name] for name in TIMER_COLUMNS))
+
+
+def _columns(record: type[tuple[Any, ...]], table: sa.Table, **joined: Any) -> list[Any]:
+    """The columns of ``record`` (a NamedTuple), in its field order: ``table``'s own, and
+    those ``joined`` from another table under the field's name. A field neither names is
+    a KeyError when this module is imported, so a record and its read cannot drift."""
+    fields: tuple[str, ...] = record._fields  # type: ignore[attr-defined]
+    return [joined[f].label(f) if f in joined else table.c[f] for f in fields]
+
+
+_cases_number = {"case_number": _c.number}
+
+
+def _case_columns(record: type[tuple[Any, ...]]) -> dict[str, Any]:
+    """Of ``record``'s fields, those read from the case (a deadline joined to it)."""
+    fields: tuple[str, ...] = record._fields  # type: ignore[attr-defined]
+    mine = ("number", "workflow", "workflow_version", "state", "org_unit", "handler")
+    return {f: _c[f] for f in fields if f in mine}
+
+
+_INBOUND = sa.select(*_columns(InboundRecord, t.inbound_messages, matched_number=sa.null()))
+_INBOUND_LISTED = sa.select(
+    *_columns(InboundRecord, t.inbound_messages, matched_number=_c.number)
+).select_from(t.inbound_messages.outerjoin(t.cases, _c.id == t.inbound_messages.c.case_id))
+_OUTBOX = sa.select(*_columns(OutboxRecord, t.outbox, case_number=sa.null()))
+_OUTBOX_NUMBERED = sa.select(*_columns(OutboxRecord, t.outbox, **_cases_number)).select_from(
+    t.outbox.outerjoin(t.cases, _c.id == t.outbox.c.case_id)
+)
+_INBOX = sa.select(*_columns(InboxRecord, t.inbox))
+_USERS = sa.select(*_columns(UserRecord, t.users))
+_API_TOKENS = sa.select(*_columns(ApiTokenRecord, t.api_tokens))
+_CALENDAR_IMPORTS = sa.select(*_columns(CalendarImportRow, t.calendar_imports))
 
 
 class CoreTx(HotStatements):
@@ -238,18 +279,20 @@ class CoreTx(HotStatements):
 
     # --- idempotency --------------------------------------------------------------
     # --- inbound insurer messages (issue #12) -----------------------------------------
-    def inbound_by_message_id(self, insurer: str, message_id: str) -> sa.Row[Any] | None:
+    def inbound_by_message_id(self, insurer: str, message_id: str) -> InboundRecord | None:
         """The stored message (insurer, message_id), or None (the unique key's index)."""
         m = t.inbound_messages.c
-        q = sa.select(t.inbound_messages).where(m.insurer == insurer, m.message_id == message_id)
-        return self.conn.execute(q).first()
+        q = _INBOUND.where(m.insurer == insurer, m.message_id == message_id)
+        row = self.conn.execute(q).first()
+        return None if row is None else InboundRecord._make(row)
 
-    def inbound_row(self, ref: int, *, lock: bool = False) -> sa.Row[Any] | None:
+    def inbound_row(self, ref: int, *, lock: bool = False) -> InboundRecord | None:
         """The stored message with this id (``lock``: FOR UPDATE, for a resolution)."""
-        q = sa.select(t.inbound_messages).where(t.inbound_messages.c.id == ref)
+        q = _INBOUND.where(t.inbound_messages.c.id == ref)
         if lock:
             q = q.with_for_update()
-        return self.conn.execute(q).first()
+        row = self.conn.execute(q).first()
+        return None if row is None else InboundRecord._make(row)
 
     def insert_inbound(self, values: Mapping[str, Any]) -> int:
         """Store one message; a second (insurer, message_id) fails on the unique key."""
@@ -269,18 +312,17 @@ class CoreTx(HotStatements):
 
     def list_inbound(
         self, *, status: str | None = None, ref: int | None = None, limit: int, offset: int
-    ) -> list[sa.Row[Any]]:
+    ) -> list[InboundRecord]:
         """Stored messages (those in ``status``, or the one ``ref``), oldest first, each
         with ``matched_number``: the number of the case it matched or fired on."""
         m = t.inbound_messages.c
-        q = sa.select(t.inbound_messages, t.cases.c.number.label("matched_number")).select_from(
-            t.inbound_messages.outerjoin(t.cases, t.cases.c.id == m.case_id)
-        )
+        q = _INBOUND_LISTED
         if status is not None:
             q = q.where(m.status == status)
         if ref is not None:
             q = q.where(m.id == ref)
-        return list(self.conn.execute(q.order_by(m.id).limit(limit).offset(offset)))
+        rows = self.conn.execute(q.order_by(m.id).limit(limit).offset(offset))
+        return [InboundRecord._make(row) for row in rows]
 
     def count_inbound(self) -> dict[str, int]:
         """How many stored messages there are in each status (the status index)."""
@@ -376,20 +418,11 @@ class CoreTx(HotStatements):
         min_level: int | None,
         org_unit: str | None = None,
         scope: CaseScope | None = None,
-    ) -> list[sa.Row[Any]]:
+    ) -> list[BreachRow]:
         """Running deadlines past their due time, with their case, oldest due first."""
         d, c = t.case_deadlines.c, t.cases.c
         q = (
-            sa.select(
-                c.number,
-                c.workflow,
-                c.state,
-                c.org_unit,
-                d.rule,
-                d.due_at,
-                d.breached_at,
-                d.level,
-            )
+            sa.select(*_columns(BreachRow, t.case_deadlines, **_case_columns(BreachRow)))
             .join(t.cases, c.id == d.case_id)
             .where(d.status == "running", d.breached_at.is_not(None))
         )
@@ -402,7 +435,7 @@ class CoreTx(HotStatements):
         if org_unit is not None:
             q = q.where(c.org_unit == org_unit)
         q = _scoped(q, scope)
-        return list(self.conn.execute(q.order_by(d.due_at)))
+        return [BreachRow._make(row) for row in self.conn.execute(q.order_by(d.due_at))]
 
     def breach_counts(self) -> dict[tuple[str, str, int], int]:
         """How many running deadlines are breached, per (workflow, rule, level): one
@@ -435,25 +468,12 @@ class CoreTx(HotStatements):
         offset: int,
         scope: CaseScope | None = None,
         handler: str | None = None,
-    ) -> list[sa.Row[Any]]:
+    ) -> list[DeskDeadlineRow]:
         """Running and paused deadlines with their case, the soonest due first."""
         d, c = t.case_deadlines.c, t.cases.c
         q = (
             sa.select(
-                c.number,
-                c.workflow,
-                c.workflow_version,
-                c.state,
-                c.org_unit,
-                c.handler,
-                d.rule,
-                d.started_at,
-                d.due_at,
-                d.status,
-                d.warned,
-                d.breached_at,
-                d.level,
-                d.provisional,
+                *_columns(DeskDeadlineRow, t.case_deadlines, **_case_columns(DeskDeadlineRow))
             )
             .join(t.cases, c.id == d.case_id)
             .where(sa.text(t.DESK_SQL))
@@ -475,7 +495,7 @@ class CoreTx(HotStatements):
         q = _scoped(q, scope, by_index=plain)  # driven by ix_case_deadlines_desk
         # due order, ties by case (its id: in ix_case_deadlines_desk, unlike its number)
         q = q.order_by(d.due_at, d.case_id, d.rule).limit(limit).offset(offset)
-        return list(self.conn.execute(q))
+        return [DeskDeadlineRow._make(row) for row in self.conn.execute(q)]
 
     # --- the SLA report: aggregates in the database, only the figures come back -------
     def sla_tallies(
@@ -624,31 +644,35 @@ class CoreTx(HotStatements):
         return SlaMedians(in_state, to_close)
 
     # --- the HTTP API's tokens ----------------------------------------------------------
-    def insert_api_token(self, values: Mapping[str, Any]) -> int:
-        result = self.conn.execute(t.api_tokens.insert().returning(t.api_tokens.c.id), values)
-        return int(result.scalar_one())
+    def insert_api_token(self, values: Mapping[str, Any]) -> ApiTokenRecord:
+        ins = t.api_tokens.insert().returning(*_columns(ApiTokenRecord, t.api_tokens))
+        return ApiTokenRecord._make(self.conn.execute(ins, values).one())
 
-    def api_token(self, token_id: int) -> sa.Row[Any] | None:
+    def api_token(self, token_id: int) -> ApiTokenRecord | None:
         if not 0 < token_id <= _MAX_ID:
             return None
-        q = sa.select(t.api_tokens).where(t.api_tokens.c.id == token_id)
-        return self.conn.execute(q).first()
+        row = self.conn.execute(_API_TOKENS.where(t.api_tokens.c.id == token_id)).first()
+        return None if row is None else ApiTokenRecord._make(row)
 
-    def api_token_by_hash(self, secret_hash: str) -> sa.Row[Any] | None:
-        q = sa.select(t.api_tokens).where(t.api_tokens.c.secret_hash == secret_hash)
-        return self.conn.execute(q).first()
+    def api_token_by_hash(self, secret_hash: str) -> ApiTokenRecord | None:
+        q = _API_TOKENS.where(t.api_tokens.c.secret_hash == secret_hash)
+        row = self.conn.execute(q).first()
+        return None if row is None else ApiTokenRecord._make(row)
 
-    def api_tokens(self, *, include_revoked: bool) -> list[sa.Row[Any]]:
+    def api_tokens(self, *, include_revoked: bool) -> list[ApiTokenRecord]:
         k = t.api_tokens.c
-        q = sa.select(t.api_tokens).order_by(k.id)
+        q = _API_TOKENS.order_by(k.id)
         if not include_revoked:
             q = q.where(k.revoked_at.is_(None))
-        return list(self.conn.execute(q))
+        return [ApiTokenRecord._make(row) for row in self.conn.execute(q)]
 
-    def revoke_api_token(self, token_id: int, now: datetime) -> None:
+    def revoke_api_token(self, token_id: int, now: datetime) -> ApiTokenRecord | None:
+        if not 0 < token_id <= _MAX_ID:
+            return None
         k = t.api_tokens.c
         q = t.api_tokens.update().where(k.id == token_id, k.revoked_at.is_(None))
         self.conn.execute(q.values(revoked_at=now))
+        return self.api_token(token_id)
 
     def touch_api_token(self, token_id: int, now: datetime) -> None:
         k = t.api_tokens.c
@@ -696,19 +720,22 @@ class CoreTx(HotStatements):
         return int(self.conn.execute(q).scalar_one())
 
     # --- the dashboard's accounts -------------------------------------------------------
-    def insert_user(self, values: Mapping[str, Any]) -> None:
-        self.conn.execute(t.users.insert(), values)
+    def insert_user(self, values: Mapping[str, Any]) -> UserRecord:
+        ins = t.users.insert().returning(*_columns(UserRecord, t.users))
+        return UserRecord._make(self.conn.execute(ins, values).one())
 
-    def user(self, user_id: str) -> sa.Row[Any] | None:
-        return self.conn.execute(sa.select(t.users).where(t.users.c.id == user_id)).first()
+    def user(self, user_id: str) -> UserRecord | None:
+        row = self.conn.execute(_USERS.where(t.users.c.id == user_id)).first()
+        return None if row is None else UserRecord._make(row)
 
-    def users(self) -> list[sa.Row[Any]]:
-        return list(self.conn.execute(sa.select(t.users).order_by(t.users.c.id)))
+    def users(self) -> list[UserRecord]:
+        return [UserRecord._make(row) for row in self.conn.execute(_USERS.order_by(t.users.c.id))]
 
-    def disable_user(self, user_id: str, now: datetime) -> None:
+    def disable_user(self, user_id: str, now: datetime) -> UserRecord | None:
         k = t.users.c
         q = t.users.update().where(k.id == user_id, k.disabled_at.is_(None))
         self.conn.execute(q.values(disabled_at=now))
+        return self.user(user_id)
 
     def insert_login_failure(self, user_id: str, client: str, at: datetime) -> None:
         self.conn.execute(
@@ -917,13 +944,13 @@ class CoreTx(HotStatements):
         }
         return int(self.conn.execute(_PG_RECORD_EFFECTS, params).scalar_one())
 
-    def outbox(self, case_id: int | None = None) -> list[sa.Row[Any]]:
-        """Outbox rows, oldest first (of one case, or all)."""
+    def outbox(self, case_id: int | None = None) -> list[OutboxRecord]:
+        """Outbox rows, oldest first (of one case, or all), without their case number."""
         o = t.outbox.c
-        q = sa.select(t.outbox).order_by(o.id)
+        q = _OUTBOX.order_by(o.id)
         if case_id is not None:
             q = q.where(o.case_id == case_id)
-        return list(self.conn.execute(q))
+        return [OutboxRecord._make(row) for row in self.conn.execute(q)]
 
     def append_history_many(self, rows: Sequence[HistoryRow]) -> None:
         if rows and self._pg:
@@ -997,25 +1024,25 @@ class CoreTx(HotStatements):
         ]
 
     # --- the outbox's delivery (notifications.delivery) --------------------------------
-    def outbox_to_expand(self, now: datetime, limit: int) -> list[sa.Row[Any]]:
+    def outbox_to_expand(self, now: datetime, limit: int) -> list[NoticeToExpand]:
         """Notices not yet resolved to addresses (``channel`` NULL), pending and due,
         with their case's number, org unit and data; locked (PostgreSQL: SKIP LOCKED)."""
         o, c = t.outbox.c, t.cases.c
         q = (
-            sa.select(
-                t.outbox,
-                c.number.label("case_number"),
-                c.org_unit.label("case_org_unit"),
-                c.data.label("case_data"),
+            _OUTBOX_NUMBERED.add_columns(
+                c.org_unit.label("case_org_unit"), c.data.label("case_data")
             )
-            .select_from(t.outbox.outerjoin(t.cases, c.id == o.case_id))
             .where(o.channel.is_(None), o.status == "pending", o.next_attempt_at <= now)
             .order_by(o.id)
             .limit(limit)
         )
         if self._pg:
             q = q.with_for_update(skip_locked=True, of=t.outbox)
-        return list(self.conn.execute(q))
+        n = len(OutboxRecord._fields)
+        return [
+            NoticeToExpand(OutboxRecord._make(row[:n]), row[n], row[n + 1])
+            for row in self.conn.execute(q)
+        ]
 
     def insert_outbox_rows(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Whole outbox rows (every column given), e.g. a notice's per-address messages."""
@@ -1030,10 +1057,10 @@ class CoreTx(HotStatements):
 
     def claim_outbox(
         self, now: datetime, worker: str, until: datetime, limit: int
-    ) -> list[sa.Row[Any]]:
+    ) -> list[OutboxRecord]:
         """Lease up to ``limit`` messages (rows with an address) that are pending, due and
         not leased to a live worker; return them with their case number."""
-        o, c = t.outbox.c, t.cases.c
+        o = t.outbox.c
         due = (
             sa.select(o.id)
             .where(
@@ -1053,13 +1080,8 @@ class CoreTx(HotStatements):
         self.conn.execute(
             t.outbox.update().where(o.id.in_(ids)).values(claimed_by=worker, claimed_until=until)
         )
-        q = (
-            sa.select(t.outbox, c.number.label("case_number"))
-            .select_from(t.outbox.outerjoin(t.cases, c.id == o.case_id))
-            .where(o.id.in_(ids))
-            .order_by(o.id)
-        )
-        return list(self.conn.execute(q))
+        q = _OUTBOX_NUMBERED.where(o.id.in_(ids)).order_by(o.id)
+        return [OutboxRecord._make(row) for row in self.conn.execute(q)]
 
     def finish_outbox(self, message_id: int, worker: str, **values: Any) -> bool:
         """Record a delivery attempt's outcome, only while the message is still pending and
@@ -1089,11 +1111,10 @@ class CoreTx(HotStatements):
         ids: Sequence[int] | None = None,
         limit: int | None = None,
         offset: int = 0,
-    ) -> list[sa.Row[Any]]:
-        o, c = t.outbox.c, t.cases.c
-        q = sa.select(t.outbox, c.number.label("case_number")).select_from(
-            t.outbox.outerjoin(t.cases, c.id == o.case_id)
-        )
+    ) -> list[OutboxRecord]:
+        """Outbox rows with their case's number, oldest first, filtered as given."""
+        o = t.outbox.c
+        q = _OUTBOX_NUMBERED
         if status is not None:
             q = q.where(o.status == status)
         if case_id is not None:
@@ -1103,7 +1124,7 @@ class CoreTx(HotStatements):
         q = q.order_by(o.id).offset(offset)
         if limit is not None:
             q = q.limit(limit)
-        return list(self.conn.execute(q))
+        return [OutboxRecord._make(row) for row in self.conn.execute(q)]
 
     def retry_outbox(self, ids: Sequence[int], now: datetime) -> int:
         """Dead messages (or notices) back to pending, due now, with fresh attempts; the
@@ -1137,12 +1158,13 @@ class CoreTx(HotStatements):
             q = q.where(i.id.in_(list(ids)))
         return int(self.conn.execute(q.values(read_at=now)).rowcount)
 
-    def inbox(self, user_id: str, *, unread_only: bool = False) -> list[sa.Row[Any]]:
+    def inbox(self, user_id: str, *, unread_only: bool = False) -> list[InboxRecord]:
         i = t.inbox.c
-        q = sa.select(t.inbox).where(i.user_id == user_id)
+        q = _INBOX.where(i.user_id == user_id)
         if unread_only:
             q = q.where(i.read_at.is_(None))
-        return list(self.conn.execute(q.order_by(i.created_at.desc(), i.id.desc())))
+        rows = self.conn.execute(q.order_by(i.created_at.desc(), i.id.desc()))
+        return [InboxRecord._make(row) for row in rows]
 
     # --- the desk's holiday arrangements (issue #10) -------------------------------------
     def bump_calendar_generation(self) -> int:
@@ -1200,11 +1222,11 @@ class CoreTx(HotStatements):
         )
         return int(import_id)
 
-    def calendar_imports(self, year: int) -> list[sa.Row[Any]]:
+    def calendar_imports(self, year: int) -> list[CalendarImportRow]:
         """Every import of ``year``, newest first (the current one and those it replaced)."""
         ci = t.calendar_imports.c
-        q = sa.select(t.calendar_imports).where(ci.year == year).order_by(ci.id.desc())
-        return list(self.conn.execute(q))
+        q = _CALENDAR_IMPORTS.where(ci.year == year).order_by(ci.id.desc())
+        return [CalendarImportRow._make(row) for row in self.conn.execute(q)]
 
     def provisional_deadline_years(self) -> dict[str, int]:
         """Running and paused deadlines counted on provisional years, by their

@@ -152,10 +152,156 @@ class TimerArm(TypedDict):
     status: str
 
 
-#: A stored row read by column name (``row.status``): what the reads not yet given an
-#: engine type of their own return (inbound messages, calendar imports, the desk's
-#: deadline and breach lists).
-Record = Any
+class InboundRecord(NamedTuple):
+    """A stored insurer message (an ``inbound_messages`` row); ``matched_number`` is the
+    number of the case it matched or fired on, where the read joins it
+    (``InboundTx.list_inbound``), else None."""
+
+    id: int
+    insurer: str
+    message_id: str
+    kind: str
+    case_number: str | None
+    reference: str | None
+    payload: Any
+    fingerprint: str
+    received_at: datetime
+    status: str  # unresolved | matched | resolved | dismissed
+    reason_code: str | None
+    reason: str | None
+    case_id: int | None
+    event: str | None
+    result: Any
+    resolved_at: datetime | None
+    resolved_by: str | None
+    resolution: str | None
+    matched_number: str | None = None
+
+
+class OutboxRecord(NamedTuple):
+    """A notice or one of its messages (an ``outbox`` row) with its case's number (None
+    for a gone case or a read that does not join it)."""
+
+    id: int
+    key: str
+    case_id: int | None
+    seq: int | None
+    template: str
+    recipient: str
+    org_unit: str | None
+    context: Any
+    status: str  # pending | expanded | delivered | dead
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    parent_id: int | None  # None: a notice; else the notice this message is one of
+    channel: str | None  # None: a notice not yet resolved to addresses
+    address: str | None
+    address_name: str | None
+    locale: str | None
+    data_subject: bool
+    claimed_by: str | None
+    claimed_until: datetime | None
+    case_number: str | None = None
+
+
+class NoticeToExpand(NamedTuple):
+    """A notice not yet resolved to addresses, with what the directory needs of its case
+    (``OutboxTx.outbox_to_expand``)."""
+
+    notice: OutboxRecord
+    case_org_unit: str | None
+    case_data: Any
+
+
+class InboxRecord(NamedTuple):
+    """One entry of a person's in-app inbox (an ``inbox`` row)."""
+
+    id: int
+    user_id: str
+    key: str
+    case_number: str | None
+    template: str
+    subject: str
+    body: str
+    created_at: datetime
+    read_at: datetime | None
+
+
+class UserRecord(NamedTuple):
+    """A dashboard account (a ``users`` row): the argon2 hash, never the password."""
+
+    id: str
+    name: str
+    roles: Any
+    org_unit: str | None
+    password_hash: str
+    created_at: datetime
+    disabled_at: datetime | None
+
+
+class ApiTokenRecord(NamedTuple):
+    """An HTTP API token (an ``api_tokens`` row): the SHA-256 of its secret, never the
+    secret; ``actor`` and ``act_for`` as JSON."""
+
+    id: int
+    app: str
+    prefix: str
+    secret_hash: str
+    actor: Any
+    act_for: Any
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class CalendarImportRow(NamedTuple):
+    """One import of a year's holiday arrangement (a ``calendar_imports`` row)."""
+
+    id: int
+    year: int
+    source: str
+    file_name: str
+    imported_by: str
+    imported_at: datetime
+    override: bool
+    current: bool
+
+
+class DeskDeadlineRow(NamedTuple):
+    """A running or paused rule instance with what the desk's list shows of its case
+    (``ReportTx.desk_deadlines``)."""
+
+    number: str
+    workflow: str
+    workflow_version: int
+    state: str
+    org_unit: str | None
+    handler: str | None
+    rule: str
+    started_at: datetime
+    due_at: datetime
+    status: str
+    warned: int
+    breached_at: datetime | None
+    level: int
+    provisional: str | None
+
+
+class BreachRow(NamedTuple):
+    """A running rule instance past its due time, with its case (``ReportTx.breached``)."""
+
+    number: str
+    workflow: str
+    state: str
+    org_unit: str | None
+    rule: str
+    due_at: datetime
+    breached_at: datetime
+    level: int
+
 
 #: The largest id a BIGINT column holds: a larger number names no row (and must not
 #: reach the driver, which would fail on it).

@@ -7,7 +7,15 @@ concern — each method's docstring is its contract:
 - :class:`InboundTx`: the insurers' messages (``engine/inbound.py``);
 - :class:`CalendarTx`: an arrangement's import and the deadlines it moves
   (``engine/calendar_sync.py``);
-- :class:`ReportTx`: what the desk reads back (``engine/reports.py``).
+- :class:`ReportTx`: what the desk reads back (``engine/reports.py``, the runtime's
+  counts);
+- :class:`DeskTx`: what the desk writes beside its case operations: refused attempts,
+  inbox entries read, search keys rebuilt;
+- :class:`PolicyTx`: the default policy directory's table;
+- :class:`OutboxTx`: the notices' delivery (``notifications/delivery.py``);
+- :class:`AccountTx`: the dashboard's accounts and the HTTP API's tokens.
+
+:class:`StoreTx` is all of them: what ``Store.read()`` and ``Store.write()`` give.
 
 One class implements them all on SQLite and PostgreSQL: ``core.CoreTx`` (inside a
 SQLAlchemy transaction); and ``hot.HotTx`` implements :class:`Tx` with the same
@@ -26,18 +34,27 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ..calendar import DeskDay, DeskYear
-from ..types import Actor, Case, CaseScope, HistoryEntry, RuleSla
+from ..policies import Policy
+from ..types import Actor, Case, CaseScope, HistoryEntry, Refusal, RuleSla
 from .rows import (
+    ApiTokenRecord,
+    BreachRow,
+    CalendarImportRow,
     CaseBump,
     DeadlineRow,
+    DeskDeadlineRow,
     HistoryRow,
+    InboundRecord,
+    InboxRecord,
     InstanceProgress,
+    NoticeToExpand,
+    OutboxRecord,
     OutboxRow,
-    Record,
     SlaMedians,
     StoredTimer,
     TimerArm,
     TimerRow,
+    UserRecord,
 )
 
 
@@ -325,11 +342,11 @@ class InboundTx(SavepointTx, Protocol):
         a workflow's own search keys."""
         ...
 
-    def inbound_by_message_id(self, insurer: str, message_id: str) -> Record | None:
+    def inbound_by_message_id(self, insurer: str, message_id: str) -> InboundRecord | None:
         """The stored message (``inbound_messages`` row) (insurer, message_id), or None."""
         ...
 
-    def inbound_row(self, ref: int, *, lock: bool = False) -> Record | None:
+    def inbound_row(self, ref: int, *, lock: bool = False) -> InboundRecord | None:
         """The stored message with this id (``lock``: held until the transaction ends)."""
         ...
 
@@ -344,7 +361,7 @@ class InboundTx(SavepointTx, Protocol):
 
     def list_inbound(
         self, *, status: str | None = None, ref: int | None = None, limit: int, offset: int
-    ) -> list[Record]:
+    ) -> list[InboundRecord]:
         """Stored messages (those in ``status``, or the one ``ref``), oldest first, each
         with ``matched_number``: the number of the case it matched or fired on."""
         ...
@@ -374,7 +391,7 @@ class CalendarTx(Tx, Protocol):
         kept, no longer current); the import's id."""
         ...
 
-    def calendar_imports(self, year: int) -> list[Record]:
+    def calendar_imports(self, year: int) -> list[CalendarImportRow]:
         """Every import (``calendar_imports`` row) of ``year``, newest first."""
         ...
 
@@ -411,7 +428,7 @@ class ReportTx(Protocol):
         offset: int,
         scope: CaseScope | None = None,
         handler: str | None = None,
-    ) -> list[Record]:
+    ) -> list[DeskDeadlineRow]:
         """Running and paused deadlines with their case (number, workflow, version,
         state, org unit, handler), the soonest due first, filtered as given."""
         ...
@@ -423,7 +440,7 @@ class ReportTx(Protocol):
         min_level: int | None,
         org_unit: str | None = None,
         scope: CaseScope | None = None,
-    ) -> list[Record]:
+    ) -> list[BreachRow]:
         """Running deadlines past their due time, with their case, oldest due first."""
         ...
 
@@ -461,3 +478,275 @@ class ReportTx(Protocol):
         ``statistics.median`` gives them of the spans in seconds (floats), computed in
         the database."""
         ...
+
+    # --- counts: the dashboard's overview, the metrics, the listings' totals ----------
+    def count_cases(
+        self,
+        *,
+        number: str | None = None,
+        policy_number: str | None = None,
+        insured_name: str | None = None,
+        id_number: str | None = None,
+        workflow: str | None = None,
+        state: str | Sequence[str] | None = None,
+        scope: CaseScope | None = None,
+        keys: Mapping[str, str] | None = None,
+    ) -> int:
+        """How many cases match every filter given (what ``find_cases`` pages through)."""
+        ...
+
+    def count_by_state(
+        self, workflow: str | None = None, org_unit: str | None = None
+    ) -> dict[tuple[str, str], int]:
+        """Cases per (workflow, state), of one workflow and one org unit if given;
+        counted on an index, no case row read."""
+        ...
+
+    def alert_counts(
+        self, workflow: str, org_unit: str | None = None, rules: Sequence[str] | None = None
+    ) -> list[tuple[str, int, int, int]]:
+        """(state, level, warned cases, breached cases) of the workflow's cases (of
+        ``org_unit``'s) with a running or paused deadline warned or breached; a case is
+        breached if any of its deadlines is, at its highest level. ``rules``: the
+        workflow's deadline rules (the others' alerted deadlines are left out first)."""
+        ...
+
+    def breach_counts(self) -> dict[tuple[str, str, int], int]:
+        """How many running deadlines are breached, per (workflow, rule, level)."""
+        ...
+
+    def count_opened(
+        self, workflow: str, since: datetime, until: datetime | None, org_unit: str | None
+    ) -> int:
+        """Cases of ``workflow`` (of ``org_unit``'s, if given) opened in [since, until)."""
+        ...
+
+    def count_closed(
+        self,
+        workflow: str,
+        final_states: Sequence[str],
+        since: datetime,
+        until: datetime | None,
+        org_unit: str | None,
+    ) -> int:
+        """Cases of ``workflow`` (of ``org_unit``'s, if given) that entered one of
+        ``final_states`` in [since, until), each counted once."""
+        ...
+
+    def count_inbound(self) -> dict[str, int]:
+        """How many stored insurer messages there are in each status."""
+        ...
+
+    def next_due(self) -> datetime | None:
+        """When the soonest pending timer is due; None if none is pending."""
+        ...
+
+    # --- what else a case has ---------------------------------------------------------
+    def refusals(self, case_id: int) -> list[Refusal]:
+        """The case's refused attempts (``DeskTx.insert_refusal``), oldest first."""
+        ...
+
+    def inbox(self, user_id: str, *, unread_only: bool = False) -> list[InboxRecord]:
+        """A person's in-app inbox (those not read yet, with ``unread_only``), newest
+        first."""
+        ...
+
+
+class DeskTx(Tx, Protocol):
+    """What the desk writes beside its case operations: refused attempts (the audit),
+    inbox entries read, and search keys rebuilt (``baoflow db rebuild-keys``)."""
+
+    def insert_refusal(
+        self,
+        case: int | str,
+        at: datetime,
+        actor: Actor,
+        event: str,
+        kind: str,
+        reasons: Sequence[str],
+    ) -> None:
+        """Record that ``actor`` was refused ``event`` on the case (an id or number;
+        CaseNotFound if none) at ``at``: ``kind`` (not_permitted, guard, ...) and the
+        reasons given."""
+        ...
+
+    def mark_inbox_read(self, user_id: str, ids: Sequence[int] | None, now: datetime) -> int:
+        """Mark the person's unread entries (those of ``ids``, or all) read at ``now``;
+        how many. Another person's entries are never touched."""
+        ...
+
+    def cases_of(self, workflow: str, after: int, limit: int) -> list[tuple[int, int, Any]]:
+        """(id, workflow version, data) of up to ``limit`` of ``workflow``'s cases past id
+        ``after``, by id: what rewriting their search keys pages through."""
+        ...
+
+    def rewrite_keys(
+        self, case_id: int, keys: Mapping[str, str | None], own: Sequence[str]
+    ) -> None:
+        """Set a case's search keys to ``keys`` without touching its version: the
+        built-in ones, and its own keys — every own key not in ``own`` (keys the
+        workflow no longer declares) dropped."""
+        ...
+
+
+class PolicyTx(Protocol):
+    """The default policy directory's own table (``store/policy_directory.py``)."""
+
+    def policy(self, number: str) -> Policy | None:
+        """The policy with this number, or None."""
+        ...
+
+    def policies_by_insured(self, name: str, id_number: str | None) -> list[Policy]:
+        """The policies of the insured person of this name (and ID number, if given), by
+        policy number."""
+        ...
+
+    def upsert_policies(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Store each policy (``policies`` columns), replacing one of the same number;
+        how many were given."""
+        ...
+
+
+class OutboxTx(Protocol):
+    """The notices' delivery (``notifications/delivery.py``): a notice (``parent_id``
+    None) is resolved to addresses as messages of its own (``channel`` set), and each
+    message is leased, sent and finished once by one deliverer."""
+
+    def outbox_to_expand(self, now: datetime, limit: int) -> list[NoticeToExpand]:
+        """Up to ``limit`` notices not yet resolved to addresses, pending and due at
+        ``now``, oldest first, with what the directory needs of their case; held until
+        the transaction ends (two deliverers never expand the same notice)."""
+        ...
+
+    def insert_outbox_rows(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Whole outbox rows (every column given), e.g. a notice's per-address messages;
+        ``key`` is unique."""
+        ...
+
+    def set_outbox(self, ids: Sequence[int], **values: Any) -> None:
+        """Set the named outbox columns of the rows ``ids`` (a notice expanded or dead)."""
+        ...
+
+    def claim_outbox(
+        self, now: datetime, worker: str, until: datetime, limit: int
+    ) -> list[OutboxRecord]:
+        """Lease up to ``limit`` messages (rows with an address) that are pending, due at
+        ``now`` and not leased to a live worker to ``worker`` until ``until``; them,
+        with their case number. Two deliverers claiming at once never get the same."""
+        ...
+
+    def finish_outbox(self, message_id: int, worker: str, **values: Any) -> bool:
+        """Record a delivery attempt's outcome (the named columns), dropping the lease,
+        only while the message is still pending and leased to ``worker``: whether it
+        was (a deliverer whose lease ran out changes nothing)."""
+        ...
+
+    def release_outbox(self, worker: str) -> int:
+        """Drop ``worker``'s leases on its pending messages; how many."""
+        ...
+
+    def insert_inbox(self, row: Mapping[str, Any]) -> bool:
+        """One in-app inbox entry (``inbox`` columns); False if its key was delivered
+        before (a retry), and nothing written."""
+        ...
+
+    def list_outbox(
+        self,
+        *,
+        status: str | None = None,
+        case_id: int | None = None,
+        ids: Sequence[int] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[OutboxRecord]:
+        """Notices and messages with their case's number, oldest first, filtered as
+        given; ``limit=None`` for all."""
+        ...
+
+    def outbox(self, case_id: int | None = None) -> list[OutboxRecord]:
+        """Notices and messages, oldest first (of one case, or all), without their case
+        number."""
+        ...
+
+    def retry_outbox(self, ids: Sequence[int], now: datetime) -> int:
+        """Dead rows of ``ids`` back to pending, due ``now``, with fresh attempts and no
+        lease (the last error kept until the next attempt replaces it); how many."""
+        ...
+
+    def outbox_backlog(self) -> tuple[int, int]:
+        """How many rows are (pending, dead)."""
+        ...
+
+
+class AccountTx(Protocol):
+    """The dashboard's accounts, their failed log-ins, and the HTTP API's tokens
+    (``engine/accounts.py``, ``engine/tokens.py``): hashes kept, never a password or a
+    token's secret."""
+
+    def insert_user(self, values: Mapping[str, Any]) -> UserRecord:
+        """A new account (``users`` columns), as stored; a second of the same id fails on
+        the key."""
+        ...
+
+    def user(self, user_id: str) -> UserRecord | None:
+        """The account with this id, or None."""
+        ...
+
+    def users(self) -> list[UserRecord]:
+        """Every account, by id."""
+        ...
+
+    def disable_user(self, user_id: str, now: datetime) -> UserRecord | None:
+        """Disable the account at ``now``, unless it is disabled already; the account as
+        it now is, or None if there is no such account."""
+        ...
+
+    def insert_login_failure(self, user_id: str, client: str, at: datetime) -> None:
+        """Record a wrong password for the user id tried, from ``client``, at ``at``."""
+        ...
+
+    def login_failures_since(
+        self, user_id: str, client: str, since: datetime, limit: int
+    ) -> tuple[list[datetime], list[datetime]]:
+        """The newest ``limit`` failed log-ins since ``since`` for the user id and for
+        the client, each newest first."""
+        ...
+
+    def clear_login_failures(self, user_id: str, before: datetime) -> None:
+        """Forget the user's failed log-ins (after a right password), and everyone's
+        older than ``before`` (out of every window)."""
+        ...
+
+    def insert_api_token(self, values: Mapping[str, Any]) -> ApiTokenRecord:
+        """A new token (``api_tokens`` columns), as stored with its id; ``secret_hash``
+        is unique."""
+        ...
+
+    def api_token(self, token_id: int) -> ApiTokenRecord | None:
+        """The token with this id (revoked or not), or None — also for an id no row can
+        have."""
+        ...
+
+    def api_token_by_hash(self, secret_hash: str) -> ApiTokenRecord | None:
+        """The token whose secret hashes to ``secret_hash``, or None."""
+        ...
+
+    def api_tokens(self, *, include_revoked: bool) -> list[ApiTokenRecord]:
+        """Every token (not revoked, unless ``include_revoked``), oldest first."""
+        ...
+
+    def revoke_api_token(self, token_id: int, now: datetime) -> ApiTokenRecord | None:
+        """Revoke the token at ``now``, unless it is revoked already; the token as it now
+        is, or None if there is no such token (also for an id no row can have)."""
+        ...
+
+    def touch_api_token(self, token_id: int, now: datetime) -> None:
+        """Note that the token was used at ``now``."""
+        ...
+
+
+class StoreTx(
+    TimerTx, InboundTx, CalendarTx, ReportTx, DeskTx, PolicyTx, OutboxTx, AccountTx, Protocol
+):
+    """Every concern at once: what ``Store.read()`` and ``Store.write()`` give. A module
+    takes the narrowest of the interfaces above that it needs."""
