@@ -55,10 +55,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from baoflow.engine import SHANGHAI, Actor, Engine, FakeClock, SqlPolicyDirectory, open_engine
+from baoflow.engine.store import CoreTx
 from baoflow.engine.store import tables as t
 from baoflow.workflows.examples import ID_LI, POLICIES, report
 from sqlalchemy import event as sa_event
@@ -117,7 +118,7 @@ class Cloner:
         self.eng = eng
         self.prefix = f"LP-BENCH{tag}-"
         with eng.store.read() as tx:
-            conn = tx.conn
+            conn = cast(CoreTx, tx).conn
             self.next = 1 + int(
                 conn.execute(
                     sa.select(sa.func.count()).where(t.cases.c.number.like(self.prefix + "%"))
@@ -129,7 +130,7 @@ class Cloner:
         hist_cols = [col.name for col in t.history.c if col.name != "id"]
         number_at, case_at = case_cols.index("number"), hist_cols.index("case_id")
         with self.eng.store.read() as tx:
-            conn = tx.conn
+            conn = cast(CoreTx, tx).conn
             row = list(
                 conn.exec_driver_sql(
                     f"SELECT {', '.join(case_cols)} FROM cases WHERE id = ?", (template_id,)
@@ -162,7 +163,7 @@ class Cloner:
                 row[number_at] = number
                 rows.append(tuple(row))
             with self.eng.store.write() as tx:
-                conn = tx.conn
+                conn = cast(CoreTx, tx).conn
                 conn.exec_driver_sql(insert_case, rows)
                 new = [
                     r[0]
@@ -528,7 +529,7 @@ def run_rounds(args: argparse.Namespace, work: Path) -> tuple[Rounds, dict[str, 
     assert reported_id is not None
     ids = [applied_id, *Cloner(eng).clone(applied_id, args.cases - 1)]
     with eng.store.read() as tx:
-        conn = tx.conn
+        conn = cast(CoreTx, tx).conn
         data = conn.execute(
             sa.select(t.cases.c.data).where(t.cases.c.id == applied_id)
         ).scalar_one()
@@ -683,7 +684,7 @@ def memory_child(path: Path, fires: int, seed: int) -> None:
     eng = new_engine(path, migrate=False)
     c = t.cases.c
     with eng.store.read() as tx:
-        conn = tx.conn
+        conn = cast(CoreTx, tx).conn
         stored = conn.execute(sa.select(sa.func.count()).select_from(t.cases)).scalar_one()
         # Fire on the clones only (ids lo..hi), never on the template they copy.
         lo, hi = conn.execute(

@@ -29,10 +29,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import orjson
+from starlette.types import Receive, Scope, Send
 
 from bench.fire import HANDLER, RECEIVE, Cloner, checkpoint_and_close, make_templates, new_engine
 
@@ -72,7 +72,7 @@ def _server(db: Path, port: int, profile: Path | None) -> subprocess.Popen[bytes
 _CONSTANT = b'{"ok":true}'
 
 
-async def constant_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def constant_app(scope: Scope, receive: Receive, send: Send) -> None:
     """The HTTP floor: an ASGI app that reads the request and answers a constant 200,
     served by the same uvicorn as the API (what HTTP alone costs per request)."""
     if scope["type"] != "http":

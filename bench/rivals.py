@@ -306,13 +306,14 @@ class SpiffApp:
     """The five-step claim as a SpiffWorkflow 3.2 process, reloaded at every step."""
 
     def __init__(self, path: Path, clock: Clock, actor: Actor, flow: Flow) -> None:
-        # SpiffWorkflow ships no type information; installed for the benchmark only.
-        from SpiffWorkflow.bpmn import BpmnWorkflow  # type: ignore[import-untyped]
-        from SpiffWorkflow.bpmn.parser import BpmnParser  # type: ignore[import-untyped]
-        from SpiffWorkflow.bpmn.serializer import (  # type: ignore[import-untyped]
+        # SpiffWorkflow ships no type information (pyproject.toml's mypy overrides);
+        # installed for the benchmark only.
+        from SpiffWorkflow.bpmn import BpmnWorkflow
+        from SpiffWorkflow.bpmn.parser import BpmnParser
+        from SpiffWorkflow.bpmn.serializer import (
             BpmnWorkflowSerializer,
         )
-        from SpiffWorkflow.util.task import TaskState  # type: ignore[import-untyped]
+        from SpiffWorkflow.util.task import TaskState
 
         parser = BpmnParser()
         parser.add_bpmn_str(bpmn(flow).encode())
