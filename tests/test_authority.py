@@ -5,6 +5,7 @@ attempt changes nothing and is recorded for the audit (issue #6)."""
 from __future__ import annotations
 
 from copy import deepcopy
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -128,11 +129,15 @@ class Payout(BaseModel):
     amount: int
 
 
-def amounts_engine(eng: Engine) -> Engine:
+def amounts_engine(eng: Engine, *, held: bool = False) -> Engine:
+    """A "payout" workflow whose "finish" takes an amount (and "wait" too, if ``held``),
+    a handler finishing up to 5,000 and a supervisor above."""
     spec = deepcopy(TOY)
     spec["workflow"]["name"] = "payout"
     spec["deadlines"] = []
     spec["transitions"][2]["schema"] = "Payout"
+    if held:  # "wait" keeps the amount it is given on the case, at the top level
+        spec["transitions"][0].update(schema="Payout", actions=["keep_amount"])
     spec["permissions"] = [
         {"events": ["wait", "resume"], "roles": ["handler", "supervisor"]},
         {
@@ -144,7 +149,9 @@ def amounts_engine(eng: Engine) -> Engine:
         {"events": ["finish"], "roles": ["supervisor", "branch_manager"]},
     ]
     hooks = Hooks(
-        schemas={"Payout": Payout}, conditions={"small": lambda d: int(d["amount"]) <= 5000}
+        schemas={"Payout": Payout},
+        conditions={"small": lambda d: int(d["amount"]) <= 5000},
+        actions={"keep_amount": lambda ctx: ctx.new_data.update(amount=ctx.data["amount"])},
     )
     eng.register(load_workflow(spec, hooks))
     return eng
@@ -278,3 +285,34 @@ def test_every_role_by_every_event_of_the_other_case_types(workflow: str, role: 
     for event, roles in TABLES[workflow].items():
         may = refusal(definition, actor, case, event, {}) is None
         assert may == (role in roles), (workflow, role, event)
+
+
+# --- the rules at their edges (issue #15 item 8: each of these survived a mutation) ------
+def test_an_actor_of_no_org_unit_is_of_no_case_s_branch() -> None:
+    """Nobody's unit is not the case's unit: an actor without one acts on no branch's
+    cases under an own-unit row, not on every case — nor on a case of no unit either."""
+    nowhere = Actor("h00", "无归属", roles=("handler",), org_unit=None)
+    why, _ = refusal(CLAIM, nowhere, CASE, "verify", {}) or ("", [])
+    assert why == "as handler only on cases of their own org unit (none); this case is SH"
+    unitless_case = replace(CASE, org_unit=None)
+    assert refusal(CLAIM, nowhere, unitless_case, "verify", {}) is not None
+
+
+def test_a_condition_reads_the_event_s_data_over_the_case_s(eng: Engine) -> None:
+    """What the event brings decides, not what the case held before it: a handler may
+    finish with 5,000 though the case says 8,000, and may not with 8,000 though the case
+    says 5,000."""
+    amounts_engine(eng, held=True)  # "wait" records an amount on the case first
+    handler = Actor("h01", "王芳", roles=("handler",), org_unit="SH")
+
+    def held(amount: int) -> int:
+        case = eng.open_case("payout", {}, handler).case
+        case = eng.fire(case.id, "wait", handler, {"amount": amount})
+        assert case.data["amount"] == amount
+        return case.id
+
+    more = held(8000)
+    assert eng.fire(more, "finish", handler, {"amount": 5000}).state == "done"
+    less = held(5000)
+    with pytest.raises(NotPermitted):
+        eng.fire(less, "finish", handler, {"amount": 8000})

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
+import hmac
 import json
 import socket
 import threading
@@ -400,7 +402,10 @@ def test_webhook_posts_signed_json_with_the_idempotency_key(http_server: HttpSer
     timestamp = request.headers["x-baoflow-timestamp"]
     assert before <= int(timestamp) <= int(time.time())
     signature = request.headers["x-baoflow-signature"]
-    assert signature.startswith("sha256=")
+    # docs/notifications.md: the HMAC-SHA256 of "{timestamp}.{body}" with the shared secret
+    signed = f"{timestamp}.".encode() + request.body
+    expected = hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
+    assert signature == f"sha256={expected}"
     assert verify_signature(SECRET, timestamp, request.body, signature)
     assert verify_signature(SECRET, int(timestamp), request.body, signature)
     assert verify_signature(SECRET, timestamp, request.body, signature, max_age=300)

@@ -82,11 +82,14 @@ def test_a_registration_without_what_is_asked_is_refused(eng: Engine) -> None:
     assert eng.find_cases(workflow="complaint") == []
 
 
-def test_twenty_complainants_together_make_a_major_complaint(eng: Engine) -> None:
-    case = register(eng, complainants=25)
-    assert case.data["major_complaint"] is True
+@pytest.mark.parametrize("complainants, major", [(19, False), (20, True), (25, True)])
+def test_twenty_complainants_together_make_a_major_complaint(
+    eng: Engine, complainants: int, major: bool
+) -> None:
+    case = register(eng, complainants=complainants)
+    assert case.data.get("major_complaint", False) is major
     notes = [n for h in eng.history(case.id) for n in h.notes]
-    assert any("重大投诉（第二十九条）" in n for n in notes)
+    assert any("重大投诉（第二十九条）" in n for n in notes) is major
 
 
 def test_numbers_are_unique_under_concurrent_registration_on_postgresql(
@@ -129,7 +132,11 @@ def test_the_subject_of_a_complaint_may_not_handle_it(eng: Engine) -> None:
     "compensation, public, who_may",
     [
         ("3000", False, {"supervisor", "branch_manager", "headquarters"}),
+        ("5000", False, {"supervisor", "branch_manager", "headquarters"}),  # up to, inclusive
+        ("5000.01", False, {"branch_manager", "headquarters"}),
         ("30000", False, {"branch_manager", "headquarters"}),
+        ("50000", False, {"branch_manager", "headquarters"}),
+        ("50000.01", False, {"headquarters"}),
         ("300000", False, {"headquarters"}),
         ("0", True, {"headquarters"}),
     ],

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from typing import Any
+
 import pytest
 from baoflow.engine import Engine, IdempotencyKeyReused
+from baoflow.engine.idempotency import fingerprint
 
 from tests.conftest import AGENT, HANDLER, report
 
@@ -22,3 +27,33 @@ def test_an_open_key_reused_for_an_event_is_refused(eng: Engine) -> None:
     with pytest.raises(IdempotencyKeyReused, match="use a new key"):
         eng.open_case("claim", report(), AGENT, idempotency_key="k-1")
     assert len(eng.find_cases()) == 1
+
+
+def _reordered(value: Any) -> Any:
+    """The same data with every mapping's keys in reverse order."""
+    if isinstance(value, dict):
+        return {k: _reordered(value[k]) for k in reversed(list(value))}
+    return value
+
+
+def test_a_retry_that_sends_the_same_data_in_another_key_order_is_the_same_request(
+    eng: Engine,
+) -> None:
+    """JSON objects have no order: a client library may send the fields of a retry in
+    another one (issue #15 item 8: the fingerprint's key sorting survived a mutation)."""
+    data = report()
+    first = eng.open_case("claim", data, AGENT, idempotency_key="desk-1/call-78")
+    assert list(_reordered(data)) != list(data)
+    again = eng.open_case("claim", _reordered(data), AGENT, idempotency_key="desk-1/call-78")
+    assert again == first
+    assert len(eng.find_cases()) == 1
+
+
+def test_the_fingerprint_is_the_sha256_of_the_event_and_data_as_sorted_compact_json() -> None:
+    """An independent computation of what idempotency.fingerprint documents."""
+    data = {"b": {"y": 2, "x": "理赔"}, "a": [3, {"d": 1, "c": None}]}
+    canonical = json.dumps(
+        ["verify", data], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    assert fingerprint("verify", data) == hashlib.sha256(canonical.encode()).hexdigest()
+    assert fingerprint("verify", _reordered(data)) == fingerprint("verify", data)

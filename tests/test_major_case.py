@@ -76,16 +76,20 @@ def test_the_report_stops_the_clock_and_later_facts_start_nothing_again(
     assert [d.status for d in major_deadline(eng, case.id)] == ["met"]
 
 
-def test_a_case_major_at_intake_keeps_its_one_clock_through_new_facts(eng: Engine) -> None:
+def test_a_case_major_at_intake_keeps_its_one_clock_through_new_facts(
+    eng: Engine, clock: FakeClock
+) -> None:
     data = report(
         policy={"number": "P-ACC-001", "insured_name": "张伟"},
         incident={"cause": "accident", "injury": "death", "deaths": 2},
     )
     case = eng.open_case("claim", data, AGENT).case
     (before,) = major_deadline(eng, case.id)
+    clock.advance(hours=5)  # new facts later: a clock started again would end later too
     eng.fire(case.id, "update_facts", HANDLER, {"deaths": 3, "note": "又一人死亡"})
     (after,) = major_deadline(eng, case.id)
     assert after.due_at == before.due_at  # the 24 hours ran from the report
+    assert (after.started_at, after.status) == (before.started_at, "running")
 
 
 def test_headquarters_acknowledges_a_report_it_has(eng: Engine) -> None:

@@ -394,9 +394,11 @@ def _kill(proc: Any) -> None:
 
 
 @pytest.mark.timeout(180)
-def test_a_worker_killed_mid_batch_has_its_leased_timers_fired_by_the_others_after_the_lease(
+def test_a_worker_killed_holding_a_lease_has_its_timers_fired_by_the_others_after_it(
     pg_only_url: str, sql: sa.Engine
 ) -> None:
+    """The doomed worker leases a batch and is killed before it fires any of it (killed
+    inside a batch, its effects written and not committed: tests/test_faults.py)."""
     source_id, version = _clone_claims(pg_only_url, sql, N_SMALL)
     survivors = Workers(pg_only_url, ["s0", "s1"])
     out = CTX.Queue()
