@@ -21,7 +21,7 @@ from baoflow.engine import (
     NotPermitted,
     load_workflow,
 )
-from baoflow.engine.authority import refusal
+from baoflow.engine.authority import may_see, refusal, scope, sees_every_case
 from baoflow.engine.definitions import ROLES
 from baoflow.workflows.claim import build
 from pydantic import BaseModel
@@ -316,3 +316,60 @@ def test_a_condition_reads_the_event_s_data_over_the_case_s(eng: Engine) -> None
     less = held(5000)
     with pytest.raises(NotPermitted):
         eng.fire(less, "finish", handler, {"amount": 8000})
+
+
+def test_one_branch_is_not_another_whichever_way_round() -> None:
+    """The same unit, not one that sorts after it: Shanghai's handler has no hand in
+    Beijing's case, as Beijing's has none in Shanghai's."""
+    shanghai = Actor("h01", "王芳", roles=("handler",), org_unit="SH")
+    beijing_case = replace(CASE, org_unit="BJ")
+    why, _ = refusal(CLAIM, shanghai, beijing_case, "verify", {}) or ("", [])
+    assert why == "as handler only on cases of their own org unit (SH); this case is BJ"
+
+
+def _two_rows(first: dict[str, Any]) -> Any:
+    """A toy workflow whose "finish" has ``first``, then a row for headquarters anywhere."""
+    spec = deepcopy(TOY)
+    spec["deadlines"] = []
+    spec["transitions"][2]["schema"] = "Payout"
+    spec["permissions"] = [
+        {"events": ["finish"], **first},
+        {"events": ["finish"], "roles": ["headquarters"], "own_org_unit": False},
+    ]
+    hooks = Hooks(schemas={"Payout": Payout}, conditions={"small": lambda d: d["amount"] <= 5000})
+    return load_workflow(spec, hooks)
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        {"roles": ["handler"]},  # its own unit only: refuses a Shanghai case to Beijing
+        {"roles": ["handler"], "own_org_unit": False, "when": "small"},  # refuses 8,000
+    ],
+)
+def test_a_row_that_refuses_leaves_the_next_rows_to_allow(first: dict[str, Any]) -> None:
+    """Any row that allows is enough: one that refuses does not end the search."""
+    both = Actor("x01", "兼任", roles=("handler", "headquarters"), org_unit="BJ")
+    case = replace(CASE, workflow="toy", org_unit="SH")
+    assert refusal(_two_rows(first), both, case, "finish", {"amount": 8000}) is None
+    handler_only = Actor("h09", "钱伟", roles=("handler",), org_unit="BJ")
+    assert refusal(_two_rows(first), handler_only, case, "finish", {"amount": 8000}) is not None
+
+
+def test_who_sees_every_case_and_who_only_their_own_branch_s() -> None:
+    """The same table says who may read a case: a row on any unit's cases lets its roles
+    see them all; rows on their own unit's only, that unit's; no row, nothing of the
+    workflow beyond their own unit; the system and a workflow without a table, all."""
+    hq = Actor("hq1", "总部", roles=("headquarters",), org_unit="HQ")
+    handler = Actor("h01", "王芳", roles=("handler",), org_unit="SH")
+    beijing = Actor("h09", "钱伟", roles=("handler",), org_unit="BJ")
+    auditor = Actor("x01", "审计员", roles=("auditor",), org_unit="BJ")
+    assert sees_every_case(CLAIM, hq) and may_see(CLAIM, hq, CASE)
+    assert sees_every_case(CLAIM, Actor.system("timer"))
+    assert not sees_every_case(CLAIM, handler) and may_see(CLAIM, handler, CASE)
+    assert not sees_every_case(CLAIM, beijing) and not may_see(CLAIM, beijing, CASE)
+    assert not sees_every_case(CLAIM, auditor) and not may_see(CLAIM, auditor, CASE)
+    untabled = load_workflow({**deepcopy(TOY), "deadlines": []}, Hooks())
+    assert untabled.permissions == () and sees_every_case(untabled, beijing)
+    visible = scope([CLAIM, untabled], beijing)
+    assert (visible.every_case_of, visible.org_unit) == (frozenset({"toy"}), "BJ")
