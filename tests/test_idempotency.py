@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from baoflow.engine import Engine, IdempotencyKeyReused
-from baoflow.engine.idempotency import fingerprint
+from baoflow.engine.idempotency import Request, fingerprint, prior_after_race
 
 from tests.conftest import AGENT, HANDLER, report
 
@@ -57,3 +57,39 @@ def test_the_fingerprint_is_the_sha256_of_the_event_and_data_as_sorted_compact_j
     )
     assert fingerprint("verify", data) == hashlib.sha256(canonical.encode()).hexdigest()
     assert fingerprint("verify", _reordered(data)) == fingerprint("verify", data)
+
+
+def test_a_key_is_one_request_on_one_case_whichever_was_first(eng: Engine) -> None:
+    """The same event with the same data on another case is another request; so is
+    another event on the same case — in either order of the cases, or of the events."""
+    older = eng.open_case("claim", report(), AGENT).case
+    newer = eng.open_case(
+        "claim", report(incident={"time": "2026-05-05T10:00:00+08:00"}), AGENT
+    ).case
+    eng.fire(older.id, "verify", HANDLER, idempotency_key="k-older")
+    eng.fire(newer.id, "verify", HANDLER, idempotency_key="k-newer")
+    with pytest.raises(IdempotencyKeyReused):
+        eng.fire(newer.id, "verify", HANDLER, idempotency_key="k-older")
+    with pytest.raises(IdempotencyKeyReused):
+        eng.fire(older.id, "verify", HANDLER, idempotency_key="k-newer")
+    assert older.id < newer.id
+    for then in ("apply", "withdraw"):  # one sorts before "verify", one after
+        with pytest.raises(IdempotencyKeyReused):
+            eng.fire(older.id, then, HANDLER, {}, idempotency_key="k-older")
+    assert [h.event for h in eng.history(newer.id)][-1] == "verify"
+
+
+def test_after_a_unique_key_race_the_winner_s_result_is_the_answer(eng: Engine) -> None:
+    """What a request that lost the race to insert its key answers: the first result if
+    the winner was the same request; else the error it met."""
+    case = eng.open_case("claim", report(), AGENT).case
+    first = eng.fire(case.id, "verify", HANDLER, idempotency_key="k-race")
+    lost = RuntimeError("duplicate key")
+    same = Request("k-race", case.id, "verify", "'verify'", {})
+    assert prior_after_race(eng.store, same, lost)["version"] == first.version
+    for other in (
+        Request("k-other", case.id, "verify", "'verify'", {}),
+        Request(None, case.id, "verify", "'verify'", {}),
+    ):
+        with pytest.raises(RuntimeError, match="duplicate key"):
+            prior_after_race(eng.store, other, lost)
