@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError
 from datetime import date, datetime, time, timedelta
 
 import pytest
@@ -127,3 +128,33 @@ def test_a_period_that_is_not_whole_units_is_refused_with_the_form_expected(text
 def test_periods_parse_and_print() -> None:
     assert Period.parse("3 working_days") == Period(3, Unit.working_days)
     assert str(Period.parse(" 24  hours ")) == "24 hours"
+
+
+# --- at the edges (issue #15 item 8: mutants of deadlines.py that survived) -------------
+class EveryDayWorks:
+    """A calendar with no rest day: the count alone decides."""
+
+    def is_working_day(self, day: date) -> bool:
+        return True
+
+
+def test_a_long_period_counts_every_one_of_its_working_days() -> None:
+    """300 working days (a number past any small-integer shortcut) end on the 300th."""
+    due = due_at(bj(2026, 1, 5, 9, 0), Period(300, Unit.working_days), EveryDayWorks())
+    assert due == bj(2026, 1, 5, 0, 0) + timedelta(days=301)
+
+
+def test_a_period_ending_a_microsecond_after_midnight_ends_on_that_day() -> None:
+    """Only 24:00 (stored as 00:00 of the next day) belongs to the day before."""
+    assert last_day(bj(2026, 5, 8, 0, 0)) == date(2026, 5, 7)
+    assert last_day(bj(2026, 5, 8, 0, 0) + timedelta(microseconds=1)) == date(2026, 5, 8)
+
+
+def test_a_period_is_a_value_that_cannot_be_changed() -> None:
+    """Rules share their periods (and periods key caches): none may be changed in place."""
+    period = Period.parse("3 working_days")
+    with pytest.raises(FrozenInstanceError):
+        period.amount = 4  # type: ignore[misc]
+    assert period == Period(3, Unit.working_days) and hash(period) == hash(
+        Period(3, Unit.working_days)
+    )
