@@ -236,10 +236,10 @@ def test_an_overdue_reply_escalates_to_the_supervisor_then_the_branch_manager(
 
 
 # --- review and withdrawal --------------------------------------------------------------
-def replied(eng: Engine, clock: FakeClock) -> Any:
+def replied(eng: Engine, clock: FakeClock, at: datetime | None = None) -> Any:
     case = to_proposed(eng)
     eng.fire(case.id, "approve", SUPERVISOR)
-    clock.set(bj(2026, 4, 30, 15, 0))
+    clock.set(at or bj(2026, 4, 30, 15, 0))
     return eng.fire(case.id, "reply", HANDLER, {"text": "已处理"})
 
 
@@ -263,6 +263,54 @@ def test_a_review_asked_after_30_days_is_refused(eng: Engine, clock: FakeClock) 
         eng.fire(case.id, "request_review", AGENT, {"reason": "不满意"})
     # Day 30 is Sat 05-30, a rest day: the window ran to the end of Mon 06-01.
     assert "sent 2026-04-30 and the window closed at the end of 2026-06-01" in str(refused.value)
+
+
+def test_the_review_window_is_thirty_days_to_the_last_instant(
+    eng: Engine, clock: FakeClock
+) -> None:
+    """Replied Wed 06-10: day 30 is Fri 07-10, a working day, so the window closes at its
+    24:00 — a day-29 window would have closed a day sooner, a day-31 one (Sat, moved to
+    Mon) days later."""
+    in_time, late = (replied(eng, clock, at=bj(2026, 6, 10, 15, 0)) for _ in range(2))
+    clock.set(bj(2026, 7, 10, 23, 59))
+    asked = eng.fire(in_time.id, "request_review", AGENT, {"reason": "不满意"})
+    assert asked.state == "in_review"
+    clock.set(bj(2026, 7, 11, 0, 0))  # 24:00 of 07-10: closed
+    with pytest.raises(GuardRefused, match="window closed at the end of 2026-07-10"):
+        eng.fire(late.id, "request_review", AGENT, {"reason": "不满意"})
+
+
+@pytest.mark.parametrize(
+    "compensation, valid",
+    [
+        ("0", True),
+        ("0.01", True),
+        ("-0.01", False),
+        ("0.001", False),  # to the fen, no finer
+        ("999999999999.99", True),  # 14 digits
+        ("9999999999999.99", False),  # 15
+    ],
+)
+def test_a_compensation_is_yuan_and_fen_never_negative(
+    eng: Engine, compensation: str, valid: bool
+) -> None:
+    if valid:
+        assert to_proposed(eng, compensation).state == "proposed"
+    else:
+        with pytest.raises(InvalidData) as bad:
+            to_proposed(eng, compensation)
+        assert "compensation" in {p.location.split(".")[-1] for p in bad.value.problems}
+
+
+@pytest.mark.parametrize("complainants, valid", [(0, False), (1, True)])
+def test_a_complaint_has_at_least_one_complainant(
+    eng: Engine, complainants: int, valid: bool
+) -> None:
+    if valid:
+        assert register(eng, complainants=complainants).data["complainants"] == 1
+    else:
+        with pytest.raises(InvalidData, match="complainants"):
+            register(eng, complainants=complainants)
 
 
 @pytest.mark.parametrize("stage", ["accepted", "investigating", "proposed"])
