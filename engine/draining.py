@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import faults, timers
+from . import faultpoints, timers
 from .calendar_sync import CalendarSync
 from .clock import Clock
 from .errors import BaoflowError, ConflictError
@@ -284,7 +284,7 @@ class Drainer:
         rows = list(bumps.values())
         if tx.record_effects(rows, history, list(instances.values()), outbox, now) != len(rows):
             raise ConflictError("(a batch of timers)", 0, None)
-        faults.point("timers.batch_recorded")
+        faultpoints.point("timers.batch_recorded")
         return fired, len(skip_ids), later
 
     def _timer_check(self, row: Any) -> tuple[str | None, Any]:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from baoflow.engine import faults
+from baoflow.engine import faultpoints
 from jinja2 import TemplateError
 
 from .directory import Directory
@@ -221,7 +221,7 @@ class Deliverer:
         except Exception as exc:  # a channel's bug must not stop delivery of the rest
             log.exception("outbox %d: channel %s raised", row.id, row.channel)
             return self._failed(row, f"{type(exc).__name__}: {exc}", permanent=False)
-        faults.point("delivery.sent")
+        faultpoints.point("delivery.sent")
         with self.engine.store.write() as tx:
             done = tx.finish_outbox(
                 row.id,

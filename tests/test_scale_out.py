@@ -398,7 +398,7 @@ def test_a_worker_killed_holding_a_lease_has_its_timers_fired_by_the_others_afte
     pg_only_url: str, sql: sa.Engine
 ) -> None:
     """The doomed worker leases a batch and is killed before it fires any of it (killed
-    inside a batch, its effects written and not committed: tests/test_faults.py)."""
+    inside a batch, its effects written and not committed: tests/test_faultpoints.py)."""
     source_id, version = _clone_claims(pg_only_url, sql, N_SMALL)
     survivors = Workers(pg_only_url, ["s0", "s1"])
     out = CTX.Queue()

@@ -1,4 +1,4 @@
-"""The fault-injection points (engine/faults.py), and a timer worker killed inside a
+"""The fault-injection points (engine/faultpoints.py), and a timer worker killed inside a
 batch of effects: after the batch's effects are written, before its commit (issue #15
 item 8). Nothing of that batch stays, nothing fires twice, and every timer fires once
 afterwards — on SQLite once the dead worker's lease runs out, on PostgreSQL at once (its
@@ -14,7 +14,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from baoflow.engine import SHANGHAI, ChineseOfficialCalendar, Engine, FakeClock, faults, open_engine
+from baoflow.engine import (
+    SHANGHAI,
+    ChineseOfficialCalendar,
+    Engine,
+    FakeClock,
+    faultpoints,
+    open_engine,
+)
 
 from tests.test_timers import to_materials_complete
 
@@ -26,9 +33,9 @@ BATCH = 4
 
 def _passes(env: str, times: int) -> subprocess.CompletedProcess[str]:
     code = (
-        "from baoflow.engine import faults\n"
+        "from baoflow.engine import faultpoints\n"
         f"for i in range({times}):\n"
-        "    faults.point('timers.batch_recorded')\n"
+        "    faultpoints.point('timers.batch_recorded')\n"
         "    print(i + 1, flush=True)\n"
     )
     return subprocess.run(
@@ -53,7 +60,7 @@ def test_an_unarmed_or_other_point_changes_nothing() -> None:
 
 def test_a_fault_that_names_no_point_is_refused() -> None:
     with pytest.raises(ValueError, match=r"no fault point 'timers\.batch'"):
-        faults.arm("timers.batch")
+        faultpoints.arm("timers.batch")
     done = _passes("timers.batch_recorded:soon", 1)
     assert done.returncode != 0 and "must be a number" in done.stderr
 
@@ -64,7 +71,7 @@ def _doomed(url: str, batch_to_die_in: int) -> None:
     eng = open_engine(
         url, clock=FakeClock(LATER), calendar=ChineseOfficialCalendar(), migrate=False
     )
-    faults.arm("timers.batch_recorded", batch_to_die_in)
+    faultpoints.arm("timers.batch_recorded", batch_to_die_in)
     while eng.run_due_timers(worker="doomed", batch=BATCH, lease=LEASE).fired:
         pass
 
