@@ -855,7 +855,7 @@ class HotTx(HotStatements):
             # An idle pooled connection the server dropped (a restart): nothing was
             # sent on it yet, so begin once more on a new one.
             self._path.checkin(self._conn, broken=True)
-            self._conn = self._path.checkout()
+            self._conn = self._path.checkout(new=True)
             self._cur = self._conn.cursor()
             try:
                 self._cur.execute(self._d.begin)
@@ -1054,7 +1054,7 @@ class PipelineTx(HotTx):
         """Begin again on a new connection and send what was sent before the first wait."""
         sent, self._pipe, self._retried = self._unconfirmed or [], None, True
         self._path.checkin(self._conn, broken=True)
-        self._conn = self._path.checkout()
+        self._conn = self._path.checkout(new=True)
         self._cur = self._conn.cursor()
         self._begin()
         for sql, params, many in sent:
@@ -1115,18 +1115,23 @@ class HotPath:
 
     def policy(self, number: str) -> Policy | None:
         """One policy, read outside any transaction of this path (on SQLite on the
-        thread's connection: inside ``fire()``'s transaction when there is one)."""
-        conn = self.checkout()
-        broken = True
-        try:
-            found = _Reader(conn.cursor(), self.dialect, self.dumps).policy(number)
-            broken = False
-            return found
-        except Exception as exc:
-            self.raise_fault(exc, conn)
-            raise
-        finally:
-            self.checkin(conn, broken=broken)
+        thread's connection: inside ``fire()``'s transaction when there is one). An idle
+        pooled connection the server dropped is replaced once, as a transaction's is."""
+        for retry in (False, True):
+            conn = self.checkout(new=retry)
+            broken = True
+            try:
+                found = _Reader(conn.cursor(), self.dialect, self.dumps).policy(number)
+                broken = False
+                return found
+            except Exception as exc:
+                if not retry and getattr(conn, "broken", False):
+                    continue  # a read: nothing to undo
+                self.raise_fault(exc, conn)
+                raise
+            finally:
+                self.checkin(conn, broken=broken)
+        raise AssertionError("unreachable: the retry returns or raises")
 
     def _new_connection(self) -> Any:
         """A new connection; one that cannot be made is StorageUnavailable."""
@@ -1147,9 +1152,10 @@ class HotPath:
                 self._open.append(conn)
         return conn
 
-    def checkout(self) -> Any:
+    def checkout(self, *, new: bool = False) -> Any:
         """A connection for one transaction: the thread's own on SQLite, an idle pooled
-        one (or a new one) on PostgreSQL."""
+        one (or a new one) on PostgreSQL. ``new``: not an idle one — after one was found
+        dropped (a server restart drops them all, and the retry must not meet another)."""
         if self.dialect is SQLITE:
             return self._thread_connection()
         with self._lock:
@@ -1158,7 +1164,7 @@ class HotPath:
                 # the server a goodbye on the socket the parent still uses. Kept, unused.
                 _INHERITED.extend(self._open)
                 self._idle, self._open, self._pid = [], [], os.getpid()
-            while self._idle:
+            while self._idle and not new:
                 conn = self._idle.pop()
                 if not conn.closed:
                     return conn
