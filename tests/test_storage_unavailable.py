@@ -560,6 +560,34 @@ def test_an_api_request_while_the_database_is_down_is_a_503_with_retry_after(
         assert outage.address not in answer.text  # where the database is: the server's log
 
 
+@pytest.mark.postgres
+def test_an_api_fire_whose_commit_outcome_is_unknown_says_so_and_its_resend_lands_once(
+    clock: FakeClock,
+) -> None:
+    schema = _pg_schema()
+    relay = Relay(_pg_target())
+    relay.start()
+    eng, number = _opened(_through(next(schema), relay.port), clock)
+    try:
+        secret = eng.create_api_token("tests", actor=HANDLER).secret
+        headers = {"Authorization": f"Bearer {secret}", "Idempotency-Key": "desk-7/call-43"}
+        client = TestClient(create_app(eng, metrics=False))
+        relay.cut_at_commit("desk-7/call-43", answered=True)
+        path = f"/v1/cases/{number}/events"
+        lost = client.post(path, headers=headers, json={"event": "verify"})
+        assert lost.status_code == 503 and lost.headers["retry-after"] == "5", lost.text
+        assert lost.json()["outcome"] == "unknown"
+        assert "Resend it with the same Idempotency-Key" in lost.json()["detail"]
+        resent = client.post(path, headers=headers, json={"event": "verify"})
+        assert resent.status_code == 200, resent.text
+        assert resent.json()["state"] == "verified"
+        assert [e.event for e in eng.history(number)].count("verify") == 1
+    finally:
+        eng.close()
+        relay.stop()
+        schema.close()
+
+
 def test_a_dashboard_page_while_the_database_is_down_is_a_503_page(outage: Outage) -> None:
     eng = outage.engine
     eng.add_user("h01", "王芳", PASSWORD, roles=("handler",), org_unit="SH")
