@@ -843,7 +843,7 @@ class HotTx(HotStatements):
         self._read_deadlines = None
 
     # A class, not a generator-based context manager: this runs on every transition.
-    # A failure of the database itself leaves it as StorageUnavailable (HotPath.fault).
+    # A failure of the database itself leaves it as StorageUnavailable (HotPath.raise_fault).
     def __enter__(self) -> HotTx:
         try:
             self._cur.execute(self._d.begin)
