@@ -23,6 +23,7 @@ import subprocess
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -46,6 +47,7 @@ from baoflow.dashboard import create_dashboard
 from tests.conftest import AGENT, HANDLER, POLICIES, _pg_schema, report
 from tests.test_dashboard import PASSWORD, logged_in
 from tests.test_delivery import deliverer
+from tests.test_timers import to_materials_complete
 
 # --- the outages ------------------------------------------------------------------------
 
@@ -60,11 +62,23 @@ def free_port() -> int:
 _COMMITTED = b"C\x00\x00\x00\x0bCOMMIT\x00"
 
 
+@dataclass(frozen=True)
+class _Cut:
+    """When a relay cuts a connection: once ``marker`` was sent on it, and then at
+    ``at`` — ``sent`` (that very chunk, not passed on), ``commit sent`` (the client's
+    COMMIT, not passed on) or ``commit answered`` (the server's answer to it, not passed
+    on); ``then_down``: the relay stops too (the server went down)."""
+
+    marker: bytes
+    at: str
+    then_down: bool
+
+
 class Relay:
     """A TCP relay in front of PostgreSQL: what the engine connects to. ``stop()`` cuts
     every connection and leaves nothing listening on its port (the server is down);
-    ``start()`` listens there again (it is back); ``cut_at_commit()`` drops the one
-    connection that carries a given text at its COMMIT."""
+    ``start()`` listens there again (it is back); ``cut_when_sent()`` and
+    ``cut_at_commit()`` drop one connection at a chosen moment."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
@@ -72,8 +86,7 @@ class Relay:
         self._listener: socket.socket | None = None
         self._open: list[socket.socket] = []
         self._lock = threading.Lock()
-        #: (marker, answered): the rule of cut_at_commit, until it has cut
-        self._rule: tuple[bytes, bool] | None = None
+        self._cut: _Cut | None = None  # until it has cut
         self.cuts = 0
 
     def start(self) -> None:
@@ -89,12 +102,18 @@ class Relay:
         for s in doomed:
             _close(s)
 
-    def cut_at_commit(self, marker: str, *, answered: bool) -> None:
+    def cut_when_sent(self, marker: str, *, then_down: bool = False) -> None:
+        """Once: the connection that sends ``marker`` is cut before it reaches the server."""
+        self._cut = _Cut(marker.encode(), "sent", then_down)
+
+    def cut_at_commit(self, marker: str, *, answered: bool, then_down: bool = False) -> None:
         """Once: the connection that sent ``marker`` is cut at its COMMIT — after the
         server answered it (committed; the answer lost on the way) or before the
         COMMIT reaches the server (nothing committed). Either way the client cannot
         know which."""
-        self._rule = (marker.encode(), answered)
+        self._cut = _Cut(
+            marker.encode(), "commit answered" if answered else "commit sent", then_down
+        )
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
@@ -116,31 +135,40 @@ class Relay:
         source, sink = (client, server) if up else (server, client)
         try:
             while chunk := source.recv(65536):
-                if self._cuts(chunk, marked, up):
+                cut = self._cuts(chunk, marked, up)
+                if cut is not None:
                     self.cuts += 1
                     _close(client)
                     _close(server)
+                    if cut.then_down:
+                        self.stop()
                     return
                 sink.sendall(chunk)
         except OSError:
             pass
         _close(sink)
 
-    def _cuts(self, chunk: bytes, marked: threading.Event, up: bool) -> bool:
-        """Whether to cut the connection instead of passing ``chunk`` on (``up``: from
-        the client to the server)."""
-        rule = self._rule
-        if rule is None:
-            return False
-        marker, answered = rule
-        if up and marker in chunk:
+    def _cuts(self, chunk: bytes, marked: threading.Event, up: bool) -> _Cut | None:
+        """The cut to make instead of passing ``chunk`` on (``up``: from the client to
+        the server), if any."""
+        cut = self._cut
+        if cut is None:
+            return None
+        if up and cut.marker in chunk:
+            if cut.at == "sent":
+                self._cut = None
+                return cut
             marked.set()  # before it is passed on: its answer cannot come first
         if not marked.is_set():
-            return False
-        hit = (not up and _COMMITTED in chunk) if answered else (up and b"COMMIT" in chunk)
-        if hit:
-            self._rule = None
-        return hit
+            return None
+        if cut.at == "commit answered":
+            hit = not up and _COMMITTED in chunk
+        else:
+            hit = up and b"COMMIT" in chunk
+        if not hit:
+            return None
+        self._cut = None
+        return cut
 
 
 def _close(s: socket.socket) -> None:
@@ -502,6 +530,37 @@ def test_a_fire_whose_commit_outcome_is_unknown_is_retried_with_its_key_and_land
 
 
 # --- the worker, the deliverer ---------------------------------------------------------------
+@pytest.mark.postgres
+def test_a_database_that_goes_down_inside_a_timer_batch_ends_the_run_without_blaming_timers(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not "a locked batch failed", nor each timer "failed; released for a retry" with a
+    traceback against a dead server: the run ends with StorageUnavailable, and the timers
+    are fired after the database is back."""
+    schema = _pg_schema()
+    relay = Relay(_pg_target())
+    relay.start()
+    eng, _ = _opened(_through(next(schema), relay.port), clock)
+    try:
+        to_materials_complete(eng)  # its deadlines run
+        clock.advance(timedelta(days=40))  # ... and are all due
+        relay.cut_when_sent("SKIP LOCKED", then_down=True)  # the batch's claim
+        with (
+            caplog.at_level(logging.INFO, logger="baoflow.engine"),
+            pytest.raises(StorageUnavailable),
+        ):
+            eng.run_due_timers()
+        assert relay.cuts == 1
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+        relay.start()
+        assert eng.run_due_timers().fired > 0
+        assert eng.run_due_timers().fired == 0  # each once
+    finally:
+        eng.close()
+        relay.stop()
+        schema.close()
+
+
 def test_the_worker_logs_an_outage_once_without_a_traceback_and_goes_on_when_it_ends(
     outage: Outage, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -520,6 +579,22 @@ def test_the_worker_logs_an_outage_once_without_a_traceback_and_goes_on_when_it_
     assert "StorageUnavailable" not in message and outage.address in message
     assert ("INFO", "w-outage: the database is back; timer checks go on", None) in said
     assert not [s for s in said if s[0] == "ERROR"]
+
+
+def test_a_worker_stopped_while_the_database_is_down_stops_and_leaves_its_leases_to_run_out(
+    outage: Outage, caplog: pytest.LogCaptureFixture
+) -> None:
+    worker = Worker(outage.engine, name="w-stop", digest=None)
+    outage.begin()
+    with caplog.at_level(logging.INFO, logger="baoflow.worker"):
+        worker.stop()
+        worker.log_digest()  # the daily digest, due meanwhile: logged, not raised
+    said = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert said[0][0] == "WARNING" and said[0][1].startswith("w-stop: could not release")
+    assert said[1:] == [
+        ("INFO", "w-stop: stopped after firing 0 timer(s); released 0 lease(s)"),
+        ("ERROR", "w-stop: could not compute the daily SLA digest"),
+    ]
 
 
 def test_the_deliverer_raises_storage_unavailable_when_the_database_is_down(
@@ -561,9 +636,12 @@ def test_an_api_request_while_the_database_is_down_is_a_503_with_retry_after(
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("then", ["back at once", "down a while"])
 def test_an_api_fire_whose_commit_outcome_is_unknown_says_so_and_its_resend_lands_once(
-    clock: FakeClock,
+    clock: FakeClock, then: str
 ) -> None:
+    """Also when the database stays down after the cut: the route's read after a refusal
+    (so that another branch's case stays unseen) must not answer 'not applied' instead."""
     schema = _pg_schema()
     relay = Relay(_pg_target())
     relay.start()
@@ -572,12 +650,14 @@ def test_an_api_fire_whose_commit_outcome_is_unknown_says_so_and_its_resend_land
         secret = eng.create_api_token("tests", actor=HANDLER).secret
         headers = {"Authorization": f"Bearer {secret}", "Idempotency-Key": "desk-7/call-43"}
         client = TestClient(create_app(eng, metrics=False))
-        relay.cut_at_commit("desk-7/call-43", answered=True)
+        relay.cut_at_commit("desk-7/call-43", answered=True, then_down=then == "down a while")
         path = f"/v1/cases/{number}/events"
         lost = client.post(path, headers=headers, json={"event": "verify"})
         assert lost.status_code == 503 and lost.headers["retry-after"] == "5", lost.text
         assert lost.json()["outcome"] == "unknown"
         assert "Resend it with the same Idempotency-Key" in lost.json()["detail"]
+        if then == "down a while":
+            relay.start()
         resent = client.post(path, headers=headers, json={"event": "verify"})
         assert resent.status_code == 200, resent.text
         assert resent.json()["state"] == "verified"
