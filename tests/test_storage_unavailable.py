@@ -31,6 +31,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 from baoflow.engine import (
+    ConflictError,
     Engine,
     FakeClock,
     SqlPolicyDirectory,
@@ -410,6 +411,8 @@ def test_errors_of_the_statement_or_of_a_race_are_left_as_they_are(tmp_path: Pat
     ):
         assert pg_site.fault(error) is None, error
     assert pg_site.fault(ValueError("a bug")) is None
+    conflict = ConflictError("LP-20260506-000001", 1, 2)
+    assert pg_site.fault(conflict) is None and sqlite_site.fault(conflict) is None
     # ... while a server that ends the connection is:
     gone = pg_site.fault(psycopg.errors.AdminShutdown("terminating connection"))
     assert isinstance(gone, StorageUnavailable) and gone.address == "db.example:6432"

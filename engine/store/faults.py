@@ -33,7 +33,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from ..errors import StorageError, StorageUnavailable
+from ..errors import BaoflowError, StorageError, StorageUnavailable
 
 #: SQLSTATEs of a connection the server ended or would not start (besides class 08).
 _SERVER_GONE = frozenset(("57P01", "57P02", "57P03"))
@@ -69,14 +69,16 @@ class Site:
         """The baoflow error ``exc`` stands for, or None when it is not about the
         database being usable. ``broken``: the DBAPI connection ``exc`` came from was
         found broken; ``committing``: ``exc`` came from the commit (a write's)."""
-        if isinstance(exc, StorageError):
-            return None  # mapped already, below this boundary
+        if isinstance(exc, BaoflowError):
+            return None  # a refusal, a conflict, or mapped already below this boundary
         orig: BaseException = exc
         if isinstance(exc, sa.exc.DBAPIError):
             broken = broken or exc.connection_invalidated
             orig = exc.orig if exc.orig is not None else exc
         if isinstance(orig, sqlite3.Error):
             return self._sqlite(orig)
+        if self.dialect != "postgresql":
+            return None
         reason = _pg_reason(orig, broken)
         if reason is None:
             return None
@@ -127,10 +129,8 @@ class Site:
 
 def _pg_reason(exc: BaseException, broken: bool) -> str | None:
     """``unreachable``, ``lost`` or None (not a connection's failure) for a psycopg error."""
-    try:
-        import psycopg
-    except ImportError:  # SQLite only: the PostgreSQL driver is an extra
-        return None
+    import psycopg  # a PostgreSQL store's: installed
+
     if not isinstance(exc, psycopg.Error):
         return None
     if isinstance(exc, psycopg.OperationalError) and exc.pgconn is not None:
