@@ -47,6 +47,7 @@ from .errors import (
     NotPermitted,
     Problem,
     StorageError,
+    StorageUnavailable,
     UnknownApiToken,
     UnknownEvent,
     UnknownUser,
@@ -143,6 +144,7 @@ __all__ = [
     "State",
     "StateCount",
     "StorageError",
+    "StorageUnavailable",
     "SystemClock",
     "TimerRun",
     "Transition",
@@ -215,7 +217,7 @@ def open_engine(
         raise
     except Exception as exc:
         store.dispose()
-        raise StorageError(f"cannot open the database at {url!r}: {exc}") from exc
+        raise StorageError(f"cannot open the database at {store.site.url}: {exc}") from exc
     return Engine(
         store,
         discover_workflows() if workflows is None else workflows,

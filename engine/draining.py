@@ -4,7 +4,9 @@
 Timers are taken in batches — on PostgreSQL in one statement under ``FOR UPDATE SKIP
 LOCKED``, elsewhere under a lease — and a batch's effects are recorded with set-based
 statements in one commit; a batch that meets a concurrent change is retried one timer
-at a time, and one bad timer never stops the others.
+at a time, and one bad timer never stops the others. A database that is down is not a
+bad timer: :class:`StorageUnavailable` ends the run (what it committed stays; what it
+leased is retaken when the lease runs out), and the worker tries again on its next tick.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from . import faultpoints, timers
 from .calendar_sync import CalendarSync
 from .clock import Clock
-from .errors import BaoflowError, ConflictError
+from .errors import BaoflowError, ConflictError, StorageUnavailable
 from .notices import outbox_rows
 from .registry import Registry
 from .store import IntegrityViolation, Store, TimerTx
@@ -64,6 +66,10 @@ class Drainer:
         instance has ended (the case moved on) is skipped and the reason recorded on the
         timer; a case that changed meanwhile is released and retried on the next run.
         Nothing here raises for one bad timer: it is logged and released.
+
+        Raises:
+            StorageUnavailable: the database is down or the connection was lost; the
+                timers fired before it stay fired.
         """
         with self.store.pinned():
             with self.store.write() as tx:  # on the pinned connection: a worker sees an
@@ -103,6 +109,8 @@ class Drainer:
                         done = self._fire_batch(tx, rows, me, now)
                 except ConflictError:
                     done = None  # a case changed under the batch: take them one by one
+                except StorageUnavailable:
+                    raise  # not the batch's fault: one by one would fail alike
                 except Exception:
                     log.exception("batch of %d timers failed; taking them one by one", len(claimed))
                     done = None
@@ -118,6 +126,8 @@ class Drainer:
                 try:
                     with self.store.write() as tx:
                         outcome = self._fire_timer(tx, timer, me, now)
+                except StorageUnavailable:
+                    raise
                 except Exception:  # one bad timer must never stop the worker
                     log.exception(
                         "timer %s (%s on case %s) failed; released for a retry",
@@ -165,6 +175,8 @@ class Drainer:
                     tx.reopen_timers([t.id for t in done[2]], me, now + lease)
         except (ConflictError, *IntegrityViolation):  # a case changed under the batch
             return None  # rolled back: the leased path takes it from here
+        except StorageUnavailable:
+            raise
         except Exception:  # one bad timer must not stop the worker: the leased path
             log.exception("a locked batch failed; taking the leased path")  # isolates it
             return None
@@ -360,6 +372,8 @@ class Drainer:
             try:
                 with tx.savepoint():
                     self.stepper.apply(tx, after, eff.fire, Actor.system("escalation"), {}, now)
+            except StorageUnavailable:
+                raise  # the database, not the escalation: the whole effect waits
             except BaoflowError as exc:
                 log.warning("escalation of %s could not fire %r: %s", row.number, eff.fire, exc)
         return "fired"

@@ -26,7 +26,11 @@ parsing the message, and a message that says what is wrong and what to do next.
     ├── UnknownUser              no dashboard account with that id
     ├── LogInRefused             a wrong password, a disabled account, or too many
     │                            wrong passwords lately (throttled)
-    └── StorageError             the database is not usable (e.g. not migrated)
+    └── StorageError             the database is not usable (not migrated, a read-only
+        │                        or full SQLite file, ...)
+        └── StorageUnavailable   the database cannot be reached, the connection to it
+                                 was lost, or (SQLite) another writer held it too long;
+                                 a retry later may succeed
 """
 
 from __future__ import annotations
@@ -303,4 +307,77 @@ class LogInRefused(BaoflowError):
 
 
 class StorageError(BaoflowError):
-    """The database cannot be used as it is (not migrated, unreachable, ...)."""
+    """The database cannot be used as it is (not migrated, read-only, ...)."""
+
+
+class StorageUnavailable(StorageError):
+    """The database could not be used just now: the server is down or unreachable, the
+    connection was lost during the operation, or (SQLite) the file cannot be opened, its
+    disk failed, or another writer held it past the busy timeout.
+
+    Nothing of the operation was applied — except that when the connection was lost
+    while committing (``applied`` is None) it is not known whether the commit was. A
+    retry with the same idempotency key is safe either way: it lands once, or returns
+    the first result.
+
+    Attributes:
+        url: the database URL, password hidden.
+        address: where the database is: ``host:port`` (PostgreSQL) or the file's path.
+        reason: ``unreachable`` (cannot connect or open), ``lost`` (the connection was
+            lost during the operation), ``io`` (SQLite: a disk or file-system error) or
+            ``busy`` (SQLite: another writer held the database past the busy timeout).
+        cause: what the database driver said, its first line.
+        applied: False (nothing was applied), or None (lost while committing: unknown).
+        retry_after: when a retry may succeed, at the earliest (the HTTP API's
+            ``Retry-After``).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        address: str,
+        reason: str,
+        cause: str,
+        *,
+        applied: bool | None = False,
+        retry_after: timedelta = timedelta(seconds=5),
+    ) -> None:
+        self.url = url
+        self.address = address
+        self.reason = reason
+        self.cause = cause
+        self.applied = applied
+        self.retry_after = retry_after
+        sqlite = url.startswith("sqlite")
+        check = (
+            f"Is the SQLite file {address} there, and may this process read and write it "
+            "and its directory?"
+            if sqlite
+            else f"Is the PostgreSQL server running, and reachable at {address}?"
+        )
+        if reason == "unreachable":
+            what = (
+                f"the SQLite database {address} cannot be opened ({cause})"
+                if sqlite
+                else f"cannot connect to the database at {url} ({cause})"
+            )
+        elif reason == "busy":
+            what = (
+                f"the SQLite database {address} was locked by another writer for longer "
+                f"than the busy timeout ({cause})"
+            )
+            check = "If that lasts, look for a process holding a long transaction on it."
+        elif reason == "io":
+            what = f"the SQLite database {address} could not be read or written ({cause})"
+            check = "Check its disk and file system."
+        else:
+            what = f"the connection to the database at {url} was lost ({cause})"
+        if applied is None:
+            outcome = (
+                "It was lost while committing, so whether the operation was applied is not "
+                "known: retrying it with the same idempotency key is safe (it is applied "
+                "once, or the first result is returned); without a key, read the case first."
+            )
+        else:
+            outcome = "Nothing was applied; try again when it is back."
+        super().__init__(f"{what}. {check} {outcome}")

@@ -4,6 +4,10 @@ Timers live in our tables (DESIGN.md §3.2); APScheduler only says "check now": 
 interval tick, a one-off wake-up at the next due time when that is sooner than the next
 tick, and a daily SLA digest. Every check is ``Engine.run_due_timers()``, so several
 workers on one PostgreSQL database share the work without firing anything twice.
+
+It never stops the desk: a check that fails is logged and the next tick tries again. A
+database that is down (``StorageUnavailable``) is logged once, as a warning without a
+traceback, and its return once, however many ticks it lasts.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from .clock import SHANGHAI, SystemClock
 from .display import format_duration, format_when
+from .errors import StorageUnavailable
 
 if TYPE_CHECKING:
     from .runtime import Engine
@@ -73,6 +78,7 @@ class Worker:
         self._scheduler = BackgroundScheduler(timezone=SHANGHAI)
         self._real = SystemClock()  # APScheduler runs on real time
         self._told: object = _UNTOLD  # the next due time last logged
+        self._down = False  # the database was unavailable at the last check
 
     def drain(self) -> None:
         """One check: fire everything due now, then arrange a wake-up for the next."""
@@ -110,7 +116,14 @@ class Worker:
             self._wake_for_next(busy)
             if self.deliverer is not None:
                 self.deliverer.deliver_due()
-        except Exception:  # a database hiccup must not kill the worker: log, retry next tick
+            if self._down:
+                self._down = False
+                log.info("%s: the database is back; timer checks go on", self.name)
+        except StorageUnavailable as exc:  # the database is down: say so once, keep ticking
+            if not self._down:
+                self._down = True
+                log.warning("%s: checking again on every tick: %s", self.name, exc)
+        except Exception:  # nothing must kill the worker: log, retry next tick
             log.exception("%s: timer check failed; retrying on the next tick", self.name)
         finally:
             self._drain_lock.release()
@@ -159,7 +172,11 @@ class Worker:
         )
 
     def log_digest(self) -> None:
-        report = self.engine.sla_report()
+        try:
+            report = self.engine.sla_report()
+        except Exception:  # a report must never stop the worker
+            log.exception("%s: could not compute the daily SLA digest", self.name)
+            return
         log.info(
             "daily SLA digest: %d deadlines running, %d breached now; on time so far: %s",
             report.running,
@@ -230,10 +247,14 @@ class Worker:
         """Finish the check under way, release this worker's leases, stop."""
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
-        with self._drain_lock, self.engine.store.write() as tx:
-            released = tx.release_timers(self.name)
-        if self.deliverer is not None:
-            released += self.deliverer.release()
+        try:
+            with self._drain_lock, self.engine.store.write() as tx:
+                released = tx.release_timers(self.name)
+            if self.deliverer is not None:
+                released += self.deliverer.release()
+        except StorageUnavailable as exc:  # its leases run out by themselves
+            log.warning("%s: could not release its leases: %s", self.name, exc)
+            released = 0
         self._stop.set()
         log.info(
             "%s: stopped after firing %d timer(s); released %d lease(s)",

@@ -17,6 +17,10 @@ A crash between a channel accepting a message and the mark that it was delivered
 leaves the message leased; when the lease runs out it is sent again — at most one
 duplicate per crash, never a loss — under the same idempotency key, which the webhook,
 SMS and inbox channels pass on (and the e-mail channel as its Message-ID).
+
+A database that is down ends :meth:`Deliverer.deliver_due` with the engine's
+``StorageUnavailable`` (a channel's own failure never does): what was marked stays marked,
+and what was leased is taken again when its lease runs out.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from baoflow.engine import faultpoints
+from baoflow.engine.errors import StorageUnavailable
 from jinja2 import TemplateError
 
 from .directory import Directory
@@ -120,7 +125,11 @@ class Deliverer:
 
     # --- the one call ------------------------------------------------------------------
     def deliver_due(self, *, batch: int = 50, limit: int | None = None) -> DeliveryRun:
-        """Resolve the new notices, then send every message due now (at most ``limit``)."""
+        """Resolve the new notices, then send every message due now (at most ``limit``).
+
+        Raises:
+            StorageUnavailable: the database is down or the connection was lost.
+        """
         resolved, messages, dead = self._resolve_all(batch)
         delivered = retried = 0
         sent = 0
@@ -218,6 +227,8 @@ class Deliverer:
             channel.send(message)
         except DeliveryFailed as exc:
             return self._failed(row, exc.reason, permanent=exc.permanent)
+        except StorageUnavailable:
+            raise  # the inbox's database, not the message: it stays leased, is retaken
         except Exception as exc:  # a channel's bug must not stop delivery of the rest
             log.exception("outbox %d: channel %s raised", row.id, row.channel)
             return self._failed(row, f"{type(exc).__name__}: {exc}", permanent=False)

@@ -64,6 +64,7 @@ def test_the_facade_exports_exactly_these_names() -> None:
             "State",
             "StateCount",
             "StorageError",
+            "StorageUnavailable",
             "SystemClock",
             "TimerRun",
             "Transition",

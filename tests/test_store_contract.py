@@ -11,7 +11,14 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from baoflow.engine import SHANGHAI, Actor, CaseNotFound, ConflictError, SqlPolicyDirectory
+from baoflow.engine import (
+    SHANGHAI,
+    Actor,
+    CaseNotFound,
+    ConflictError,
+    SqlPolicyDirectory,
+    StorageUnavailable,
+)
 from baoflow.engine.store import IntegrityViolation, Store, Tx
 from baoflow.workflows.examples import POLICIES
 
@@ -557,19 +564,20 @@ def test_a_pooled_connection_the_server_dropped_is_replaced_before_anything_is_d
 @pytest.mark.postgres
 def test_a_connection_lost_after_the_first_wait_fails_the_transaction() -> None:
     """Once a transaction has done something on its connection, losing it is an error
-    for the caller (nothing committed): it is never silently begun again."""
+    for the caller (nothing committed, StorageUnavailable): it is never silently begun
+    again."""
     schema = _pg_schema()
     store = Store(next(schema))
     store.upgrade()
     try:
         case_id = _new_case(store)
-        with pytest.raises(Exception) as raised, store.fire_transaction() as tx:
+        with pytest.raises(StorageUnavailable) as raised, store.fire_transaction() as tx:
             tx.load_case(case_id)
             _terminate(store, tx._conn.info.backend_pid)  # type: ignore[attr-defined]
             tx.update_case(
                 case_id=case_id, expected_version=1, state="verified", data=DATA, now=NOW, keys=None
             )
-        assert not isinstance(raised.value, ConflictError)
+        assert (raised.value.reason, raised.value.applied) == ("lost", False)
         with store.read() as core:
             assert core.load_case(case_id).version == 1
         with store.fire_transaction() as tx:  # the broken connection left the pool

@@ -27,6 +27,7 @@ from baoflow.engine import (
     Engine,
     InvalidData,
     Problem,
+    StorageUnavailable,
 )
 
 from . import problems
@@ -130,6 +131,8 @@ def fire_on(
             idempotency_key=idempotency_key,
             expected_version=request.expected_version,
         )
+    except StorageUnavailable:
+        raise  # whether it was applied is its to say: a read after it must not answer instead
     except BaoflowError:
         # Whatever the refusal, a case the caller may not see is not found: the error of
         # another branch's case must not tell that it exists.

@@ -35,6 +35,9 @@ _PATH = re.compile(rf"^/v1/cases/([^/]{{1,{CASE_REF_MAX}}})/events$")
 #: A body larger than this goes the long way (FastAPI applies its own limit).
 _BODY_MAX = 1 << 20
 
+#: The headers of an error's answer the fast lane passes on (as FastAPI's answer has them).
+_PASSED_ON = ("www-authenticate", "retry-after")
+
 FireOn = Callable[[Engine, str, FireRequest, Actor, "str | None"], bytes]
 
 
@@ -77,7 +80,7 @@ class FastFire:
                 else problems.unexpected("POST", scope["path"])
             )
             status, raw = error.status_code, bytes(error.body)
-            extra = {k: v for k, v in error.headers.items() if k.lower() == "www-authenticate"}
+            extra = {k: v for k, v in error.headers.items() if k.lower() in _PASSED_ON}
             media = problems.MEDIA_TYPE
         else:
             media = "application/json"

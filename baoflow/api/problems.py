@@ -13,13 +13,16 @@ the fields and shows the message. The status says what kind of error it is:
        one of its state's now (``EventNotAllowed``)
 422    invalid data (every problem), a guard's refusal (its reasons), an idempotency
        key used before for another request, a malformed request
-503    the database cannot be used
+503    the database cannot be used; ``StorageUnavailable`` (down, or the connection
+       lost) with ``Retry-After`` and ``outcome``: ``not applied``, or ``unknown``
+       when it was lost while committing (resend with the same Idempotency-Key)
 =====  =============================================================================
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,6 +48,7 @@ from baoflow.engine import (
     NotPermitted,
     Problem,
     StorageError,
+    StorageUnavailable,
     UnknownApiToken,
     UnknownEvent,
     UnknownWorkflow,
@@ -113,6 +117,11 @@ class ProblemDetails(BaseModel):
     key: str | None = None
     reason: str | None = None
     act_for: list[str] | None = None
+    outcome: str | None = Field(
+        default=None,
+        description="StorageUnavailable: 'not applied', or 'unknown' (the connection was "
+        "lost while committing: resend with the same Idempotency-Key, which lands once).",
+    )
 
 
 def _kebab(name: str) -> str:
@@ -189,9 +198,30 @@ def from_error(exc: BaoflowError, instance: str | None = None) -> Response:
     if isinstance(exc, CaseNotFound):
         fields["ref"] = exc.ref if isinstance(exc.ref, int | str) else str(exc.ref)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return problem(
-        status, type(exc).__name__, str(exc), instance=instance, headers=headers, **fields
-    )
+    detail = str(exc)
+    if isinstance(exc, StorageUnavailable):
+        detail, headers = _unavailable(exc)
+        fields["outcome"] = "unknown" if exc.applied is None else "not applied"
+    return problem(status, type(exc).__name__, detail, instance=instance, headers=headers, **fields)
+
+
+def _unavailable(exc: StorageUnavailable) -> tuple[str, dict[str, str]]:
+    """What a client is told of a database that is down: when to try again, and whether
+    it may have been applied — not where the database is (the server's log says that)."""
+    log.warning("database unavailable: %s", exc)
+    seconds = max(1, math.ceil(exc.retry_after.total_seconds()))
+    if exc.applied is None:
+        detail = (
+            "the connection to the database was lost while committing: whether this "
+            "request was applied is not known. Resend it with the same Idempotency-Key: it "
+            "is then applied once, or its first answer is returned."
+        )
+    else:
+        detail = (
+            f"the database is unavailable just now ({exc.reason}); nothing was done. Try "
+            f"again in {seconds} s."
+        )
+    return detail, {"Retry-After": str(seconds)}
 
 
 def install(app: FastAPI) -> None:

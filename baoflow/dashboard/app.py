@@ -12,6 +12,8 @@ swaps in place, so a timer firing shows without a reload.
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 import re
 import secrets
@@ -41,6 +43,8 @@ from baoflow.engine import (
     InvalidData,
     LogInRefused,
     NotPermitted,
+    StorageError,
+    StorageUnavailable,
     UnknownEvent,
     UnknownUser,
     UnknownWorkflow,
@@ -53,6 +57,8 @@ from baoflow.notifications.masking import mask_text, sees_personal_data
 
 from . import forms, i18n
 from .sessions import COOKIE, LANG_COOKIE, MAX_AGE, Session, Sessions, csrf_ok
+
+log = logging.getLogger("baoflow.dashboard")
 
 STATIC = Path(__file__).parent / "static"
 #: Deadlines on one page of the list.
@@ -215,6 +221,25 @@ def create_dashboard(
 
     for missing in (CaseNotFound, UnknownWorkflow, UnknownEvent):
         app.add_exception_handler(missing, not_found)
+
+    @app.exception_handler(StorageError)
+    async def unavailable(request: Request, exc: StorageError) -> Response:
+        """A 503 page (the database is down: who is looking is not read from it)."""
+        log.warning("database unusable on %s %s: %s", request.method, request.url.path, exc)
+        lang = request.cookies.get(LANG_COOKIE)
+        session = sessions.read(request.cookies.get(COOKIE)) or sessions.new()
+        v = Viewer(None, session, lang if lang in i18n.LANGS else i18n.DEFAULT)
+        if not isinstance(exc, StorageUnavailable):
+            title, text, headers = v.t("storage_error"), v.t("storage_error_text"), {}
+        else:
+            seconds = max(1, math.ceil(exc.retry_after.total_seconds()))
+            known = exc.applied is not None
+            title = v.t("db_unavailable")
+            text = v.t("db_unavailable_text" if known else "db_unavailable_unknown")
+            headers = {"Retry-After": str(seconds)}
+        response = page(request, v, "error.html", 503, title=title, text=text)
+        response.headers.update(headers)
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -89,6 +89,22 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "表单已过期或来自其他网站，请重新打开页面后再提交。",
         "The form expired or came from another site: open the page again and resend.",
     ),
+    "db_unavailable": ("数据库暂时无法访问", "The database is unavailable"),
+    "db_unavailable_text": (
+        "未做任何更改。请稍后再试；如持续出现，请联系管理员。",
+        "Nothing was changed. Try again in a moment; if it lasts, tell an administrator.",
+    ),
+    "db_unavailable_unknown": (
+        "保存时与数据库的连接中断，无法确定是否已保存。请先刷新查看案件，再决定是否重试。",
+        "The connection to the database was lost while saving, so whether it was saved is "
+        "not known. Reload the case before trying again.",
+    ),
+    "storage_error": ("数据库无法使用", "The database cannot be used"),
+    "storage_error_text": (
+        "数据库当前无法使用，未做任何更改。请联系管理员（详情见服务器日志）。",
+        "The database cannot be used as it is; nothing was changed. Tell an administrator "
+        "(the server's log says why).",
+    ),
     "who": ("操作人", "Who"),
     "when": ("时间", "When"),
     "event": ("操作", "Event"),

@@ -5,6 +5,9 @@ written once for both databases, on a DBAPI connection of its own (``hot.py``).
 ``write()`` / ``read()`` give a ``StoreTx`` (``core.CoreTx``): the same statements on a
 SQLAlchemy connection, and the cold queries in SQLAlchemy Core. The engine sees only the
 interfaces (``tx.py``). No ORM: DESIGN.md §6 measured it at a fifth of Core.
+
+A database that is down, or a connection lost, leaves every transaction of either kind
+as ``StorageUnavailable`` (``faults.py`` decides, at these boundaries only).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from ..errors import StorageError
 from ..policies import Policy
 from .core import CoreTx
+from .faults import Site
 from .hot import HotPath, connections, dialect, json_dumps, sqlite_setup
 from .tx import (
     AccountTx,
@@ -89,6 +93,8 @@ class Store:
         self.url = normalise_url(url)
         parsed = sa.engine.make_url(self.url)
         self.dialect_name = parsed.get_backend_name()
+        #: where the database is, as its errors say it (the password hidden)
+        self.site = Site.of(parsed)
         if self.dialect_name == "sqlite" and parsed.database in (None, "", ":memory:"):
             raise StorageError(
                 f"{url!r} is an in-memory SQLite database, which each of the engine's "
@@ -114,15 +120,16 @@ class Store:
         # The hot path connects as SQLAlchemy would (the same arguments, psycopg's
         # adapters with the store's JSON encoding), on connections of its own.
         d = dialect(self.dialect_name)
-        _, connect_args = self.engine.dialect.create_connect_args(parsed)
+        args, connect_args = self.engine.dialect.create_connect_args(parsed)
+        path = str(args[0]) if args else parsed.database or ""  # SQLite: file:...?mode=ro too
         self._hot: HotPath | None = HotPath(
-            d, connections(d, connect_args, parsed.database or ""), json_dumps
+            d, connections(d, connect_args, path), json_dumps, self.site
         )
 
     @property
     def display_url(self) -> str:
         """The URL, its password hidden."""
-        return self.engine.url.render_as_string(hide_password=True)
+        return self.site.url
 
     # --- transactions -------------------------------------------------------------
     @contextmanager
@@ -132,14 +139,25 @@ class Store:
         On SQLite the transaction starts with ``BEGIN IMMEDIATE`` so writers queue on
         the busy timeout instead of failing on a stale snapshot. Inside :meth:`pinned`
         the transaction runs on the pinned connection.
+
+        Raises:
+            StorageUnavailable: the database cannot be reached, or the connection was
+                lost (``applied`` None: while committing).
         """
         conn = getattr(self._pinned, "conn", None)
-        if conn is not None:
-            with conn.begin():
+        committing = False
+        try:
+            if conn is not None:
+                with conn.begin():
+                    yield CoreTx(conn)
+                    committing = True
+                return
+            with self._write_connection() as conn:
                 yield CoreTx(conn)
-            return
-        with self._write_connection() as conn:
-            yield CoreTx(conn)
+                committing = True
+        except Exception as exc:
+            self._raise_fault(exc, committing=committing)
+            raise
 
     @contextmanager
     def pinned(self) -> Iterator[None]:
@@ -149,17 +167,25 @@ class Store:
         if getattr(self._pinned, "conn", None) is not None:
             yield  # already pinned: the outer block owns the connection
             return
-        with self.engine.connect().execution_options(baoflow_write=True) as conn:
-            self._pinned.conn = conn
-            try:
-                yield
-            finally:
-                self._pinned.conn = None
+        try:
+            with self.engine.connect().execution_options(baoflow_write=True) as conn:
+                self._pinned.conn = conn
+                try:
+                    yield
+                finally:
+                    self._pinned.conn = None
+        except Exception as exc:
+            self._raise_fault(exc)
+            raise
 
     @contextmanager
     def read(self) -> Iterator[StoreTx]:
-        with self.engine.connect() as conn, conn.begin():
-            yield CoreTx(conn)
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                yield CoreTx(conn)
+        except Exception as exc:
+            self._raise_fault(exc)
+            raise
 
     def fire_transaction(self) -> AbstractContextManager[Tx]:
         """The transaction ``open_case()`` and ``fire()`` run in: the hot path's (``_hot``
@@ -179,6 +205,12 @@ class Store:
             return self._hot.policy(number)
         with self.read() as tx:
             return tx.policy(number)
+
+    def _raise_fault(self, exc: Exception, *, committing: bool = False) -> None:
+        """Raise the StorageError ``exc`` stands for (``faults.py``), if it stands for one."""
+        fault = self.site.fault(exc, committing=committing)
+        if fault is not None:
+            raise fault from exc
 
     @contextmanager
     def _write_connection(self) -> Iterator[Connection]:
@@ -203,20 +235,32 @@ class Store:
         """Bring the schema up to ``revision`` (``baoflow db upgrade``)."""
         from alembic import command
 
-        with self._write_connection() as conn:
-            command.upgrade(self._alembic_config(conn), revision)
+        try:
+            with self._write_connection() as conn:
+                command.upgrade(self._alembic_config(conn), revision)
+        except Exception as exc:
+            self._raise_fault(exc)
+            raise
 
     def current_revision(self) -> str | None:
         from alembic.runtime.migration import MigrationContext
 
-        with self.engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+        try:
+            with self.engine.connect() as conn:
+                return MigrationContext.configure(conn).get_current_revision()
+        except Exception as exc:
+            self._raise_fault(exc)
+            raise
 
     def head_revision(self) -> str | None:
         from alembic.script import ScriptDirectory
 
-        with self.engine.connect() as conn:
-            return ScriptDirectory.from_config(self._alembic_config(conn)).get_current_head()
+        try:
+            with self.engine.connect() as conn:
+                return ScriptDirectory.from_config(self._alembic_config(conn)).get_current_head()
+        except Exception as exc:
+            self._raise_fault(exc)
+            raise
 
     def require_current_schema(self) -> None:
         current, head = self.current_revision(), self.head_revision()

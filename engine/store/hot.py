@@ -42,6 +42,7 @@ from ..definitions import SEARCH_KEYS
 from ..errors import CaseNotFound, ConflictError
 from ..policies import Policy
 from ..types import Actor, Case, HistoryEntry
+from .faults import Site
 from .rows import DEADLINE_COLUMNS, MAX_ID, DeadlineRow, OutboxRow, TimerArm, is_case_id
 
 
@@ -842,20 +843,26 @@ class HotTx(HotStatements):
         self._read_deadlines = None
 
     # A class, not a generator-based context manager: this runs on every transition.
+    # A failure of the database itself leaves it as StorageUnavailable (HotPath.raise_fault).
     def __enter__(self) -> HotTx:
         try:
             self._cur.execute(self._d.begin)
-        except Exception:
+        except Exception as exc:
             if not getattr(self._conn, "broken", False):
                 self._path.checkin(self._conn, broken=False)
+                self._path.raise_fault(exc, self._conn)
                 raise
             # An idle pooled connection the server dropped (a restart): nothing was
             # sent on it yet, so begin once more on a new one.
             self._path.checkin(self._conn, broken=True)
-            self._conn = self._path.checkout()
+            self._conn = self._path.checkout(new=True)
             self._cur = self._conn.cursor()
             try:
                 self._cur.execute(self._d.begin)
+            except Exception as again:
+                self._path.checkin(self._conn, broken=True)
+                self._path.raise_fault(again, self._conn)
+                raise
             except BaseException:
                 self._path.checkin(self._conn, broken=True)
                 raise
@@ -864,11 +871,13 @@ class HotTx(HotStatements):
     def __exit__(self, _type: object, exc: BaseException | None, _tb: object) -> None:
         if exc is not None:
             self._path.checkin(self._conn, broken=self._rollback())
+            self._path.raise_fault(exc, self._conn)
             return
         try:
             self._cur.execute("COMMIT")
-        except BaseException:
+        except BaseException as failure:
             self._path.checkin(self._conn, broken=self._rollback())
+            self._path.raise_fault(failure, self._conn, committing=True)
             raise
         self._path.checkin(self._conn, broken=False)
 
@@ -918,8 +927,9 @@ class PipelineTx(HotTx):
                 if not self._dropped(exc):
                     raise
                 self._reconnect()
-            except BaseException:
+            except BaseException as failure:
                 self._path.checkin(self._conn, broken=self._rollback())
+                self._path.raise_fault(failure, self._conn)
                 raise
         return self
 
@@ -938,17 +948,21 @@ class PipelineTx(HotTx):
             context, self._pipe = self._pipe[0], None
             context.__exit__(None, None, None)  # waits: raises a failed write's error
         except BaseException as failure:
-            self._end_failed(failure)
+            # Every write goes with the COMMIT: a connection lost here may have lost
+            # the answer of a commit that was done.
+            self._end_failed(failure, committing=True)
             raise
         self._path.checkin(self._conn, broken=False)
 
-    def _end_failed(self, exc: BaseException) -> None:
-        """Roll back after ``exc``; raise the ConflictError it stands for, if it does."""
+    def _end_failed(self, exc: BaseException, *, committing: bool = False) -> None:
+        """Roll back after ``exc``; raise the ConflictError it stands for, if it does, or
+        the StorageUnavailable (a lost connection)."""
         broken = self._rollback()
         conflict = None if broken else self._conflict(exc)
         self._path.checkin(self._conn, broken=broken)
         if conflict is not None:  # the update matched no row
             raise conflict from None
+        self._path.raise_fault(exc, self._conn, committing=committing)
 
     def _conflict(self, exc: BaseException) -> ConflictError | None:
         """The ConflictError an update that matched no row stands for, if ``exc`` is it."""
@@ -1040,7 +1054,7 @@ class PipelineTx(HotTx):
         """Begin again on a new connection and send what was sent before the first wait."""
         sent, self._pipe, self._retried = self._unconfirmed or [], None, True
         self._path.checkin(self._conn, broken=True)
-        self._conn = self._path.checkout()
+        self._conn = self._path.checkout(new=True)
         self._cur = self._conn.cursor()
         self._begin()
         for sql, params, many in sent:
@@ -1067,9 +1081,12 @@ class HotPath:
     process) on SQLite; a small pool of psycopg connections on PostgreSQL, in autocommit
     mode so a transaction is the ``BEGIN`` … ``COMMIT`` sent here and nothing more."""
 
-    def __init__(self, d: Dialect, connect: Callable[[], Any], dumps: Callable[[Any], str]) -> None:
+    def __init__(
+        self, d: Dialect, connect: Callable[[], Any], dumps: Callable[[Any], str], site: Site
+    ) -> None:
         self.dialect = d
         self.dumps = dumps
+        self.site = site
         self._connect = connect
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -1078,34 +1095,67 @@ class HotPath:
         self._pid = os.getpid()
 
     def transaction(self) -> HotTx:
-        """``with hot.transaction() as tx:`` — BEGIN, then COMMIT or ROLLBACK."""
+        """``with hot.transaction() as tx:`` — BEGIN, then COMMIT or ROLLBACK.
+
+        Raises:
+            StorageUnavailable: the database cannot be reached, or the connection was
+                lost (``applied`` None: while committing).
+        """
         kind = PipelineTx if self.dialect.pipeline else HotTx
         return kind(self, self.checkout())
 
+    def raise_fault(self, exc: BaseException, conn: Any, *, committing: bool = False) -> None:
+        """Raise the StorageError ``exc``, raised on ``conn``, stands for (``faults.py``),
+        if it stands for one (an error of the database itself, not of the statement)."""
+        fault = self.site.fault(
+            exc, broken=bool(getattr(conn, "broken", False)), committing=committing
+        )
+        if fault is not None:
+            raise fault from exc
+
     def policy(self, number: str) -> Policy | None:
         """One policy, read outside any transaction of this path (on SQLite on the
-        thread's connection: inside ``fire()``'s transaction when there is one)."""
-        conn = self.checkout()
-        broken = True
+        thread's connection: inside ``fire()``'s transaction when there is one). An idle
+        pooled connection the server dropped is replaced once, as a transaction's is."""
+        for retry in (False, True):
+            conn = self.checkout(new=retry)
+            broken = True
+            try:
+                found = _Reader(conn.cursor(), self.dialect, self.dumps).policy(number)
+                broken = False
+                return found
+            except Exception as exc:
+                if not retry and getattr(conn, "broken", False):
+                    continue  # a read: nothing to undo
+                self.raise_fault(exc, conn)
+                raise
+            finally:
+                self.checkin(conn, broken=broken)
+        raise AssertionError("unreachable: the retry returns or raises")
+
+    def _new_connection(self) -> Any:
+        """A new connection; one that cannot be made is StorageUnavailable."""
         try:
-            found = _Reader(conn.cursor(), self.dialect, self.dumps).policy(number)
-            broken = False
-            return found
-        finally:
-            self.checkin(conn, broken=broken)
+            return self._connect()
+        except Exception as exc:
+            fault = self.site.fault(exc)
+            if fault is None:
+                raise
+            raise fault from exc
 
     def _thread_connection(self) -> Any:
         conn = getattr(self._local, "conn", None)
         if conn is None or self._local.pid != os.getpid():
-            conn = self._connect()
+            conn = self._new_connection()
             self._local.conn, self._local.pid = conn, os.getpid()
             with self._lock:
                 self._open.append(conn)
         return conn
 
-    def checkout(self) -> Any:
+    def checkout(self, *, new: bool = False) -> Any:
         """A connection for one transaction: the thread's own on SQLite, an idle pooled
-        one (or a new one) on PostgreSQL."""
+        one (or a new one) on PostgreSQL. ``new``: not an idle one — after one was found
+        dropped (a server restart drops them all, and the retry must not meet another)."""
         if self.dialect is SQLITE:
             return self._thread_connection()
         with self._lock:
@@ -1114,11 +1164,11 @@ class HotPath:
                 # the server a goodbye on the socket the parent still uses. Kept, unused.
                 _INHERITED.extend(self._open)
                 self._idle, self._open, self._pid = [], [], os.getpid()
-            while self._idle:
+            while self._idle and not new:
                 conn = self._idle.pop()
                 if not conn.closed:
                     return conn
-        conn = self._connect()
+        conn = self._new_connection()
         with self._lock:
             self._open.append(conn)
         return conn
@@ -1166,9 +1216,10 @@ def _close_quietly(conn: Any) -> None:
 def connections(d: Dialect, connect_args: Mapping[str, Any], path: str) -> Callable[[], Any]:
     """How the hot path opens a connection of dialect ``d``."""
     if d is SQLITE:
+        uri = bool(connect_args.get("uri", False))  # sqlite:///file:...?mode=ro&uri=true
 
         def sqlite_connection() -> Any:
-            conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
+            conn = sqlite3.connect(path, timeout=30, check_same_thread=False, uri=uri)
             sqlite_setup(conn)
             return conn
 
