@@ -152,6 +152,16 @@ def test_a_relative_of_a_living_insured_needs_a_power_of_attorney(eng: Engine) -
     assert case.state == "applied"
 
 
+def test_a_guardian_claims_for_a_living_insured_and_not_after_a_death(eng: Engine) -> None:
+    """A guardian (监护人) acts for the insured while they live; after a death the
+    beneficiaries or heirs claim (issue #15 item 8: this rule survived a mutation)."""
+    living = verified(eng)
+    guardian = application("王磊", ID_WANG, "guardian")
+    assert eng.fire(living.id, "apply", HANDLER, guardian).state == "applied"
+    dead = verified(eng, policy=ZHANG_2, incident=DEATH)
+    assert "after a death the heirs claim" in refused_apply(eng, dead.id, guardian)[0]
+
+
 def test_the_insured_cannot_claim_for_themself_after_their_death(eng: Engine) -> None:
     case = verified(eng, policy=ZHANG_2, incident=DEATH)
     reasons = refused_apply(eng, case.id, application("张伟", ID_ZHANG_2, "self"))
