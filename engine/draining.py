@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +21,7 @@ from . import faultpoints, timers
 from .calendar_sync import CalendarSync
 from .clock import Clock
 from .errors import BaoflowError, ConflictError, StorageUnavailable
+from .leases import Renew, Renewal
 from .notices import outbox_rows
 from .registry import Registry
 from .store import IntegrityViolation, Store, TimerTx
@@ -107,8 +108,15 @@ class Drainer:
                     with self.store.write() as tx:
                         rows = tx.timer_batch([timer.id for timer in claimed])
                         done = self._fire_batch(tx, rows, me, now)
-                except ConflictError:
-                    done = None  # a case changed under the batch: take them one by one
+                except (ConflictError, *IntegrityViolation) as race:
+                    # a case changed under the batch, or another worker's write got there
+                    # first (an expected race): take them one by one
+                    log.info(
+                        "a batch of %d timers met a concurrent change: %s",
+                        len(claimed),
+                        _first_line(race),
+                    )
+                    done = None
                 except StorageUnavailable:
                     raise  # not the batch's fault: one by one would fail alike
                 except Exception:
@@ -122,30 +130,21 @@ class Drainer:
                 skipped += batch_skipped
                 for timer in batch_fired:
                     worst = max(worst, (now - timer.due_at).total_seconds())
-            for timer in individually:
-                try:
-                    with self.store.write() as tx:
-                        outcome = self._fire_timer(tx, timer, me, now)
-                except StorageUnavailable:
-                    raise
-                except Exception:  # one bad timer must never stop the worker
-                    log.exception(
-                        "timer %s (%s on case %s) failed; released for a retry",
-                        timer.id,
-                        timer.rule,
-                        timer.case_id,
-                    )
-                    outcome = "retry"
-                if outcome == "retry":
-                    with self.store.write() as tx:
-                        tx.release_timers(me, [timer.id])
-                    retried += 1
-                    batch_retried += 1
-                elif outcome == "fired":
-                    fired += 1
-                    worst = max(worst, (now - timer.due_at).total_seconds())
-                elif outcome == "skipped":
-                    skipped += 1
+            renew = self._renewer(me)
+            with Renewal(renew, [t.id for t in individually], lease, self.clock) as held:
+                for timer in individually:
+                    outcome = self._fire_one(timer, me, now)
+                    held.done(timer.id)
+                    if outcome == "retry":
+                        with self.store.write() as tx:
+                            tx.release_timers(me, [timer.id])
+                        retried += 1
+                        batch_retried += 1
+                    elif outcome == "fired":
+                        fired += 1
+                        worst = max(worst, (now - timer.due_at).total_seconds())
+                    elif outcome == "skipped":
+                        skipped += 1
             if batch_retried == len(claimed):
                 break  # everything this batch held is contended: leave it to the next run
         if fired or skipped:
@@ -157,6 +156,38 @@ class Drainer:
                 worst,
             )
         return TimerRun(fired=fired, skipped=skipped, retried=retried, max_late_seconds=worst)
+
+    def _renewer(self, me: str) -> Renew:
+        def renew(ids: Sequence[int], until: datetime) -> int:
+            with self.store.write() as tx:
+                return tx.renew_timers(ids, me, until)
+
+        return renew
+
+    def _fire_one(self, timer: Any, me: str, now: datetime) -> str:
+        """One leased timer in a transaction of its own: its outcome, "retry" if it
+        failed (logged) or met a concurrent change."""
+        try:
+            with self.store.write() as tx:
+                return self._fire_timer(tx, timer, me, now)
+        except StorageUnavailable:
+            raise
+        except (ConflictError, *IntegrityViolation) as race:  # another writer got there
+            log.info(
+                "timer %s (%s on case %s) met a concurrent change; released for a retry: %s",
+                timer.id,
+                timer.rule,
+                timer.case_id,
+                _first_line(race),
+            )
+        except Exception:  # one bad timer must never stop the worker
+            log.exception(
+                "timer %s (%s on case %s) failed; released for a retry",
+                timer.id,
+                timer.rule,
+                timer.case_id,
+            )
+        return "retry"
 
     def _fire_locked_batch(
         self, now: datetime, me: str, take: int, lease: timedelta
@@ -393,3 +424,9 @@ def _progress(state: InstanceProgress, changes: Mapping[str, Any]) -> None:
     state["level"] = max(state["level"], changes.get("level", 0))
     if state["breached_at"] is None and "breached_at" in changes:
         state["breached_at"] = changes["breached_at"]
+
+
+def _first_line(error: BaseException) -> str:
+    """An error as one line of a log (a driver's message runs on over several)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -6,6 +6,7 @@
     max_attempts = 6            # then dead letter
     backoff_seconds = 30        # doubled after each failure
     max_backoff_seconds = 3600
+    lease_seconds = 30          # a deliverer's hold on what it sends, renewed as it works
 
     [channels.inbox]
     type = "inbox"              # the in-app inbox, in the database
@@ -59,6 +60,7 @@ _TOP = {
     "max_attempts",
     "backoff_seconds",
     "max_backoff_seconds",
+    "lease_seconds",
     "channels",
     "people",
     "parties",
@@ -131,4 +133,5 @@ def deliverer_from_config(
         max_attempts=int(raw.get("max_attempts", 6)),
         backoff=timedelta(seconds=float(raw.get("backoff_seconds", 30))),
         max_backoff=timedelta(seconds=float(raw.get("max_backoff_seconds", 3600))),
+        lease=timedelta(seconds=float(raw.get("lease_seconds", 30))),
     )

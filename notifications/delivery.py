@@ -14,7 +14,8 @@ them (``engine.notices``), so a rollback tells nobody and a commit loses nothing
    failure) left in dead letter with the last error. Nothing is ever deleted.
 
 A crash between a channel accepting a message and the mark that it was delivered
-leaves the message leased; when the lease runs out it is sent again — at most one
+leaves the message leased; when the lease runs out (30 s by default: it is renewed
+while the deliverer works, ``engine.leases``) it is sent again — at most one
 duplicate per crash, never a loss — under the same idempotency key, which the webhook,
 SMS and inbox channels pass on (and the e-mail channel as its Message-ID).
 
@@ -27,13 +28,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from baoflow.engine import faultpoints
 from baoflow.engine.errors import StorageUnavailable
+from baoflow.engine.leases import Renewal
 from jinja2 import TemplateError
 
 from .directory import Directory
@@ -95,7 +97,10 @@ class Deliverer:
         max_attempts: attempts before a message goes to dead letter.
         backoff: the wait after the first failure; doubled after each further one.
         max_backoff: the longest wait between attempts.
-        lease: how long a worker holds messages it is sending.
+        lease: how long a claim holds messages before another deliverer may take them
+            over; renewed every third of it while the batch is being sent
+            (``engine.leases``), so that a deliverer killed mid-batch loses its messages
+            to the others within one lease.
     """
 
     def __init__(
@@ -108,7 +113,7 @@ class Deliverer:
         max_attempts: int = 6,
         backoff: timedelta = timedelta(seconds=30),
         max_backoff: timedelta = timedelta(hours=1),
-        lease: timedelta = timedelta(minutes=5),
+        lease: timedelta = timedelta(seconds=30),
         worker: str | None = None,
     ) -> None:
         if max_attempts < 1:
@@ -140,15 +145,19 @@ class Deliverer:
                 claimed = tx.claim_outbox(now, self.worker, now + self.lease, take)
             if not claimed:
                 break
-            for row in claimed:
-                sent += 1
-                outcome = self._send(row)
-                if outcome == "delivered":
-                    delivered += 1
-                elif outcome == "retry":
-                    retried += 1
-                elif outcome == "dead":
-                    dead += 1
+            with Renewal(
+                self._renew, [r.id for r in claimed], self.lease, self.engine.clock
+            ) as held:
+                for row in claimed:
+                    sent += 1
+                    outcome = self._send(row)
+                    held.done(row.id)
+                    if outcome == "delivered":
+                        delivered += 1
+                    elif outcome == "retry":
+                        retried += 1
+                    elif outcome == "dead":
+                        dead += 1
         if resolved or delivered or retried or dead:
             log.info(
                 "outbox: %d notices resolved to %d messages; %d delivered, %d to retry, %d dead",
@@ -159,6 +168,11 @@ class Deliverer:
                 dead,
             )
         return DeliveryRun(resolved, messages, delivered, retried, dead)
+
+    def _renew(self, ids: Sequence[int], until: datetime) -> int:
+        """Keep the messages still to send leased to this deliverer (``engine.leases``)."""
+        with self.engine.store.write() as tx:
+            return tx.renew_outbox(ids, self.worker, until)
 
     # --- resolving notices to addresses ------------------------------------------------
     def _resolve_all(self, batch: int) -> tuple[int, int, int]:

@@ -399,6 +399,13 @@ class CoreTx(HotStatements):
         )
         return result.rowcount == 1
 
+    def renew_timers(self, ids: Sequence[int], worker: str, until: datetime) -> int:
+        tm = t.timers.c
+        q = t.timers.update().where(
+            tm.id.in_(list(ids)), tm.claimed_by == worker, tm.status == "pending"
+        )
+        return int(self.conn.execute(q.values(claimed_until=until)).rowcount)
+
     def release_timers(self, worker: str, ids: Sequence[int] | None = None) -> int:
         tm = t.timers.c
         q = t.timers.update().where(tm.claimed_by == worker, tm.status == "pending")
@@ -1093,6 +1100,13 @@ class CoreTx(HotStatements):
             .values(claimed_by=None, claimed_until=None, **values)
         )
         return result.rowcount == 1
+
+    def renew_outbox(self, ids: Sequence[int], worker: str, until: datetime) -> int:
+        o = t.outbox.c
+        q = t.outbox.update().where(
+            o.id.in_(list(ids)), o.claimed_by == worker, o.status == "pending"
+        )
+        return int(self.conn.execute(q.values(claimed_until=until)).rowcount)
 
     def release_outbox(self, worker: str) -> int:
         o = t.outbox.c

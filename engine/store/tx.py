@@ -293,6 +293,11 @@ class TimerTx(SavepointTx, Protocol):
         to ``worker``: whether it was (the check that makes each effect happen once)."""
         ...
 
+    def renew_timers(self, ids: Sequence[int], worker: str, until: datetime) -> int:
+        """Move the leases of those of ``ids`` still pending and leased to ``worker`` on
+        to ``until``; how many (a timer fired, released or taken over is left alone)."""
+        ...
+
     def release_timers(self, worker: str, ids: Sequence[int] | None = None) -> int:
         """Drop ``worker``'s leases on its pending timers (those of ``ids``); how many."""
         ...
@@ -639,6 +644,11 @@ class OutboxTx(Protocol):
         """Record a delivery attempt's outcome (the named columns), dropping the lease,
         only while the message is still pending and leased to ``worker``: whether it
         was (a deliverer whose lease ran out changes nothing)."""
+        ...
+
+    def renew_outbox(self, ids: Sequence[int], worker: str, until: datetime) -> int:
+        """Move the leases of those of ``ids`` still pending and leased to ``worker`` on
+        to ``until``; how many (a message finished or taken over is left alone)."""
         ...
 
     def release_outbox(self, worker: str) -> int:
