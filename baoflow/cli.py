@@ -272,9 +272,14 @@ _WORDS = "baoflow.words"  # the command line's words, kept in the context's meta
 
 def _fail(line: str) -> NoReturn:
     # The message is text, not markup ("baoflow[postgres]" must survive), and is not
-    # wrapped at the terminal's width: a line stays one line.
+    # wrapped at the terminal's width: a line stays one line. A database URL's password
+    # (quoted back by an error that could not connect) stays off the screen.
+    line = _PASSWORD_IN_URL.sub(r"\1***@", line)
     _c.err.print(f"[bold red]error:[/] {_m(line)}", markup=True, highlight=False, soft_wrap=True)
     sys.exit(2)
+
+
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]*:)[^@\s]+@")
 
 
 def _command_path(ctx: click.Context, words: list[str]) -> str:

@@ -211,8 +211,14 @@ def open_engine(
             file raises :class:`StorageError` instead of becoming a new, empty
             database: what a tool that reads, or a mistyped path, wants.
     """
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as exc:  # Store would raise it bare
+        raise StorageError(
+            f"{url!r} is not a database URL: give sqlite:///FILE or postgresql://USER@HOST/DATABASE"
+        ) from exc
     if not create:
-        _require_sqlite_file(url)
+        _require_sqlite_file(parsed, url)
     store = Store(url, echo=echo)
     try:
         if migrate:
@@ -234,9 +240,8 @@ def open_engine(
     )
 
 
-def _require_sqlite_file(url: str) -> None:
+def _require_sqlite_file(parsed: sa.engine.URL, url: str) -> None:
     """Refuse a SQLite URL whose file does not exist (other databases pass)."""
-    parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return  # a server's database, or in-memory SQLite (which Store refuses)
     name = parsed.database

@@ -34,13 +34,14 @@ def invoke(*args: str, **kwargs: Any) -> Result:
     return CliRunner().invoke(main, list(args), env={"COLUMNS": "100"}, **kwargs)
 
 
-@pytest.fixture
-def desk(db_url: str) -> Iterator[tuple[str, Engine, Any]]:
-    """A reported claim on SQLite and PostgreSQL, and an engine to look at it with."""
-    eng = open_engine(db_url)
+@pytest.fixture(scope="module")
+def desk(module_db_url: str) -> Iterator[tuple[str, Engine, Any]]:
+    """A reported claim on SQLite and PostgreSQL, and an engine to look at it with; each
+    test leaves it as it was (each checks so)."""
+    eng = open_engine(module_db_url)
     eng.policies.add(POLICIES)  # type: ignore[attr-defined]
     case = eng.open_case("claim", report(), AGENT).case
-    yield db_url, eng, case
+    yield module_db_url, eng, case
     eng.close()
 
 
@@ -298,3 +299,21 @@ def test_the_library_still_makes_a_new_file_unless_told_not_to(tmp_path: Path) -
     with pytest.raises(BaoflowError, match="does not exist"):
         open_engine(f"sqlite:///{tmp_path / 'not.db'}", create=False)
     assert not (tmp_path / "not.db").exists()
+
+
+def test_a_url_that_is_no_database_url_says_what_one_looks_like() -> None:
+    for command in (["cases", "list"], ["db", "upgrade"]):
+        line = one_error_line(invoke(*command, "--url", "nonsense"))
+        assert line == (
+            "error: StorageError: 'nonsense' is not a database URL: give sqlite:///FILE or "
+            "postgresql://USER@HOST/DATABASE"
+        )
+
+
+def test_a_database_that_cannot_be_reached_is_one_line_without_the_password() -> None:
+    # Port 1 on loopback: nothing listens, the connection is refused at once.
+    line = one_error_line(
+        invoke("cases", "list", "--url", "postgresql://desk:s3cret@127.0.0.1:1/x")
+    )
+    assert "cannot open the database at 'postgresql://desk:***@127.0.0.1:1/x'" in line
+    assert "s3cret" not in line

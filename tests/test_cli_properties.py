@@ -167,7 +167,7 @@ def run(args: list[str]) -> Result:
 
 
 PROPERTY = settings(
-    max_examples=60,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     database=None,
