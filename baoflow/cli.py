@@ -1586,7 +1586,10 @@ def diagram(
     with _engine(url) as eng:
         ref: int | str | None = int(case) if case is not None and _is_id(case) else case
         drawn = diagrams.render(eng, workflow, fmt, live=live, case=ref, org_unit=org_unit)
-    data = drawn.encode() if isinstance(drawn, str) else drawn
+    # Labels carry stored data (who fired each step of a case's path): escaped, for the
+    # terminal and for the SVG, which an XML reader refuses with a control character in it.
+    text = drawn if isinstance(drawn, str) else drawn.decode("utf-8")
+    data = _safe(text, lines=True).encode()
     if output is not None:
         Path(output).write_bytes(data)
         return

@@ -52,8 +52,9 @@ def _inside_json(text: str) -> str:
 
 @pytest.fixture
 def desk(tmp_path: Path) -> tuple[str, str]:
-    """A reported claim whose insured's and reporter's names now hold HOSTILE, in the
-    case's data and in the notice of acceptance the outbox holds."""
+    """A reported claim whose insured's, reporter's and agent's names now hold HOSTILE,
+    in the case's data, in the notice of acceptance the outbox holds and in the history
+    (the agent opened it)."""
     url = f"sqlite:///{tmp_path / 'desk.db'}"
     eng = open_engine(url)
     eng.policies.add(POLICIES)  # type: ignore[attr-defined]
@@ -61,6 +62,7 @@ def desk(tmp_path: Path) -> tuple[str, str]:
     eng.close()
     tamper(url, "cases", "data", "李娜", HOSTILE)
     tamper(url, "outbox", "context", "王磊", HOSTILE)
+    tamper(url, "history", "actor", AGENT.name, HOSTILE)
     return url, number
 
 
@@ -97,6 +99,20 @@ def test_json_output_gives_the_data_back_exactly_and_nothing_a_terminal_obeys(
     doc = json.loads(out)
     case = doc["cases"][0] if "cases" in doc else doc["case"]
     assert case["data"]["policy"]["insured_name"] == HOSTILE
+
+
+def test_the_history_shows_who_acted_escaped(desk: Any) -> None:
+    url, number = desk
+    out = run("cases", "show", number, "--url", url)
+    assert SHOWN in out.split("from → to")[1]  # in the history table
+    assert not OBEYED.search(out)
+
+
+@pytest.mark.parametrize("fmt", ["mermaid", "dot", "svg"])
+def test_a_case_path_diagram_names_who_acted_escaped(desk: Any, fmt: str) -> None:
+    url, number = desk
+    out = run("diagram", "claim", "--case", number, "--format", fmt, "--url", url)
+    assert "\\x1b[2J" in out and not OBEYED.search(out)
 
 
 def test_a_notice_preview_shows_the_name_in_it_escaped(desk: Any) -> None:
