@@ -275,10 +275,13 @@ def _fail(line: str) -> NoReturn:
     # wrapped at the terminal's width: a line stays one line. A database URL's password
     # (quoted back by an error that could not connect) stays off the screen.
     line = _PASSWORD_IN_URL.sub(r"\1***@", line)
+    if len(line) > _LONGEST:  # a line to read, whatever an exception quoted
+        line = line[:_LONGEST] + "…"
     _c.err.print(f"[bold red]error:[/] {_m(line)}", markup=True, highlight=False, soft_wrap=True)
     sys.exit(2)
 
 
+_LONGEST = 4_000
 _PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]*:)[^@\s]+@")
 
 
@@ -298,15 +301,11 @@ def _command_path(ctx: click.Context, words: list[str]) -> str:
 def _one_line_of(exc: BaseException, command: str) -> str:
     """What went wrong, and what to do, as one line."""
     if isinstance(exc, BaoflowError):
-        # A message listing its problems ("... refused:\n  - reason\n  - reason") as
-        # one line: "... refused: reason; reason".
-        head, *rest = str(exc).splitlines() or [""]
-        items = [line.strip().removeprefix("- ") for line in rest if line.strip()]
-        return f"{type(exc).__name__}: {head}" + (f" {'; '.join(items)}" if items else "")
+        return f"{type(exc).__name__}: {_joined(str(exc))}"
     if isinstance(exc, click.UsageError):
-        return f"{exc.format_message().rstrip('.')} (see `{command} --help`)"
+        return f"{_joined(exc.format_message()).rstrip('.')} (see `{command} --help`)"
     if isinstance(exc, click.ClickException):
-        return exc.format_message()
+        return _joined(exc.format_message())
     cause = getattr(exc, "orig", None) or exc  # a driver's error SQLAlchemy wrapped
     text = next((line for line in str(cause).splitlines() if line.strip()), "")
     if len(text) > 300:
@@ -322,13 +321,22 @@ def _one_line_of(exc: BaseException, command: str) -> str:
     )
 
 
+def _joined(message: str) -> str:
+    """A message listing its problems ("... refused:\\n  - reason\\n  - reason") as one
+    line: "... refused: reason; reason"."""
+    head, *rest = message.splitlines() or [""]
+    items = [line.strip().removeprefix("- ") for line in rest if line.strip()]
+    return head + (f" {'; '.join(items)}" if items else "")
+
+
 def _refuse_undecodable(words: list[str]) -> None:
     """Bytes on the command line that are not UTF-8 reach Python as lone surrogates,
     which no database or terminal takes: say which argument, not a UnicodeEncodeError."""
     for word in words:
         if _SURROGATE.search(word):
+            shown = word if len(word) <= 60 else word[:60] + "…"
             raise click.UsageError(
-                f"the argument '{_safe(word)}' holds bytes that are not UTF-8 text; "
+                f"the argument '{_safe(shown)}' holds bytes that are not UTF-8 text; "
                 "give it in UTF-8"
             )
 

@@ -317,3 +317,10 @@ def test_a_database_that_cannot_be_reached_is_one_line_without_the_password() ->
     )
     assert "cannot open the database at 'postgresql://desk:***@127.0.0.1:1/x'" in line
     assert "s3cret" not in line
+
+
+def test_an_error_quoting_a_huge_input_is_still_a_line_to_read(desk: Any) -> None:
+    url, *_ = desk
+    line = one_error_line(invoke("cases", "list", "--state", "x" * 100_000, "--url", url))
+    assert line.startswith("error: InvalidData:") and line.endswith("…")
+    assert len(line) <= len("error: ") + 4_001
