@@ -5,18 +5,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
+import sqlite3
 import sys
+import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markup import escape
+from rich.style import StyleType
 from rich.table import Column, Table
+from rich.text import Text
 
 from baoflow.engine import (
     SHANGHAI,
@@ -42,18 +47,74 @@ DEFAULT_URL = "sqlite:///baoflow.db"
 
 
 class _Consoles:
-    """Made on first use, so the width follows the terminal (or COLUMNS) of the call."""
+    """Made on first use, so the width follows the terminal (or COLUMNS) of the call.
+    Emoji codes are not replaced: ``:warning:`` in a case's data stays as typed."""
 
     @property
     def out(self) -> Console:
-        return Console()
+        return Console(emoji=False)
 
     @property
     def err(self) -> Console:
-        return Console(stderr=True)
+        return Console(stderr=True, emoji=False)
 
 
 _c = _Consoles()
+
+# What a terminal obeys instead of showing: the C0 and C1 controls (ESC starts the
+# sequences that clear the screen, move the cursor, retitle the window or hide a link;
+# CR and backspace overwrite what is shown), DEL, the bidirectional marks, overrides and
+# isolates that reorder the text after them, and lone surrogates (bytes given on the
+# command line that are not UTF-8), which cannot even be written out. Tab and newline
+# are kept only where a text is shown as lines.
+_UNSAFE = r"\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+_UNSAFE_IN_A_LINE = re.compile(rf"[\t\n{_UNSAFE}]")
+_UNSAFE_IN_LINES = re.compile(rf"[{_UNSAFE}]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_SHORT = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _safe(text: object, *, lines: bool = False, json_text: bool = False) -> str:
+    """``text`` as it may reach a terminal: every character a terminal would obey rather
+    than show written as an escape (``\\x1b``, ``\\u202e``), so stored data cannot
+    clear the operator's screen or disguise what it says. With ``lines``, newlines and
+    tabs stay; ``json_text`` is JSON already (C0 escaped by ``json.dumps``, newlines its
+    layout): what is left is written as JSON escapes, so the text still parses to the
+    same data. The one place the CLI escapes what it prints."""
+    if json_text:
+        return _UNSAFE_IN_LINES.sub(lambda m: f"\\u{ord(m.group()):04x}", str(text))
+    pattern = _UNSAFE_IN_LINES if lines else _UNSAFE_IN_A_LINE
+    return pattern.sub(_escaped, str(text))
+
+
+def _escaped(found: re.Match[str]) -> str:
+    ch = found.group()
+    n = ord(ch)
+    return _SHORT.get(ch) or (f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}")
+
+
+def _m(text: object) -> str:
+    """Data inside a line of our markup: escaped for the terminal, then for rich."""
+    return escape(_safe(text))
+
+
+class _Table(Table):
+    """A table whose cells are data: shown as text (never read as rich markup), with
+    the characters a terminal would obey escaped. A cell given as ``Text`` is taken
+    as it is (a multi-line cell escapes its own text: ``_safe(x, lines=True)``)."""
+
+    def add_row(
+        self,
+        *renderables: RenderableType | None,
+        style: StyleType | None = None,
+        end_section: bool = False,
+    ) -> None:
+        super().add_row(
+            *(Text(_safe(r)) if isinstance(r, str) else r for r in renderables),
+            style=style,
+            end_section=end_section,
+        )
+
 
 notifications_option = click.option(
     "--notifications",
@@ -77,8 +138,8 @@ json_option = click.option(
 
 def _emit_json(value: Any) -> None:
     """Print ``value`` as JSON for a program to read: dataclasses as objects, instants
-    as ISO 8601 with their offset, decimals as text."""
-    click.echo(json.dumps(_plain(value), ensure_ascii=False, indent=2))
+    as ISO 8601 with their offset, decimals as text; nothing a terminal would obey."""
+    click.echo(_safe(json.dumps(_plain(value), ensure_ascii=False, indent=2), json_text=True))
 
 
 def _plain(value: Any) -> Any:
@@ -105,6 +166,38 @@ def _left(due: datetime, now: datetime) -> str:
     return format_duration((due - now).total_seconds(), locale="en")
 
 
+def _is_id(ref: str) -> bool:
+    return ref.isascii() and ref.isdigit()  # not "²" or "٣", which int() reads too
+
+
+class _CaseRef(click.ParamType[str, Any]):
+    """A case id (digits) or case number (``LP-20260930-000042``). What can be neither
+    (an id past 19 digits, 64-bit ids' most; text past 40 characters, or holding spaces
+    or control characters) is a usage error here, before any database is asked; the
+    engine says whether a sane reference names a case."""
+
+    name = "case"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        ref = str(value)
+        if _is_id(ref):
+            sane = len(ref) <= 19
+        else:
+            sane = 0 < len(ref) <= 40 and ref.isprintable() and not any(c.isspace() for c in ref)
+        if sane:
+            return ref
+        shown = _safe(ref if len(ref) <= 60 else ref[:60] + "…")
+        self.fail(
+            f"'{shown}' is neither a case id (up to 19 digits) nor a case number such as "
+            "LP-20260930-000042 (up to 40 characters, no spaces); `baoflow cases list` shows "
+            "the cases",
+            param,
+            ctx,
+        )
+
+
+CASE = _CaseRef()
+
 url_option = click.option(
     "--url",
     envvar="BAOFLOW_URL",
@@ -115,7 +208,10 @@ url_option = click.option(
 
 
 @contextmanager
-def _engine(url: str) -> Iterator[Engine]:
+def _engine(url: str, *, create: bool = False) -> Iterator[Engine]:
+    """The engine of ``url`` for one command. A SQLite file that does not exist is an
+    error (a mistyped path must not become a new, empty database that answers "0
+    cases"): only ``db upgrade`` creates one (``create``)."""
     # A year whose holiday arrangement is not published yet is counted provisionally
     # from its statutory holidays (the default), or refused: BAOFLOW_UNKNOWN_YEARS=error.
     # ("weekends", this setting's old value, now means provisional.)
@@ -124,7 +220,11 @@ def _engine(url: str) -> Iterator[Engine]:
         raise click.UsageError(
             f"BAOFLOW_UNKNOWN_YEARS must be provisional or error, not {choice!r}"
         )
-    eng = open_engine(url, calendar=ChineseOfficialCalendar(unknown_years=choice))  # type: ignore[arg-type]
+    eng = open_engine(
+        url,
+        calendar=ChineseOfficialCalendar(unknown_years=choice),  # type: ignore[arg-type]
+        create=create,
+    )
     try:
         yield eng
     finally:
@@ -132,26 +232,124 @@ def _engine(url: str) -> Iterator[Engine]:
 
 
 class _Group(click.Group):
-    """Turns baoflow's errors into one clear line and exit status 2, not a traceback."""
+    """Turns every error into one clear line on standard error and exit status 2, not a
+    traceback: baoflow's errors as they say, a usage error with where to read the usage,
+    anything else named with its message and a pointer to ``--debug``, which prints the
+    traceback too."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        words = list(args)
+        try:
+            ctx = super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # no arguments: the help, as click shows it
+        except click.ClickException as exc:  # e.g. an unknown global option
+            _fail(_one_line_of(exc, info_name or "baoflow"))
+        ctx.meta[_WORDS] = words
+        return ctx
 
     def invoke(self, ctx: click.Context) -> Any:
+        words: list[str] = ctx.meta.get(_WORDS, [])
         try:
+            _refuse_undecodable(words)
             return super().invoke(ctx)
-        except BaoflowError as exc:
-            # The message is text, not markup ("baoflow[postgres]" must survive), and is
-            # not wrapped at the terminal's width: a line stays one line.
-            _c.err.print(
-                f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}",
-                markup=True,
-                highlight=False,
-                soft_wrap=True,
+        except (click.exceptions.Exit, click.Abort, click.exceptions.NoArgsIsHelpError):
+            raise  # --help, --version, Ctrl-C at a prompt, a group given no command
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                traceback.print_exc()
+            _fail(_one_line_of(exc, _command_path(ctx, words)))
+
+
+_WORDS = "baoflow.words"  # the command line's words, kept in the context's meta
+
+
+def _fail(line: str) -> NoReturn:
+    # The message is text, not markup ("baoflow[postgres]" must survive), and is not
+    # wrapped at the terminal's width: a line stays one line. A database URL's password
+    # (quoted back by an error that could not connect) stays off the screen.
+    line = _PASSWORD_IN_URL.sub(r"\1***@", line)
+    if len(line) > _LONGEST:  # a line to read, whatever an exception quoted
+        line = line[:_LONGEST] + "…"
+    _c.err.print(f"[bold red]error:[/] {_m(line)}", markup=True, highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
+_LONGEST = 4_000
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]*:)[^@\s]+@")
+
+
+def _command_path(ctx: click.Context, words: list[str]) -> str:
+    """``baoflow cases show``: the command the words named, for its ``--help``."""
+    path = [ctx.command_path]
+    command: click.Command = ctx.command
+    for word in (w for w in words if not w.startswith("-")):
+        found = command.get_command(ctx, word) if isinstance(command, click.Group) else None
+        if found is None:
+            break
+        path.append(word)
+        command = found
+    return " ".join(path)
+
+
+def _one_line_of(exc: BaseException, command: str) -> str:
+    """What went wrong, and what to do, as one line."""
+    if isinstance(exc, BaoflowError):
+        return f"{type(exc).__name__}: {_joined(str(exc))}"
+    if isinstance(exc, click.UsageError):
+        return f"{_joined(exc.format_message()).rstrip('.')} (see `{command} --help`)"
+    if isinstance(exc, click.ClickException):
+        return _joined(exc.format_message())
+    cause = getattr(exc, "orig", None) or exc  # a driver's error SQLAlchemy wrapped
+    text = next((line for line in str(cause).splitlines() if line.strip()), "")
+    if len(text) > 300:
+        text = text[:300] + "…"
+    if isinstance(cause, sqlite3.OperationalError) and "readonly" in text:
+        return (
+            f"the database is read-only here ({text}): give a database file, and a folder "
+            "it is in, that this user may write"
+        )
+    return (
+        f"{type(cause).__name__}: {text} — not an error baoflow expected: run it again "
+        "with --debug (or BAOFLOW_DEBUG=1) for the traceback, and report it"
+    )
+
+
+def _joined(message: str) -> str:
+    """A message listing its problems ("... refused:\\n  - reason\\n  - reason") as one
+    line: "... refused: reason; reason"."""
+    head, *rest = message.splitlines() or [""]
+    items = [line.strip().removeprefix("- ") for line in rest if line.strip()]
+    return head + (f" {'; '.join(items)}" if items else "")
+
+
+def _refuse_undecodable(words: list[str]) -> None:
+    """Bytes on the command line that are not UTF-8 reach Python as lone surrogates,
+    which no database or terminal takes: say which argument, not a UnicodeEncodeError."""
+    for word in words:
+        if _SURROGATE.search(word):
+            shown = word if len(word) <= 60 else word[:60] + "…"
+            raise click.UsageError(
+                f"the argument '{_safe(shown)}' holds bytes that are not UTF-8 text; "
+                "give it in UTF-8"
             )
-            sys.exit(2)
 
 
 @click.group(cls=_Group)
 @click.version_option(package_name="baoflow")
-def main() -> None:
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="BAOFLOW_DEBUG",
+    help="On an error, print the traceback too (env BAOFLOW_DEBUG=1).",
+)
+def main(debug: bool) -> None:
     """baoflow: insurance after-sales service workflows."""
 
 
@@ -177,8 +375,8 @@ def db() -> None:
 @url_option
 def db_upgrade(url: str) -> None:
     """Create or migrate the schema to the newest revision."""
-    with _engine(url) as eng:  # opening an engine migrates
-        _c.out.print(f"schema at revision {eng.schema_revision()} ({url})", highlight=False)
+    with _engine(url, create=True) as eng:  # opening an engine migrates
+        _c.out.print(f"schema at revision {eng.schema_revision()} ({_m(url)})", highlight=False)
 
 
 @db.command("rebuild-keys")
@@ -238,7 +436,7 @@ def cases_list(url: str, limit: int, page: int, as_json: bool, **filters: Any) -
     if as_json:
         _emit_json({"total": total, "page": page, "limit": limit, "cases": found})
         return
-    table = Table("state", "insured", "updated (Beijing)")
+    table = _Table("state", "insured", "updated (Beijing)")
     table.columns.insert(0, Column("number", no_wrap=True))
     for c in found:
         policy = c.data.get("policy", {})
@@ -258,7 +456,7 @@ def cases_list(url: str, limit: int, page: int, as_json: bool, **filters: Any) -
 
 @cases.command("show")
 @url_option
-@click.argument("case")
+@click.argument("case", type=CASE)
 @click.option(
     "--role",
     "roles",
@@ -299,11 +497,12 @@ def cases_show(url: str, case: str, roles: tuple[str, ...], as_json: bool) -> No
         return
     out = _c.out
     out.print(
-        f"[bold]{c.number}[/]  {definition.title} v{c.workflow_version}  "
-        f"state: [bold]{c.state}[/] ({definition.state(c.state).title})  version {c.version}"
+        f"[bold]{_m(c.number)}[/]  {_m(definition.title)} v{c.workflow_version}  "
+        f"state: [bold]{_m(c.state)}[/] ({_m(definition.state(c.state).title)})  "
+        f"version {c.version}"
     )
-    out.print(shown(data_text), markup=False, highlight=False)
-    table = Table("#", "at (Beijing)", "actor", "event", "from → to", "notes")
+    out.print(_safe(shown(data_text), lines=True), markup=False, highlight=False)
+    table = _Table("#", "at (Beijing)", "actor", "event", "from → to", "notes")
     for h in history:
         table.add_row(
             str(h.seq),
@@ -311,39 +510,39 @@ def cases_show(url: str, case: str, roles: tuple[str, ...], as_json: bool) -> No
             h.actor.name,
             h.event,
             f"{h.from_state or '—'} → {h.to_state}",
-            shown("\n".join(h.notes)),
+            Text(_safe(shown("\n".join(h.notes)), lines=True)),
         )
     out.print(table)
     for d in deadlines:
-        pause = f", paused {d.pause_reason}" if d.pause_reason else ""
+        pause = f", paused {_m(d.pause_reason)}" if d.pause_reason else ""
         guess = (
             f" [yellow](provisional: {', '.join(map(str, d.provisional_years))} not published)[/]"
             if d.provisional
             else ""
         )
         out.print(
-            f"  deadline [bold]{d.rule}[/] {d.status}{pause}: due {format_due(d.due_at)}{guess}, "
-            f"warned {d.warned}, {'breached, ' if d.breached else ''}level {d.level}  "
-            f"({escape(d.article)})"
+            f"  deadline [bold]{_m(d.rule)}[/] {_m(d.status)}{pause}: due {format_due(d.due_at)}"
+            f"{guess}, warned {d.warned}, {'breached, ' if d.breached else ''}level {d.level}  "
+            f"({_m(d.article)})"
         )
     for r in refusals:
         out.print(
-            f"  refused {_when(r.at)}: [bold]{r.event}[/] by {escape(r.actor.name)} "
-            f"({r.kind}): " + escape("; ".join(r.reasons)),
+            f"  refused {_when(r.at)}: [bold]{_m(r.event)}[/] by {_m(r.actor.name)} "
+            f"({_m(r.kind)}): " + _m("; ".join(r.reasons)),
             highlight=False,
         )
     for ev in events:
         why = (
             ""
             if ev.would_pass
-            else "  [yellow](refused now: " + escape("; ".join(ev.refusals)) + ")[/]"
+            else "  [yellow](refused now: " + _m("; ".join(ev.refusals)) + ")[/]"
         )
-        out.print(f"  next: [bold]{ev.event}[/] → {ev.target}  {escape(ev.title)}{why}")
+        out.print(f"  next: [bold]{_m(ev.event)}[/] → {_m(ev.target)}  {_m(ev.title)}{why}")
 
 
 @main.command()
 @url_option
-@click.argument("case")
+@click.argument("case", type=CASE)
 @click.argument("event")
 @click.option("--data", "data_text", default="{}", help="Event data as JSON, or @FILE.")
 @click.option("--actor", "actor_id", required=True, help="Actor id, e.g. h01.")
@@ -365,13 +564,7 @@ def fire(
     expected_version: int | None,
 ) -> None:
     """Fire EVENT on CASE (id or case number)."""
-    raw = (
-        Path(data_text[1:]).read_text(encoding="utf-8") if data_text.startswith("@") else data_text
-    )
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--data") from exc
+    data = _event_data(data_text)
     actor = Actor(actor_id, actor_name or actor_id, roles=roles, org_unit=org_unit)
     with _engine(url) as eng:
         c = eng.fire(
@@ -382,7 +575,44 @@ def fire(
             idempotency_key=idempotency_key,
             expected_version=expected_version,
         )
-        _c.out.print(f"{c.number}: {event} → [bold]{c.state}[/] (version {c.version})")
+        _c.out.print(f"{_m(c.number)}: {_m(event)} → [bold]{_m(c.state)}[/] (version {c.version})")
+
+
+def _event_data(given: str) -> Any:
+    """``--data``: JSON text, or ``@FILE`` holding it in UTF-8; a usage error otherwise."""
+    text = given
+    if given.startswith("@"):
+        name = given[1:]
+        try:
+            text = Path(name).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise click.BadParameter(
+                f"there is no file {name!r}: give @FILE of a file that exists, or the JSON itself",
+                param_hint="--data",
+            ) from None
+        except UnicodeDecodeError as exc:
+            raise click.BadParameter(
+                f"{name!r} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                f"{exc.start}): save it as UTF-8",
+                param_hint="--data",
+            ) from None
+        except OSError as exc:  # a folder, no permission, a name too long
+            raise click.BadParameter(
+                f"cannot read {name!r}: {exc.strerror or exc}", param_hint="--data"
+            ) from None
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise click.BadParameter(
+            "not valid JSON here: it is nested too deeply to read", param_hint="--data"
+        ) from None
+    except ValueError as exc:  # a JSONDecodeError, a number of too many digits, NaN
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--data") from None
+
+
+def _no_constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity, which JSON has not (nor PostgreSQL's jsonb).
+    raise ValueError(f"{name} is not a JSON number")
 
 
 @main.command()
@@ -476,7 +706,7 @@ def deadlines_list(
     if as_json:
         _emit_json(found)
         return
-    table = Table("rule", Column("due", no_wrap=True), "left", "level", "state", "handler")
+    table = _Table("rule", Column("due", no_wrap=True), "left", "level", "state", "handler")
     table.columns.insert(0, Column("case", no_wrap=True))
     for d in found:
         marks = " paused" if d.status == "paused" else ""
@@ -516,7 +746,7 @@ def breaches(
     if as_json:
         _emit_json(found)
         return
-    table = Table("rule", Column("due", no_wrap=True), "late", "level", "state")
+    table = _Table("rule", Column("due", no_wrap=True), "late", "level", "state")
     table.columns.insert(0, Column("case", no_wrap=True))
     for b in found:
         table.add_row(
@@ -552,7 +782,7 @@ def workflows_list(url: str, as_json: bool) -> None:
         return
     for row in rows:
         _c.out.print(
-            f"[bold]{row['name']}[/] v{row['version']}  {escape(row['title'])}\n  states: "
+            f"[bold]{row['name']}[/] v{row['version']}  {_m(row['title'])}\n  states: "
             + ", ".join(row["states"])
         )
 
@@ -571,10 +801,10 @@ def workflows_show(url: str, workflow: str, as_json: bool) -> None:
         _emit_json(shape)
         return
     out = _c.out
-    out.print(f"[bold]{d.name}[/] v{d.version}  {escape(d.title)}  (initial: {d.initial})")
+    out.print(f"[bold]{d.name}[/] v{d.version}  {_m(d.title)}  (initial: {d.initial})")
     out.print("[bold]states[/]")
     for st in shape["states"]:
-        out.print(f"  {st['name']}{' (final)' if st['final'] else ''}  {escape(st['title'])}")
+        out.print(f"  {st['name']}{' (final)' if st['final'] else ''}  {_m(st['title'])}")
     out.print("[bold]events[/]")
     by_event: dict[str, list[dict[str, Any]]] = {}
     for t in shape["transitions"]:
@@ -593,14 +823,14 @@ def workflows_show(url: str, workflow: str, as_json: bool) -> None:
         pauses = f"  paused in: {', '.join(r['pauses'])}" if r["pauses"] else ""
         out.print(
             f"  {r['name']}: {r['period']} from {', '.join(r['starts_on']) or '—'}{pauses}  "
-            f"({escape(r['article'])})",
+            f"({_m(r['article'])})",
             highlight=False,
         )
     out.print("[bold]permissions[/]")
     for p in shape["permissions"]:
         where = "own org unit" if p["own_org_unit"] else "any org unit"
         out.print(
-            f"  {escape(p['title'])}: {', '.join(p['roles'])} may fire "
+            f"  {_m(p['title'])}: {', '.join(p['roles'])} may fire "
             f"{', '.join(p['events'])} ({where})",
             highlight=False,
         )
@@ -689,7 +919,7 @@ def calendar_import(url: str, file: str, by: str | None, override: bool) -> None
         f"day(s) (import {done.import_id}); {done.recomputed} running deadline(s) recomputed"
     )
     for line in done.overridden:
-        _c.out.print(f"  overridden: {line}", highlight=False)
+        _c.out.print(f"  overridden: {_m(line)}", highlight=False)
 
 
 @calendar.command("show")
@@ -708,8 +938,10 @@ def calendar_show(url: str, year: int, as_json: bool) -> None:
     for imp in shown.imports:
         state = "current" if imp.current else "replaced"
         out.print(
-            f"  import {imp.id} ({state}): {imp.source}; from {imp.file_name} by "
-            f"{imp.imported_by}, {format_when(imp.imported_at)}"
+            _safe(
+                f"  import {imp.id} ({state}): {imp.source}; from {imp.file_name} by "
+                f"{imp.imported_by}, {format_when(imp.imported_at)}"
+            )
             + (" [override]" if imp.override else ""),
             highlight=False,
             markup=False,
@@ -718,7 +950,9 @@ def calendar_show(url: str, year: int, as_json: bool) -> None:
         where = f"{d.source}, line {d.line}" if d.line else d.source
         kind = "work" if d.working else "rest"
         out.print(
-            f"  {d.day} {'一二三四五六日'[d.day.weekday()]}  {kind}  {d.name or '—'}  ({where})",
+            _safe(
+                f"  {d.day} {'一二三四五六日'[d.day.weekday()]}  {kind}  {d.name or '—'}  ({where})"
+            ),
             highlight=False,
             markup=False,
         )
@@ -799,7 +1033,7 @@ def sla_report(
         _emit_json({"report": report, "overdue": overdue})
         return
     out = _c.out
-    table = Table(
+    table = _Table(
         *(["period"] if per else []),
         "rule",
         "org unit",
@@ -829,16 +1063,16 @@ def sla_report(
         "the deadlines that ended",
         highlight=False,
     )
-    breaches_table = Table("rule", "due (Beijing)", "level", "state", title="Overdue now")
+    breaches_table = _Table("rule", "due (Beijing)", "level", "state", title="Overdue now")
     breaches_table.columns.insert(0, Column("case", no_wrap=True))
     for b in overdue:
         breaches_table.add_row(b.case_number, b.rule, format_due(b.due_at), str(b.level), b.state)
     out.print(breaches_table)
-    states = Table("workflow", "state", "median time in state", title="Time in state")
+    states = _Table("workflow", "state", "median time in state", title="Time in state")
     for (wf, state), median in report.median_time_in_state.items():
         states.add_row(wf, state, str(median).split(".")[0])
     out.print(states)
-    closing = Table("workflow", "median time to close", title="Opened to closed")
+    closing = _Table("workflow", "median time to close", title="Opened to closed")
     for wf, median in report.median_time_to_close.items():
         closing.add_row(wf, format_duration(median.total_seconds(), locale="en"))
     out.print(closing)
@@ -858,7 +1092,7 @@ def policies_import(url: str, csv_file: Path) -> None:
         if not isinstance(eng.policies, SqlPolicyDirectory):  # pragma: no cover - our own
             raise click.ClickException("this engine's policy directory is not baoflow's table")
         n = eng.policies.import_csv(csv_file)
-    _c.out.print(f"imported {n} polic{'y' if n == 1 else 'ies'} from {csv_file}")
+    _c.out.print(f"imported {n} polic{'y' if n == 1 else 'ies'} from {_m(csv_file)}")
 
 
 # --- notifications (issue #5) -----------------------------------------------------------
@@ -872,7 +1106,7 @@ def outbox() -> None:
 @click.option(
     "--status", type=click.Choice(["pending", "expanded", "delivered", "dead"]), help="Only these."
 )
-@click.option("--case", "case_ref", help="Only this case (id or case number).")
+@click.option("--case", "case_ref", type=CASE, help="Only this case (id or case number).")
 @click.option("--limit", default=50, show_default=True)
 @json_option
 def outbox_list(
@@ -885,9 +1119,10 @@ def outbox_list(
     with _engine(url) as eng:
         rows = eng.outbox(case=case_ref, status=status, limit=limit)
     if as_json:
-        click.echo(mask_text(json.dumps(_plain(rows), ensure_ascii=False, indent=2)))
+        text = mask_text(json.dumps(_plain(rows), ensure_ascii=False, indent=2))
+        click.echo(_safe(text, json_text=True))
         return
-    table = Table("id", "case", "notice", "to", "via", "status", "tries", "next / done", "error")
+    table = _Table("id", "case", "notice", "to", "via", "status", "tries", "next / done", "error")
     for r in rows:
         when = r.delivered_at if r.status == "delivered" else r.next_attempt_at
         table.add_row(
@@ -945,7 +1180,7 @@ def notify() -> None:
 @url_option
 @notifications_option
 @click.argument("notice")
-@click.option("--case", "case_ref", required=True, help="The case whose notice to show.")
+@click.option("--case", "case_ref", type=CASE, required=True, help="The case whose notice to show.")
 @click.option("--locale", default="zh-CN", show_default=True)
 @click.option("--unmasked", is_flag=True, help="As the data subject sees it.")
 def notify_preview(
@@ -981,9 +1216,9 @@ def notify_preview(
             deliverer = Deliverer(eng, TemplateSet(eng.notice_fields()), {}, Directory())
         address = Address("preview", "-", locale=locale, data_subject=unmasked)
         rendered = deliverer.render(notice, found[-1].context, address)
-        _c.out.print(rendered.subject, markup=False, highlight=False)
+        _c.out.print(_safe(rendered.subject), markup=False, highlight=False)
         _c.out.print()
-        _c.out.print(rendered.text, markup=False, highlight=False)
+        _c.out.print(_safe(rendered.text, lines=True), markup=False, highlight=False)
 
 
 @main.command()
@@ -1000,7 +1235,7 @@ def inbox(url: str, user: str, unread: bool, mark_read: bool, as_json: bool) -> 
     if as_json:
         _emit_json(rows)
         return
-    table = Table("when (Beijing)", "case", "subject", "read")
+    table = _Table("when (Beijing)", "case", "subject", "read")
     for r in rows:
         table.add_row(_when(r.created_at), r.case_number or "—", r.subject, "" if r.unread else "✓")
     _c.out.print(table)
@@ -1030,7 +1265,9 @@ def inbound_list(url: str, status: str | None, limit: int, as_json: bool) -> Non
     if as_json:
         _emit_json(rows)
         return
-    table = Table("id", "received (Beijing)", "insurer", "message", "kind", "case", "status", "why")
+    table = _Table(
+        "id", "received (Beijing)", "insurer", "message", "kind", "case", "status", "why"
+    )
     for r in rows:
         why = r.reason_code or ""
         if r.status in ("resolved", "dismissed"):
@@ -1051,7 +1288,12 @@ def inbound_list(url: str, status: str | None, limit: int, as_json: bool) -> Non
 @inbound.command("resolve")
 @url_option
 @click.argument("message_id", metavar="ID", type=int)
-@click.option("--case", "case_ref", help="Fire the message's event on this case (number or id).")
+@click.option(
+    "--case",
+    "case_ref",
+    type=CASE,
+    help="Fire the message's event on this case (number or id).",
+)
 @click.option("--dismiss", "reason", help="Set the message aside, saying why.")
 @click.option("--by", "by", required=True, help="Who resolves it (a user id).")
 def inbound_resolve(
@@ -1064,8 +1306,8 @@ def inbound_resolve(
         if case_ref is not None:
             result = eng.resolve_inbound(message_id, case_ref, by=by)
             _c.out.print(
-                f"message {message_id}: {result.event} fired on {result.case_number}, "
-                f"now {result.state}"
+                f"message {message_id}: {_m(result.event)} fired on {_m(result.case_number)}, "
+                f"now {_m(result.state)}"
             )
         else:
             eng.dismiss_inbound(message_id, reason or "", by=by)
@@ -1127,7 +1369,7 @@ def tokens_add(
     with _engine(url) as eng:
         made = eng.create_api_token(app, actor=actor, act_for=[_person(p) for p in act_for])
     t = made.token
-    click.echo(f"token {t.id} for {t.app}: {_acts(t)}")
+    click.echo(_safe(f"token {t.id} for {t.app}: {_acts(t)}"))
     click.echo("secret (shown this once; keep it where the app reads its secrets):")
     click.echo(made.secret)
 
@@ -1139,7 +1381,7 @@ def tokens_list(url: str, active: bool) -> None:
     """Every token: whom it acts as or for, when made, last used and revoked."""
     with _engine(url) as eng:
         found = eng.api_tokens(include_revoked=not active)
-    table = Table(
+    table = _Table(
         "id",
         "app",
         "secret starts",
@@ -1168,7 +1410,7 @@ def tokens_revoke(url: str, token_id: int) -> None:
     """Revoke token TOKEN_ID: every request with it is refused from now on (401)."""
     with _engine(url) as eng:
         t = eng.revoke_api_token(token_id)
-    click.echo(f"token {t.id} ({t.app}) revoked {_when(t.revoked_at)}")
+    click.echo(_safe(f"token {t.id} ({t.app}) revoked {_when(t.revoked_at)}"))
 
 
 @main.group()
@@ -1202,15 +1444,17 @@ def users_add(
 ) -> None:
     """Make a dashboard account USER_ID. The password is asked for (twice), or read
     from standard input; never an argument, which other users could see in `ps`."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
-    with _engine(url) as eng:
+    with _engine(url) as eng:  # first: a wrong --url is said before the password is typed
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = click.prompt("password", hide_input=True, confirmation_prompt=True)
         user = eng.add_user(user_id, name, password, roles=roles, org_unit=org_unit)
     click.echo(
-        f"user {user.id} ({user.name}; {', '.join(user.roles) or 'no roles'}; "
-        f"{user.org_unit or 'no unit'}) added"
+        _safe(
+            f"user {user.id} ({user.name}; {', '.join(user.roles) or 'no roles'}; "
+            f"{user.org_unit or 'no unit'}) added"
+        )
     )
 
 
@@ -1220,7 +1464,7 @@ def users_list(url: str) -> None:
     """Every account: name, roles, org unit, made, disabled."""
     with _engine(url) as eng:
         found = eng.users()
-    table = Table("id", "name", "roles", "org unit", "made", "disabled")
+    table = _Table("id", "name", "roles", "org unit", "made", "disabled")
     for u in found:
         table.add_row(
             u.id,
@@ -1240,7 +1484,7 @@ def users_disable(url: str, user_id: str) -> None:
     """Disable USER_ID: log-ins refused, open sessions ended at their next page."""
     with _engine(url) as eng:
         u = eng.disable_user(user_id)
-    click.echo(f"user {u.id} ({u.name}) disabled {_when(u.disabled_at)}")
+    click.echo(_safe(f"user {u.id} ({u.name}) disabled {_when(u.disabled_at)}"))
 
 
 @main.command()
@@ -1327,7 +1571,7 @@ def serve(
 )
 @click.option("--live", is_flag=True, help="Each state with its cases, warned and breached.")
 @click.option("--org-unit", help="With --live: only the cases of this org unit.")
-@click.option("--case", "case", help="Draw this case's path (case number or id).")
+@click.option("--case", "case", type=CASE, help="Draw this case's path (case number or id).")
 @click.option(
     "--output",
     type=click.Path(dir_okay=False, writable=True),
@@ -1348,9 +1592,12 @@ def diagram(
     if org_unit is not None and not live:
         raise click.UsageError("--org-unit needs --live (it narrows the live counts)")
     with _engine(url) as eng:
-        ref: int | str | None = int(case) if case is not None and case.isdigit() else case
+        ref: int | str | None = int(case) if case is not None and _is_id(case) else case
         drawn = diagrams.render(eng, workflow, fmt, live=live, case=ref, org_unit=org_unit)
-    data = drawn.encode() if isinstance(drawn, str) else drawn
+    # Labels carry stored data (who fired each step of a case's path): escaped, for the
+    # terminal and for the SVG, which an XML reader refuses with a control character in it.
+    text = drawn if isinstance(drawn, str) else drawn.decode("utf-8")
+    data = _safe(text, lines=True).encode()
     if output is not None:
         Path(output).write_bytes(data)
         return

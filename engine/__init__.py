@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
+
+import sqlalchemy as sa
 
 from .calendar import ChineseOfficialCalendar, WorkingCalendar, first_working_day_from
 from .clock import SHANGHAI, Clock, FakeClock, SystemClock
@@ -189,6 +192,7 @@ def open_engine(
     policies: PolicyDirectory | None = None,
     calendar: WorkingCalendar | None = None,
     migrate: bool = True,
+    create: bool = True,
     echo: bool = False,
 ) -> Engine:
     """Open (and by default migrate) a database and return an :class:`Engine`.
@@ -205,7 +209,18 @@ def open_engine(
             touches (``ChineseOfficialCalendar(unknown_years="error")`` refuses instead).
         migrate: bring the schema to the newest revision first. With ``False`` an
             out-of-date schema raises :class:`StorageError`.
+        create: make a SQLite file that does not exist yet. With ``False`` a missing
+            file raises :class:`StorageError` instead of becoming a new, empty
+            database: what a tool that reads, or a mistyped path, wants.
     """
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as exc:  # Store would raise it bare
+        raise StorageError(
+            f"{url!r} is not a database URL: give sqlite:///FILE or postgresql://USER@HOST/DATABASE"
+        ) from exc
+    if not create:
+        _require_sqlite_file(parsed, url)
     store = Store(url, echo=echo)
     try:
         if migrate:
@@ -225,3 +240,17 @@ def open_engine(
         policies=policies or SqlPolicyDirectory(store),
         calendar=calendar,
     )
+
+
+def _require_sqlite_file(parsed: sa.engine.URL, url: str) -> None:
+    """Refuse a SQLite URL whose file does not exist (other databases pass)."""
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return  # a server's database, or in-memory SQLite (which Store refuses)
+    name = parsed.database
+    if parsed.query.get("uri") == "true" and name.startswith("file:"):
+        name = name.removeprefix("file:")
+    if not Path(name).exists():
+        raise StorageError(
+            f"the database file {str(Path(name).absolute())!r} does not exist: check the "
+            f"path, or create it with `baoflow db upgrade --url {url}`"
+        )

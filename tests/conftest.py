@@ -44,6 +44,13 @@ def pg_url() -> str | None:
     return url
 
 
+def upgraded(url: str) -> str:
+    """``url`` with its schema made, as ``baoflow db upgrade`` makes it: the other commands
+    refuse a SQLite file that does not exist."""
+    open_engine(url).close()
+    return url
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database: a SQLite file, or a private schema on PostgreSQL."""

@@ -11,7 +11,7 @@ from baoflow.engine import Actor, Engine, FakeClock, InvalidData, LogInRefused, 
 from click.testing import CliRunner
 
 from baoflow.cli import main
-from tests.conftest import HANDLER
+from tests.conftest import HANDLER, upgraded
 
 
 def _refused(eng: Engine, user: str, password: str, client: str = "10.0.0.1") -> LogInRefused:
@@ -116,7 +116,7 @@ def test_bad_accounts_are_refused_with_every_problem(eng: Engine) -> None:
 
 
 def test_the_cli_reads_the_password_from_stdin_never_an_argument(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    url = f"sqlite:///{tmp_path / 'u.db'}"
+    url = upgraded(f"sqlite:///{tmp_path / 'u.db'}")
     runner = CliRunner()
     made = runner.invoke(
         main,

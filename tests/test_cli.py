@@ -9,7 +9,7 @@ from baoflow.engine import open_engine
 from click.testing import CliRunner
 
 from baoflow.cli import main
-from tests.conftest import AGENT, POLICIES, report
+from tests.conftest import AGENT, POLICIES, report, upgraded
 
 CSV_HEADER = "number,product_name,product_line,insured_name,insured_id_number,start_date,end_date,coverages,sum_insured,beneficiaries\n"
 
@@ -35,7 +35,9 @@ def test_policies_import_reads_a_csv(tmp_path: Path) -> None:
         + "P1,意外险,accident,张三,110101199003074514,2026-01-01,2026-12-31,accident;fire,100000,李四\n",
         encoding="utf-8",
     )
-    result = CliRunner().invoke(main, ["policies", "import", str(csv), "--url", _url(tmp_path)])
+    result = CliRunner().invoke(
+        main, ["policies", "import", str(csv), "--url", upgraded(_url(tmp_path))]
+    )
     assert result.exit_code == 0, result.output
     eng = open_engine(_url(tmp_path))
     policy = eng.policies.get("P1")
@@ -53,7 +55,9 @@ def test_a_csv_with_bad_rows_stores_nothing_and_names_every_bad_line(tmp_path: P
         + "P3,意外险,accident,张三,,2026-01-01,2026-12-31,accident,lots,\n",
         encoding="utf-8",
     )
-    result = CliRunner().invoke(main, ["policies", "import", str(csv), "--url", _url(tmp_path)])
+    result = CliRunner().invoke(
+        main, ["policies", "import", str(csv), "--url", upgraded(_url(tmp_path))]
+    )
     assert result.exit_code == 2
     assert "line 3" in result.output and "line 4.sum_insured" in result.output
     eng = open_engine(_url(tmp_path))
@@ -100,7 +104,7 @@ def test_fire_list_and_show(tmp_path: Path) -> None:
 
 
 def test_errors_are_one_clear_message_and_exit_status_2(tmp_path: Path) -> None:
-    url = _url(tmp_path)
+    url = upgraded(_url(tmp_path))
     runner = CliRunner()
     missing = runner.invoke(main, ["cases", "show", "LP-20260101-000009", "--url", url])
     assert missing.exit_code == 2
@@ -112,7 +116,7 @@ def test_errors_are_one_clear_message_and_exit_status_2(tmp_path: Path) -> None:
 
 
 def test_the_unknown_year_fallback_is_an_explicit_choice(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'y.db'}"
+    url = upgraded(f"sqlite:///{tmp_path / 'y.db'}")
     bad = CliRunner().invoke(
         main, ["cases", "list", "--url", url], env={"BAOFLOW_UNKNOWN_YEARS": "guess"}
     )

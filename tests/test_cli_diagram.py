@@ -9,7 +9,7 @@ from baoflow.engine import open_engine
 from click.testing import CliRunner
 
 from baoflow.cli import main
-from tests.conftest import AGENT, POLICIES, report
+from tests.conftest import AGENT, POLICIES, report, upgraded
 from tests.test_surrender import REQUEST as SURRENDER
 
 
@@ -32,7 +32,7 @@ def run(*args: str) -> tuple[int, str, str]:
 
 
 def test_the_static_mermaid_goes_to_stdout(tmp_path: Path) -> None:
-    code, out, _ = run("claim", "--url", _url(tmp_path))
+    code, out, _ = run("claim", "--url", upgraded(_url(tmp_path)))
     assert code == 0
     assert out == (Path(__file__).parent.parent / "diagrams" / "claim.mmd").read_text("utf-8")
 
@@ -66,7 +66,7 @@ def test_live_dot_of_one_org_unit(tmp_path: Path) -> None:
 
 
 def test_an_unknown_workflow_lists_the_workflows(tmp_path: Path) -> None:
-    code, out, err = run("claims", "--url", _url(tmp_path))
+    code, out, err = run("claims", "--url", upgraded(_url(tmp_path)))
     assert (code, out) == (2, "")
     assert err == (
         "error: UnknownWorkflow: no workflow 'claims' is registered. Known workflows: "
@@ -75,7 +75,8 @@ def test_an_unknown_workflow_lists_the_workflows(tmp_path: Path) -> None:
 
 
 def test_an_unknown_case_is_one_line(tmp_path: Path) -> None:
-    code, _, err = run("claim", "--case", "LP-20260101-000009", "--url", _url(tmp_path))
+    url = upgraded(_url(tmp_path))
+    code, _, err = run("claim", "--case", "LP-20260101-000009", "--url", url)
     assert code == 2 and err.count("\n") == 1
     assert err.startswith("error: CaseNotFound: no case 'LP-20260101-000009'")
 

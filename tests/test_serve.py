@@ -14,7 +14,7 @@ import httpx
 from click.testing import CliRunner
 
 from baoflow.cli import main
-from tests.conftest import AGENT, POLICIES, report
+from tests.conftest import AGENT, POLICIES, report, upgraded
 
 
 def _url(tmp_path: Path) -> str:
@@ -28,7 +28,7 @@ def _free_port() -> int:
 
 
 def test_tokens_add_list_and_revoke(tmp_path: Path) -> None:
-    url = _url(tmp_path)
+    url = upgraded(_url(tmp_path))
     run = CliRunner().invoke
     added = run(
         main,
