@@ -12,10 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from importlib.metadata import entry_points
-from pathlib import Path
 from typing import Any
-
-import sqlalchemy as sa
 
 from .calendar import ChineseOfficialCalendar, WorkingCalendar, first_working_day_from
 from .clock import SHANGHAI, Clock, FakeClock, SystemClock
@@ -213,15 +210,7 @@ def open_engine(
             file raises :class:`StorageError` instead of becoming a new, empty
             database: what a tool that reads, or a mistyped path, wants.
     """
-    try:
-        parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError as exc:  # Store would raise it bare
-        raise StorageError(
-            f"{url!r} is not a database URL: give sqlite:///FILE or postgresql://USER@HOST/DATABASE"
-        ) from exc
-    if not create:
-        _require_sqlite_file(parsed, url)
-    store = Store(url, echo=echo)
+    store = Store(url, echo=echo, create=create)
     try:
         if migrate:
             store.upgrade()
@@ -241,16 +230,3 @@ def open_engine(
         calendar=calendar,
     )
 
-
-def _require_sqlite_file(parsed: sa.engine.URL, url: str) -> None:
-    """Refuse a SQLite URL whose file does not exist (other databases pass)."""
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return  # a server's database, or in-memory SQLite (which Store refuses)
-    name = parsed.database
-    if parsed.query.get("uri") == "true" and name.startswith("file:"):
-        name = name.removeprefix("file:")
-    if not Path(name).exists():
-        raise StorageError(
-            f"the database file {str(Path(name).absolute())!r} does not exist: check the "
-            f"path, or create it with `baoflow db upgrade --url {url}`"
-        )

@@ -89,9 +89,19 @@ def _missing_driver(dialect: str, exc: ImportError) -> str:
 class Store:
     """Connections, the transaction boundary and every query the engine runs."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, create: bool = True) -> None:
+        """``create=False``: a SQLite file that does not exist is a :class:`StorageError`,
+        not a new, empty database."""
         self.url = normalise_url(url)
-        parsed = sa.engine.make_url(self.url)
+        try:
+            parsed = sa.engine.make_url(self.url)
+        except sa.exc.ArgumentError as exc:
+            raise StorageError(
+                f"{url!r} is not a database URL: give sqlite:///FILE or "
+                "postgresql://USER@HOST/DATABASE"
+            ) from exc
+        if not create:
+            _require_sqlite_file(parsed, url)
         self.dialect_name = parsed.get_backend_name()
         #: where the database is, as its errors say it (the password hidden)
         self.site = Site.of(parsed)
@@ -270,6 +280,20 @@ class Store:
                 f"schema revision {current or '(empty)'}, the code needs {head}; run "
                 "`baoflow db upgrade --url URL` (or open_engine(..., migrate=True))."
             )
+
+
+def _require_sqlite_file(parsed: sa.engine.URL, url: str) -> None:
+    """Refuse a SQLite URL whose file does not exist (other databases pass)."""
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return  # a server's database, or in-memory SQLite (which Store refuses)
+    name = parsed.database
+    if parsed.query.get("uri") == "true" and name.startswith("file:"):
+        name = name.removeprefix("file:")
+    if not Path(name).exists():
+        raise StorageError(
+            f"the database file {str(Path(name).absolute())!r} does not exist: check the "
+            f"path, or create it with `baoflow db upgrade --url {url}`"
+        )
 
 
 def _psycopg_integrity_error() -> type[Exception]:
