@@ -619,7 +619,12 @@ def _no_constant(name: str) -> Any:
 @url_option
 @click.option("--tick", default=0.5, show_default=True, help="Seconds between checks.")
 @click.option("--batch", default=100, show_default=True, help="Timers leased per claim.")
-@click.option("--lease", default=60.0, show_default=True, help="Seconds a claim holds.")
+@click.option(
+    "--lease",
+    default=10.0,
+    show_default=True,
+    help="Seconds a claim holds before other workers may take it over (renewed as it works).",
+)
 @click.option("--name", help="This worker's name in leases and logs.")
 @click.option(
     "--digest",

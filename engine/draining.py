@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -56,7 +57,7 @@ class Drainer:
         *,
         worker: str | None = None,
         batch: int = 100,
-        lease: timedelta = timedelta(seconds=60),
+        lease: timedelta = timedelta(seconds=10),
         limit: int | None = None,
     ) -> TimerRun:
         """Fire every timer due at the clock's now, each exactly once.
@@ -83,6 +84,7 @@ class Drainer:
         me = worker or f"worker-{os.getpid()}-{id(self):x}"
         fired = skipped = retried = 0
         worst = 0.0
+        renew = self._renewer(me)
         while limit is None or fired + skipped < limit:
             # Each claim reads the clock: its lease runs from when it was taken, and each
             # effect is stamped with the time it happened.
@@ -93,45 +95,40 @@ class Drainer:
                 if self.store.locks_timer_batches
                 else None
             )
-            if locked is not None:
-                claimed, done = locked
-                if not claimed:
-                    break
-            else:
-                # SQLite, or a PostgreSQL batch that met a concurrent change: lease first,
-                # then fire the batch (and, if that conflicts too, one by one).
-                with self.store.write() as tx:
-                    claimed = tx.claim_due_timers(now, me, now + lease, take)
-                if not claimed:
-                    break
-                try:
+            done: tuple[list[Any], int, list[Any]] | None
+            with ExitStack() as leases:
+                if locked is not None:
+                    claimed, done = locked
+                    if not claimed:
+                        break
+                    held = None
+                else:
+                    # SQLite, or a PostgreSQL batch that met a concurrent change: lease
+                    # first, then fire the batch (and, if that conflicts too, one by one),
+                    # the leases renewed from the claim on (engine/leases.py).
                     with self.store.write() as tx:
-                        rows = tx.timer_batch([timer.id for timer in claimed])
-                        done = self._fire_batch(tx, rows, me, now)
-                except (ConflictError, *IntegrityViolation) as race:
-                    # a case changed under the batch, or another worker's write got there
-                    # first (an expected race): take them one by one
-                    log.info(
-                        "a batch of %d timers met a concurrent change: %s",
-                        len(claimed),
-                        _first_line(race),
-                    )
-                    done = None
-                except StorageUnavailable:
-                    raise  # not the batch's fault: one by one would fail alike
-                except Exception:
-                    log.exception("batch of %d timers failed; taking them one by one", len(claimed))
-                    done = None
-            batch_retried = 0
-            individually = list(claimed)
-            if done is not None:
-                batch_fired, batch_skipped, individually = done
-                fired += len(batch_fired)
-                skipped += batch_skipped
-                for timer in batch_fired:
-                    worst = max(worst, (now - timer.due_at).total_seconds())
-            renew = self._renewer(me)
-            with Renewal(renew, [t.id for t in individually], lease, self.clock) as held:
+                        claimed = tx.claim_due_timers(now, me, now + lease, take)
+                    if not claimed:
+                        break
+                    ids = [t.id for t in claimed]
+                    held = leases.enter_context(Renewal(renew, ids, lease, self.clock))
+                    done = self._fire_leased_batch(claimed, me, now)
+                batch_retried = 0
+                individually = list(claimed)
+                if done is not None:
+                    batch_fired, batch_skipped, individually = done
+                    fired += len(batch_fired)
+                    skipped += batch_skipped
+                    for timer in batch_fired:
+                        worst = max(worst, (now - timer.due_at).total_seconds())
+                if held is None:  # what the locked batch leased for one-by-one firing
+                    ids = [t.id for t in individually]
+                    held = leases.enter_context(Renewal(renew, ids, lease, self.clock))
+                else:  # the batch's own are done with
+                    later = {t.id for t in individually}
+                    for timer in claimed:
+                        if timer.id not in later:
+                            held.done(timer.id)
                 for timer in individually:
                     outcome = self._fire_one(timer, me, now)
                     held.done(timer.id)
@@ -163,6 +160,29 @@ class Drainer:
                 return tx.renew_timers(ids, me, until)
 
         return renew
+
+    def _fire_leased_batch(
+        self, claimed: list[Any], me: str, now: datetime
+    ) -> tuple[list[Any], int, list[Any]] | None:
+        """The leased batch in one transaction (:meth:`_fire_batch`), or None to take
+        its timers one by one: a case changed under it, or a timer of it failed."""
+        try:
+            with self.store.write() as tx:
+                rows = tx.timer_batch([timer.id for timer in claimed])
+                return self._fire_batch(tx, rows, me, now)
+        except (ConflictError, *IntegrityViolation) as race:
+            # a case changed under the batch, or another worker's write got there first
+            # (an expected race): one by one
+            log.info(
+                "a batch of %d timers met a concurrent change: %s",
+                len(claimed),
+                _first_line(race),
+            )
+        except StorageUnavailable:
+            raise  # not the batch's fault: one by one would fail alike
+        except Exception:
+            log.exception("batch of %d timers failed; taking them one by one", len(claimed))
+        return None
 
     def _fire_one(self, timer: Any, me: str, now: datetime) -> str:
         """One leased timer in a transaction of its own: its outcome, "retry" if it

@@ -543,7 +543,7 @@ class Engine:
         *,
         worker: str | None = None,
         batch: int = 100,
-        lease: timedelta = timedelta(seconds=60),
+        lease: timedelta = timedelta(seconds=10),
         limit: int | None = None,
     ) -> TimerRun:
         """Fire every timer due at the clock's now, each exactly once.
@@ -552,7 +552,8 @@ class Engine:
         several workers can drain one table; each effect commits with the check that
         the timer is still pending and its instance still running (the case is still
         where the timer was armed). Nothing here raises for one bad timer: it is logged
-        and released.
+        and released. ``lease``: how long another worker waits for a timer this one
+        leased; renewed every third of it while this one works (``engine/leases.py``).
         """
         return self._drainer.run(worker=worker, batch=batch, lease=lease, limit=limit)
 

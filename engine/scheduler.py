@@ -56,7 +56,7 @@ class Worker:
         *,
         tick: float = 0.5,
         batch: int = 100,
-        lease: timedelta = timedelta(seconds=60),
+        lease: timedelta = timedelta(seconds=10),
         name: str | None = None,
         digest: str | None = "0 8 * * *",
         deliverer: Any = None,

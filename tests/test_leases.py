@@ -4,6 +4,7 @@ work is retaken within one. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from baoflow.engine import Engine, FakeClock
 from baoflow.engine.draining import Drainer
 from baoflow.engine.errors import ConflictError
 from baoflow.engine.leases import Renewal
+from baoflow.engine.scheduler import Worker
 from baoflow.notifications.message import Message
 
 from tests.test_delivery import deliverer, reported, rows
@@ -99,9 +101,13 @@ def test_a_slow_send_keeps_its_lease_and_nobody_sends_it_twice(
     assert runs[0].delivered == 1 and len(slow.sent) == 1
 
 
-def test_a_deliverer_s_lease_is_short_by_default(eng: Engine) -> None:
-    """Thirty seconds, renewed while it works: a dead deliverer's messages wait that long."""
+def test_leases_are_short_by_default(eng: Engine) -> None:
+    """Renewed while they work, a deliverer holds what it sends for 30 s and a timer
+    worker what it fires for 10 s: a dead one's work waits that long, no longer."""
     assert deliverer(eng).lease == timedelta(seconds=30)
+    defaults = inspect.signature(eng.run_due_timers).parameters
+    assert defaults["lease"].default == timedelta(seconds=10)
+    assert inspect.signature(Worker).parameters["lease"].default == timedelta(seconds=10)
 
 
 # --- a slow timer -------------------------------------------------------------------------
