@@ -302,6 +302,11 @@ def test_a_compensation_is_yuan_and_fen_never_negative(
         assert "compensation" in {p.location.split(".")[-1] for p in bad.value.problems}
 
 
+def test_a_registration_that_does_not_say_how_many_complain_counts_one(eng: Engine) -> None:
+    assert "complainants" not in REGISTRATION
+    assert register(eng).data["complainants"] == 1
+
+
 @pytest.mark.parametrize("complainants, valid", [(0, False), (1, True)])
 def test_a_complaint_has_at_least_one_complainant(
     eng: Engine, complainants: int, valid: bool

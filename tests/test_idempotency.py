@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from baoflow.engine import Engine, IdempotencyKeyReused
-from baoflow.engine.idempotency import Request, fingerprint, prior_after_race
+from baoflow.engine.idempotency import Request, fingerprint, prior, prior_after_race
 
 from tests.conftest import AGENT, HANDLER, report
 
@@ -93,3 +94,18 @@ def test_after_a_unique_key_race_the_winner_s_result_is_the_answer(eng: Engine) 
     ):
         with pytest.raises(RuntimeError, match="duplicate key"):
             prior_after_race(eng.store, other, lost)
+
+
+def test_a_retry_is_recognised_whatever_the_size_of_its_case_id() -> None:
+    """The stored request and the retry compare by value: two equal ids read apart are
+    the same case (a mutant comparing them by identity passed while every test's case
+    ids were small integers, which Python keeps once)."""
+    stored = SimpleNamespace(
+        case_id=int("9000000001"),
+        event="verify",
+        fingerprint=fingerprint("verify", {}),
+        result={"ok": True},
+    )
+    tx = SimpleNamespace(idempotent_result=lambda key: stored)
+    retry = Request("k-big", int("9000000001"), "verify", "'verify'", {})
+    assert prior(tx, retry) == {"ok": True}  # type: ignore[arg-type]
