@@ -1,7 +1,8 @@
 """Event data checked against the transition's schema (pydantic), once per operation.
 
-A payload that is not a mapping, data for an event that takes none, and every field
-the schema refuses are one :class:`InvalidData` with every problem and its location.
+A payload that is not a mapping, data for an event that takes none, every field the
+schema refuses, and what the schema made of it beyond the limits of ``engine/limits.py``
+are one :class:`InvalidData` with every problem and its location.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from . import limits
 from .definitions import WorkflowDefinition
 from .errors import InvalidData, Problem
 
@@ -54,6 +56,9 @@ def validated(
     dumped: dict[str, Any] = model.__pydantic_serializer__.to_python(
         parsed, mode="json", exclude_none=True
     )
+    # What the schema made of the data is checked too: text "9" * 30 for an int field
+    # became a number no JSON column round-trips (engine/limits.py).
+    limits.refuse(what(), limits.data_problems(dumped))
     return dumped
 
 

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import accounts, authority, calendar_sync, idempotency, reports, tokens
+from . import accounts, authority, calendar_sync, idempotency, limits, reports, tokens
 from .calendar import ChineseOfficialCalendar, WorkingCalendar
 from .calendar_sync import CalendarSync
 from .clock import SHANGHAI, Clock, SystemClock
@@ -45,6 +45,7 @@ from .payloads import validated
 from .policies import PolicyDirectory
 from .registry import Registry
 from .store import IntegrityViolation, Store
+from .store.rows import MAX_ID
 from .transition import OPEN_EVENT, CaseFinder, Services, Stepper, search_keys, who
 from .types import (
     Actor,
@@ -152,6 +153,17 @@ class Engine:
         Raises:
             UnknownWorkflow, InvalidData, GuardRefused, IdempotencyKeyReused
         """
+        limits.refuse(
+            f"opening a {workflow}" if limits.WORKFLOW.fits(str(workflow)) else "opening a case",
+            limits.text_problems(
+                {
+                    "workflow": (limits.WORKFLOW, workflow),
+                    "idempotency_key": (limits.IDEMPOTENCY_KEY, idempotency_key),
+                }
+            )
+            + limits.actor_problems(actor)
+            + limits.data_problems(data),
+        )
         definition = self.workflow(workflow)
         now = self.clock.now()
         payload = validated(
@@ -201,8 +213,19 @@ class Engine:
             CaseNotFound, UnknownEvent, EventNotAllowed, InvalidData, GuardRefused,
             NotPermitted, ConflictError, IdempotencyKeyReused
         """
-        now = self.clock.now()
         data = data or {}
+        limits.refuse(
+            "firing an event",
+            limits.text_problems(
+                {
+                    "event": (limits.EVENT, event),
+                    "idempotency_key": (limits.IDEMPOTENCY_KEY, idempotency_key),
+                },
+            )
+            + limits.actor_problems(actor)
+            + limits.data_problems(data),
+        )
+        now = self.clock.now()
         deadline_event = event in self._registry.deadline_events
         if not deadline_event and self._calendar_sync.due():
             with self.store.read() as tx:  # guards count days too (the filing limit)
@@ -283,7 +306,10 @@ class Engine:
         return found
 
     def _scope(self, actor: Actor | None) -> CaseScope | None:
-        return None if actor is None else self.scope(actor)
+        if actor is None:
+            return None
+        limits.refuse("a search's viewer", limits.actor_problems(actor, "visible_to"))
+        return self.scope(actor)
 
     def find_cases(
         self,
@@ -315,13 +341,21 @@ class Engine:
                 a key no registered workflow declares (the error lists those declared),
                 or a limit below 1 or a negative offset.
         """
-        if limit < 1 or offset < 0:
+        if not (1 <= limit <= MAX_ID and 0 <= offset <= MAX_ID and 0 <= (after or 0) <= MAX_ID):
             raise InvalidData(
-                "find_cases", [Problem("limit", "limit must be >= 1 and offset >= 0")]
+                "find_cases",
+                [
+                    Problem(
+                        "limit",
+                        f"limit must be >= 1, offset and after >= 0, each at most {MAX_ID}",
+                    )
+                ],
             )
         filters = self._case_filters(
             number, policy_number, insured_name, id_number, workflow, state, keys
         )
+        if filters is None:  # a value longer than its column: no case has it
+            return []
         with self.store.read() as tx:
             return tx.find_cases(
                 **filters,
@@ -348,6 +382,8 @@ class Engine:
         filters = self._case_filters(
             number, policy_number, insured_name, id_number, workflow, state, keys
         )
+        if filters is None:
+            return 0
         with self.store.read() as tx:
             return tx.count_cases(**filters, scope=self._scope(visible_to))
 
@@ -389,9 +425,34 @@ class Engine:
         workflow: str | None,
         state: str | Sequence[str] | None,
         keys: Mapping[str, str] | None = None,
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | None:
         """The filters as the store takes them, checked: an unknown workflow, state or
-        search key is an error that says what there is, not an empty list."""
+        search key is an error that says what there is, not an empty list; a control
+        character in a value is an error naming the filter. None: a value is longer
+        than its column holds, so no case can match."""
+        texts: dict[str, tuple[limits.Limit, Any]] = {
+            "number": (limits.CASE_NUMBER, number),
+            "policy_number": (limits.POLICY_NUMBER, policy_number),
+            "insured_name": (limits.INSURED_NAME, insured_name),
+            "id_number": (limits.ID_NUMBER, id_number),
+            "workflow": (limits.WORKFLOW, workflow),
+        }
+        states = [state] if isinstance(state, str) else list(state or ())
+        texts.update({f"state[{i}]": (limits.STATE, s) for i, s in enumerate(states)})
+        for key, value in (keys or {}).items():
+            if isinstance(key, str) and limits.OWN_KEY_NAME.fits(key):
+                texts[f"keys.{key}"] = (limits.SEARCH_KEYS.get(key, limits.OWN_KEY_VALUE), value)
+            else:
+                texts[f"keys.{str(key)[:40]}"] = (limits.OWN_KEY_NAME, key)
+        longer = {
+            loc for loc, (lim, v) in texts.items() if isinstance(v, str) and len(v) > lim.chars
+        }
+        limits.refuse(
+            "find_cases",
+            limits.text_problems({loc: texts[loc] for loc in texts.keys() - longer}),
+        )
+        if longer:
+            return None
         known = [self.workflow(workflow)] if workflow is not None else self.workflows()
         names = {s.name for d in known for s in d.states}
         wanted = [state] if isinstance(state, str) else list(state or ())
