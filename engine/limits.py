@@ -43,14 +43,15 @@ class Limit:
         chars: the most characters it holds (code points, as Python and PostgreSQL's
             ``varchar(n)`` count them).
         lines: free text: tab, line feed and carriage return are allowed in it.
-        stored: where it is kept: the column whose length is ``chars``, or the JSON it
-            is part of.
+        stored: the columns (``table.column``) it is kept in: a text column is
+            ``chars`` long (tables.py takes the length from here), a JSON column holds
+            it inside a document.
     """
 
     field: str
     chars: int
     lines: bool = False
-    stored: str = ""
+    stored: tuple[str, ...] = ()
 
     def problem(self, value: str, location: str, *, field: str | None = None) -> Problem | None:
         """What is wrong with ``value`` as this field (None: nothing); ``field`` names
@@ -89,22 +90,32 @@ def _character(ch: str, at: int, lines: bool, field: str) -> str:
 
 
 # --- the fields ---------------------------------------------------------------------------
-IDEMPOTENCY_KEY = Limit("an idempotency key", 200, stored="idempotency_keys.key")
-WORKFLOW = Limit("a workflow name", 64, stored="cases.workflow")
-EVENT = Limit("an event name", 64, stored="history.event")
-STATE = Limit("a state name", 64, stored="cases.state")
-CASE_NUMBER = Limit("a case number", 40, stored="cases.number")
+IDEMPOTENCY_KEY = Limit("an idempotency key", 200, stored=("idempotency_keys.key",))
+WORKFLOW = Limit("a workflow name", 64, stored=("cases.workflow",))
+EVENT = Limit(
+    "an event name",
+    64,
+    stored=("history.event", "idempotency_keys.event", "refusals.event", "inbound_messages.event"),
+)
+STATE = Limit("a state name", 64, stored=("cases.state", "history.from_state", "history.to_state"))
+CASE_NUMBER = Limit(
+    "a case number",
+    40,
+    stored=("cases.number", "inbound_messages.case_number", "inbox.case_number"),
+)
 
 # The search keys a workflow copies out of its case data (``[workflow.index]``).
-POLICY_NUMBER = Limit("a policy number", 64, stored="cases.policy_number")
-INSURED_NAME = Limit("an insured's name", 128, stored="cases.insured_name")
-ID_NUMBER = Limit("an ID number", 32, stored="cases.id_number")
-INSURER_REFERENCE = Limit(
-    "an insurer reference (insurer:reference)", 200, stored="cases.insurer_reference"
+POLICY_NUMBER = Limit("a policy number", 64, stored=("cases.policy_number", "policies.number"))
+INSURED_NAME = Limit(
+    "an insured's name", 128, stored=("cases.insured_name", "policies.insured_name")
 )
-HANDLER = Limit("a handler's id", 64, stored="cases.handler")
-OWN_KEY_NAME = Limit("a workflow's own search key name", 32, stored="case_keys.key")
-OWN_KEY_VALUE = Limit("a workflow's own search key value", 200, stored="case_keys.value")
+ID_NUMBER = Limit("an ID number", 32, stored=("cases.id_number", "policies.insured_id_number"))
+INSURER_REFERENCE = Limit(
+    "an insurer reference (insurer:reference)", 200, stored=("cases.insurer_reference",)
+)
+HANDLER = Limit("a handler's id", 64, stored=("cases.handler",))
+OWN_KEY_NAME = Limit("a workflow's own search key name", 32, stored=("case_keys.key",))
+OWN_KEY_VALUE = Limit("a workflow's own search key value", 200, stored=("case_keys.value",))
 
 #: The built-in search keys (``definitions.SEARCH_KEYS``), each a column of ``cases``.
 SEARCH_KEYS: Mapping[str, Limit] = {
@@ -116,26 +127,35 @@ SEARCH_KEYS: Mapping[str, Limit] = {
 }
 
 # Who acts (kept whole in the history's JSON; the org unit also in cases.org_unit).
-ACTOR_ID = Limit("an actor's id", 64, stored="history.actor (JSON), users.id")
-ACTOR_NAME = Limit("an actor's name", 200, stored="history.actor (JSON), users.name")
-ORG_UNIT = Limit("an org unit", 64, stored="cases.org_unit, history.actor (JSON)")
-ROLE = Limit("a role", 64, stored="history.actor (JSON)")
+ACTOR_ID = Limit(
+    "an actor's id",
+    64,
+    stored=("history.actor", "users.id", "inbox.user_id", "login_failures.user_id"),
+)
+ACTOR_NAME = Limit("an actor's name", 200, stored=("history.actor", "users.name"))
+ORG_UNIT = Limit(
+    "an org unit",
+    64,
+    stored=("cases.org_unit", "history.actor", "users.org_unit", "outbox.org_unit"),
+)
+ROLE = Limit("a role", 64, stored=("history.actor",))
 #: The most roles one actor has.
 ROLES_MAX = 32
 
 # An insurer's message (engine/inbound.py, baoflow/api/webhooks.py).
-INSURER = Limit("an insurer's name", 64, stored="inbound_messages.insurer")
-MESSAGE_ID = Limit("an insurer's message id", 200, stored="inbound_messages.message_id")
-MESSAGE_KIND = Limit("a message kind", 32, stored="inbound_messages.kind")
-REFERENCE = Limit("an insurer's reference", 200, stored="inbound_messages.reference")
-PERSON = Limit("who resolves it", 200, stored="inbound_messages.resolved_by")
+INSURER = Limit("an insurer's name", 64, stored=("inbound_messages.insurer",))
+MESSAGE_ID = Limit("an insurer's message id", 200, stored=("inbound_messages.message_id",))
+MESSAGE_KIND = Limit("a message kind", 32, stored=("inbound_messages.kind",))
+REFERENCE = Limit("an insurer's reference", 200, stored=("inbound_messages.reference",))
+PERSON = Limit("who resolves an insurer's message", 200, stored=("inbound_messages.resolved_by",))
 
 # Case and event data, an insurer's payload: JSON.
-DATA_TEXT = Limit("text in data", 10_000, lines=True, stored="cases.data, history.data (JSON)")
-DATA_KEY = Limit("a key in data", 128, stored="cases.data, history.data (JSON)")
+DATA_TEXT = Limit("text in data", 10_000, lines=True, stored=("cases.data", "history.data"))
+DATA_KEY = Limit("a key in data", 128, stored=("cases.data", "history.data"))
 #: The deepest nesting of mappings and lists in data (the top mapping is level 1).
 DATA_DEPTH = 16
-#: The most data one request carries, as UTF-8 JSON text (the HTTP API's body limit).
+#: The most data one request carries, as compact UTF-8 JSON text, escapes aside (the
+#: HTTP API's body limit).
 DATA_BYTES = 1 << 20
 #: The largest integer in data, either sign: what every JSON reader (JavaScript's
 #: included) reads exactly. Larger numbers go as text (amounts are decimals in text).
@@ -195,20 +215,32 @@ def text_problems(
 
 def actor_problems(actor: Any, location: str = "actor") -> list[Problem]:
     """What is wrong with an actor someone gave (its id, name, roles, org unit)."""
-    roles = getattr(actor, "roles", None)
-    if not isinstance(roles, tuple | list):
-        return [Problem(f"{location}.roles", "must be a list of roles")]
+    try:
+        id_, name, roles, unit = actor.id, actor.name, actor.roles, actor.org_unit
+    except AttributeError:
+        return [Problem(location, f"must be an Actor, not {type(actor).__name__}")]
+    # On every fire(): one test of the lengths and one search of all the text.
+    if (
+        type(id_) is str
+        and type(name) is str
+        and type(roles) is tuple
+        and (unit is None or type(unit) is str)
+        and len(id_) <= ACTOR_ID.chars
+        and len(name) <= ACTOR_NAME.chars
+        and (unit is None or len(unit) <= ORG_UNIT.chars)
+        and len(roles) <= ROLES_MAX
+        and all(type(r) is str and len(r) <= ROLE.chars for r in roles)
+        and not _NOT_IN_A_NAME.search("".join((id_, name, unit or "", *roles)))
+    ):
+        return []
     problems = text_problems(
-        {
-            f"{location}.id": (ACTOR_ID, getattr(actor, "id", None)),
-            f"{location}.name": (ACTOR_NAME, getattr(actor, "name", None)),
-        },
+        {f"{location}.id": (ACTOR_ID, id_), f"{location}.name": (ACTOR_NAME, name)},
         optional=False,
     )
-    problems += text_problems(
-        {f"{location}.org_unit": (ORG_UNIT, getattr(actor, "org_unit", None))}
-    )
-    if len(roles) > ROLES_MAX:
+    problems += text_problems({f"{location}.org_unit": (ORG_UNIT, unit)})
+    if not isinstance(roles, tuple | list):
+        problems.append(Problem(f"{location}.roles", "must be a list of roles"))
+    elif len(roles) > ROLES_MAX:
         problems.append(
             Problem(
                 f"{location}.roles", f"has {len(roles)} roles; an actor has at most {ROLES_MAX}"
@@ -226,6 +258,8 @@ def data_problems(data: Any, location: str = "") -> list[Problem]:
     text) and key within its limit, integers within ``INTEGER_MAX``, floats finite,
     nesting within ``DATA_DEPTH``, all of it within ``DATA_BYTES``. Other values
     (dates, decimals) are left to the workflow's schema."""
+    if not data and isinstance(data, Mapping):  # most events carry none
+        return []
     walk = _Walk()
     walk.visit(data, location, 1)
     if walk.size > DATA_BYTES:
@@ -239,8 +273,25 @@ def data_problems(data: Any, location: str = "") -> list[Problem]:
     return walk.problems
 
 
+_TEXT_MAX = DATA_TEXT.chars
+_KEY_MAX = DATA_KEY.chars
+_text_bad = _NOT_IN_TEXT.search
+_name_bad = _NOT_IN_A_NAME.search
+
+
+def _utf8(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
+
+
 class _Walk:
-    """One pass over the data, stopping at the size limit or after PROBLEMS_MAX."""
+    """One pass over the data, stopping at the size limit or after PROBLEMS_MAX.
+
+    ``size`` counts the data as compact UTF-8 JSON (``{"a":[1,"b"]}``), escapes aside;
+    a date or a decimal as 32 bytes. A plain string, integer, boolean or None within
+    its limits is taken in the loop over its mapping or list; only the rest goes
+    through :meth:`visit`, where a problem is described. That keeps the check a few
+    microseconds on a typical payload (it runs on every fire()).
+    """
 
     __slots__ = ("problems", "size")
 
@@ -256,15 +307,15 @@ class _Walk:
             if (p := DATA_TEXT.problem(value, location)) is not None:
                 self.problems.append(p)
                 self.size += len(value)
-            elif value.isascii():
-                self.size += len(value) + 2
             else:  # no lone surrogate is left: the check refused those
-                self.size += len(value.encode()) + 2
-        elif isinstance(value, bool) or value is None:
-            self.size += 5
+                self.size += _utf8(value) + 2
+        elif value is None or isinstance(value, bool):
+            self.size += 5 if value is False else 4
         elif isinstance(value, int):
-            self.size += 20
-            if not -INTEGER_MAX <= value <= INTEGER_MAX:
+            if -INTEGER_MAX <= value <= INTEGER_MAX:
+                self.size += len(str(value))
+            else:
+                self.size += 20
                 self.problems.append(
                     Problem(
                         location,
@@ -274,7 +325,7 @@ class _Walk:
                     )
                 )
         elif isinstance(value, float):
-            self.size += 24
+            self.size += len(repr(value))
             if not math.isfinite(value):
                 self.problems.append(
                     Problem(location, f"is {value}: numbers in data must be finite")
@@ -282,38 +333,100 @@ class _Walk:
         elif isinstance(value, bytes | bytearray | memoryview):
             self.problems.append(Problem(location, "give text (str), not bytes"))
         elif isinstance(value, Mapping | list | tuple | set | frozenset):
-            self._container(value, location, depth)
+            if depth > DATA_DEPTH:
+                self.problems.append(
+                    Problem(
+                        location,
+                        f"is nested deeper than {DATA_DEPTH} levels; at most {DATA_DEPTH}",
+                    )
+                )
+            elif isinstance(value, Mapping):
+                self._mapping(value, location, depth)
+            else:
+                self._items(value, location, depth)
         else:  # a date, a decimal, an enum: the schema decides
             self.size += 32
 
-    def _container(self, value: Any, location: str, depth: int) -> None:
-        if depth > DATA_DEPTH:
-            self.problems.append(
-                Problem(
-                    location, f"is nested deeper than {DATA_DEPTH} levels; at most {DATA_DEPTH}"
-                )
-            )
-            return
-        self.size += 2
+    def _mapping(self, value: Mapping[Any, Any], location: str, depth: int) -> None:
         prefix = f"{location}." if location else ""
-        if isinstance(value, Mapping):
-            for key, item in value.items():
-                if self.done():
-                    return
-                if not isinstance(key, str):
-                    self.problems.append(
-                        Problem(f"{prefix}{key!r}"[:200], "a key in data must be text")
-                    )
+        size = 2 - bool(value)  # the braces; a comma after each entry but the last
+        for key, item in value.items():
+            if type(key) is not str:
+                self.problems.append(Problem(f"{prefix}{key!r:.40}", "a key in data must be text"))
+            elif len(key) > _KEY_MAX or _name_bad(key):
+                problem = DATA_KEY.problem(key, f"{prefix}{shown(key)}")
+                assert problem is not None
+                self.problems.append(problem)
+            else:
+                size += _utf8(key) + 4  # its quotes, the colon, the comma
+                kind = type(item)
+                if kind is str:
+                    if len(item) <= _TEXT_MAX and not _text_bad(item):
+                        size += _utf8(item) + 2
+                        continue
+                elif kind is int:
+                    if -INTEGER_MAX <= item <= INTEGER_MAX:
+                        size += len(str(item))
+                        continue
+                elif kind is bool or item is None:
+                    size += 5 if item is False else 4
                     continue
-                where = f"{prefix}{key}" if len(key) <= DATA_KEY.chars else f"{prefix}{key[:40]}…"
-                if (p := DATA_KEY.problem(key, where)) is not None:
-                    self.problems.append(p)
+                self.size += size
+                size = 0
+                self.visit(item, f"{prefix}{key}", depth + 1)
+            if self.done():
+                break
+        self.size += size
+
+    def _items(self, value: Any, location: str, depth: int) -> None:
+        prefix = f"{location}." if location else ""
+        size = 2 - bool(value)
+        for i, item in enumerate(value):
+            size += 1  # its comma
+            kind = type(item)
+            if kind is str:
+                if len(item) <= _TEXT_MAX and not _text_bad(item):
+                    size += _utf8(item) + 2
                     continue
-                self.size += len(key) + 4
-                self.visit(item, where, depth + 1)
-        else:
-            for i, item in enumerate(value):
-                if self.done():
-                    return
-                self.size += 1
-                self.visit(item, f"{prefix}{i}", depth + 1)
+            elif kind is int:
+                if -INTEGER_MAX <= item <= INTEGER_MAX:
+                    size += len(str(item))
+                    continue
+            elif kind is bool or item is None:
+                size += 5 if item is False else 4
+                continue
+            self.size += size
+            size = 0
+            self.visit(item, f"{prefix}{i}", depth + 1)
+            if self.done():
+                break
+        self.size += size
+
+
+def shown(key: str) -> str:
+    """A refused key as a location: its first 40 characters, controls escaped (an error
+    message must not carry what it refuses to a terminal)."""
+    return _NOT_IN_A_NAME.sub(lambda m: f"\\u{ord(m.group()):04x}", key[:40])
+
+
+def markdown() -> str:
+    """The limits as the Markdown table docs/embedding.md shows (a test keeps the two
+    equal: regenerate with ``python -c "from baoflow.engine import limits;
+    print(limits.markdown())"``)."""
+    rows = ["| What | At most | Characters | Kept in |", "|---|---|---|---|"]
+    for limit in TEXTS:
+        characters = (
+            "tab, line feed, carriage return; no other control character"
+            if limit.lines
+            else "no control character"
+        )
+        kept = ", ".join(f"`{column}`" for column in limit.stored)
+        rows.append(f"| {limit.field} | {limit.chars:,} characters | {characters} | {kept} |")
+    rows += [
+        f"| roles of one actor | {ROLES_MAX} | | `history.actor` |",
+        f"| nesting of data | {DATA_DEPTH} levels (the top mapping is 1) | | |",
+        f"| data of one request | {DATA_BYTES:,} bytes as compact UTF-8 JSON | | |",
+        f"| an integer in data | {INTEGER_MAX:,} either way (2**53 - 1) | | |",
+        "| a float in data | finite (no NaN, no infinity) | | |",
+    ]
+    return "\n".join(rows)

@@ -443,7 +443,7 @@ class Engine:
             if isinstance(key, str) and limits.OWN_KEY_NAME.fits(key):
                 texts[f"keys.{key}"] = (limits.SEARCH_KEYS.get(key, limits.OWN_KEY_VALUE), value)
             else:
-                texts[f"keys.{str(key)[:40]}"] = (limits.OWN_KEY_NAME, key)
+                texts[f"keys.{limits.shown(str(key))}"] = (limits.OWN_KEY_NAME, key)
         longer = {
             loc for loc, (lim, v) in texts.items() if isinstance(v, str) and len(v) > lim.chars
         }
