@@ -391,6 +391,16 @@ def test_a_case_number_no_case_can_have_is_not_found(eng: Engine, ref: str) -> N
         eng.fire(ref, "verify", HANDLER)
 
 
+def test_a_case_id_is_found_whatever_its_leading_zeros_and_one_past_a_bigint_is_not(
+    eng: Engine,
+) -> None:
+    case = eng.open_case("claim", report(), AGENT).case
+    assert eng.get_case("0" * 30 + str(case.id)) == case
+    for ref in ("9" * 20, "9" * 5_000, 2**63, -1):  # int() would refuse 5,000 digits
+        with pytest.raises(CaseNotFound):
+            eng.get_case(ref)
+
+
 # --- an insurer's message -------------------------------------------------------------------------------
 def message(**fields: Any) -> InsurerMessage:
     values: dict[str, Any] = {"insurer": "pingan", "message_id": "m-1", "kind": "receipt"}
@@ -588,6 +598,21 @@ def test_random_pages_states_and_viewers_are_a_baoflow_error_or_a_list(
 ) -> None:
     search(shared, {k: v for k, v in filters.items() if k != "newest_first"}, viewer)
     attempt(shared, lambda: shared.find_cases(**filters, visible_to=viewer))
+
+
+@PROPERTY
+@given(
+    ref=st.one_of(
+        st.integers(),
+        TEXT,
+        st.text("0123456789", max_size=30),
+        st.builds(lambda n: "9" * n, st.sampled_from([19, 20, 4_300, 4_301, 10_000])),
+    )
+)
+def test_random_case_references_are_a_case_or_not_found(shared: Engine, ref: int | str) -> None:
+    for read in (shared.get_case, shared.history, shared.deadlines, shared.available_events):
+        attempt(shared, lambda read=read: read(ref))  # type: ignore[operator]
+    attempt(shared, lambda: shared.fire(ref, "note", HANDLER, {"seen": True}))
 
 
 @PROPERTY

@@ -381,7 +381,8 @@ class HotStatements:
     def load_case(self, ref: int | str, *, deadlines: bool = False) -> Case:
         key: int | str
         if isinstance(ref, int) or is_case_id(ref):
-            if not 0 < int(ref) <= MAX_ID:
+            # Past any BIGINT by its length: int() refuses over 4,300 digits with a ValueError.
+            if (isinstance(ref, str) and len(ref.lstrip("0")) > 19) or not 0 < int(ref) <= MAX_ID:
                 raise CaseNotFound(ref)
             by, key = "id", int(ref)
         elif not CASE_NUMBER.fits(ref):  # longer than any, or a NUL PostgreSQL refuses
