@@ -149,6 +149,9 @@ MESSAGE_KIND = Limit("a message kind", 32, stored=("inbound_messages.kind",))
 REFERENCE = Limit("an insurer's reference", 200, stored=("inbound_messages.reference",))
 PERSON = Limit("who resolves an insurer's message", 200, stored=("inbound_messages.resolved_by",))
 
+# The desk's own records of who may use it.
+APP = Limit("an API token's app", 100, stored=("api_tokens.app",))
+
 # Case and event data, an insurer's payload: JSON.
 DATA_TEXT = Limit("text in data", 10_000, lines=True, stored=("cases.data", "history.data"))
 DATA_KEY = Limit("a key in data", 128, stored=("cases.data", "history.data"))
@@ -186,6 +189,7 @@ TEXTS = (
     MESSAGE_KIND,
     REFERENCE,
     PERSON,
+    APP,
     DATA_TEXT,
     DATA_KEY,
 )
@@ -211,6 +215,18 @@ def text_problems(
         elif (p := limit.problem(value, location)) is not None:
             problems.append(p)
     return problems
+
+
+def filter_problems(fields: Mapping[str, Any]) -> list[Problem]:
+    """The problems of search filters given as ``location: value``: a character no
+    stored name can hold (a control character, NUL, a lone surrogate — which the
+    databases' drivers refuse with their own errors). Length is no problem: a value
+    longer than its column simply finds nothing."""
+    return [
+        Problem(location, _character(bad.group(), bad.start(), False, "a filter"))
+        for location, value in fields.items()
+        if isinstance(value, str) and (bad := _NOT_IN_A_NAME.search(value)) is not None
+    ]
 
 
 def actor_problems(actor: Any, location: str = "actor") -> list[Problem]:
@@ -406,7 +422,12 @@ class _Walk:
 def shown(key: str) -> str:
     """A refused key as a location: its first 40 characters, controls escaped (an error
     message must not carry what it refuses to a terminal)."""
-    return _NOT_IN_A_NAME.sub(lambda m: f"\\u{ord(m.group()):04x}", key[:40])
+    return escaped(key[:40])
+
+
+def escaped(text: str) -> str:
+    """``text`` with each character a name may not hold written as ``\\uXXXX``."""
+    return _NOT_IN_A_NAME.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def markdown() -> str:

@@ -536,6 +536,7 @@ class Engine:
         Raises:
             UnknownWorkflow: with the names that are registered.
         """
+        limits.refuse("state_counts", limits.filter_problems({"org_unit": org_unit}))
         definition = self.workflow(workflow)
         rules = sorted(self._registry.rule_names(workflow))
         with self.store.read() as tx:
@@ -646,6 +647,12 @@ class Engine:
             raise InvalidData(
                 "running_deadlines", [Problem("limit", "limit must be >= 1 and offset >= 0")]
             )
+        limits.refuse(
+            "running_deadlines",
+            limits.filter_problems(
+                {"workflow": workflow, "rule": rule, "org_unit": org_unit, "handler": handler}
+            ),
+        )
         return reports.running_deadlines(
             self.store,
             self._registry,
@@ -670,6 +677,10 @@ class Engine:
     ) -> list[Breach]:
         """Cases with a running deadline past its due time, oldest due first; ``org_unit``
         is the unit of whoever opened the case."""
+        limits.refuse(
+            "breaches",
+            limits.filter_problems({"workflow": workflow, "rule": rule, "org_unit": org_unit}),
+        )
         return reports.breaches(
             self.store,
             self._registry,
@@ -694,6 +705,9 @@ class Engine:
         [since, until) — over the whole span, or ``per`` "day", "week" (ISO) or "month"
         of their start (Beijing time) — and the median time cases spend in each state
         (from the history)."""
+        limits.refuse(
+            "sla_report", limits.filter_problems({"workflow": workflow, "org_unit": org_unit})
+        )
         return reports.sla_report(
             self.store,
             self._registry,
@@ -737,6 +751,7 @@ class Engine:
 
     def inbox(self, user: str, *, unread_only: bool = False) -> list[InboxItem]:
         """A user's in-app inbox, newest first."""
+        limits.refuse("inbox", limits.filter_problems({"user": user}))
         with self.store.read() as tx:
             rows = tx.inbox(user, unread_only=unread_only)
         return [
@@ -755,6 +770,7 @@ class Engine:
 
     def mark_read(self, user: str, ids: Sequence[int] | None = None) -> int:
         """Mark the user's unread inbox entries (those of ``ids``, or all) read."""
+        limits.refuse("mark_read", limits.filter_problems({"user": user}))
         now = self.clock.now()
         with self.store.write() as tx:
             return tx.mark_inbox_read(user, None if ids is None else list(ids), now)
@@ -967,6 +983,8 @@ class Engine:
 
     def user(self, user_id: str) -> User:
         """One account. Raises :class:`UnknownUser`."""
+        if not limits.ACTOR_ID.fits(user_id):  # no account can have that id
+            raise UnknownUser(user_id)
         with self.store.read() as tx:
             row = tx.user(user_id)
         if row is None:
@@ -977,6 +995,8 @@ class Engine:
         """Disable an account: its log-ins are refused, and its open sessions end at
         their next request (the dashboard reads the account on each). Disabling a
         disabled account changes nothing. Raises :class:`UnknownUser`."""
+        if not limits.ACTOR_ID.fits(user_id):
+            raise UnknownUser(user_id)
         now = self.clock.now()
         with self.store.write() as tx:
             if tx.user(user_id) is None:
@@ -999,12 +1019,16 @@ class Engine:
                 (with ``retry_after``).
         """
         now = self.clock.now()
-        client = client[:64]
+        # Kept as the failures' keys: a control character escaped, so every database
+        # stores it (and it shows harmlessly); an id holding one is no account's.
+        client = limits.escaped(client)[:64]
+        no_account = not limits.ACTOR_ID.fits(user_id)
+        user_id = limits.escaped(user_id)
         with self.store.read() as tx:
             by_user, by_client = tx.login_failures_since(
                 user_id[:64], client, now - accounts.WINDOW, accounts.LIMIT
             )
-            row = tx.user(user_id) if len(user_id) <= 64 else None
+            row = None if no_account else tx.user(user_id)
         accounts.throttle(by_user, by_client, now)
         if not accounts.verify(password, None if row is None else row.password_hash):
             with self.store.write() as tx:

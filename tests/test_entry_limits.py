@@ -28,7 +28,9 @@ from baoflow.engine import (
     Hooks,
     InsurerMessage,
     InvalidData,
+    LogInRefused,
     UnknownEvent,
+    accounts,
     limits,
     load_workflow,
     open_engine,
@@ -399,6 +401,58 @@ def test_a_case_id_is_found_whatever_its_leading_zeros_and_one_past_a_bigint_is_
     for ref in ("9" * 20, "9" * 5_000, 2**63, -1):  # int() would refuse 5,000 digits
         with pytest.raises(CaseNotFound):
             eng.get_case(ref)
+
+
+@pytest.mark.parametrize(
+    ("call", "location"),
+    [
+        (lambda e: e.running_deadlines(org_unit="SH\x00"), "org_unit"),
+        (lambda e: e.running_deadlines(handler="h\x00"), "handler"),
+        (lambda e: e.running_deadlines(rule="r\x00"), "rule"),
+        (lambda e: e.breaches(org_unit="SH\x00"), "org_unit"),
+        (lambda e: e.sla_report(org_unit="\ud800"), "org_unit"),
+        (lambda e: e.state_counts("claim", org_unit="SH\x00"), "org_unit"),
+        (lambda e: e.inbox("u\x00"), "user"),
+        (lambda e: e.mark_read("u\x00"), "user"),
+        (lambda e: e.add_user("u\x00", "王芳", "password123"), "id"),
+        (lambda e: e.add_user("u01", "名" * 201, "password123"), "name"),
+        (lambda e: e.add_user("u01", "王芳", "password123", org_unit="SH\x1b"), "org_unit"),
+        (lambda e: e.create_api_token("a" * 101, actor=AGENT), "app"),
+        (lambda e: e.create_api_token("app", actor=Actor("a\x00", "n")), "actor.id"),
+    ],
+    ids=[
+        "deadlines-unit",
+        "deadlines-handler",
+        "deadlines-rule",
+        "breaches",
+        "sla",
+        "state-counts",
+        "inbox",
+        "mark-read",
+        "user-id",
+        "user-name",
+        "user-unit",
+        "token-app",
+        "token-actor",
+    ],
+)
+def test_the_desks_other_entries_refuse_what_no_database_keeps(
+    eng: Engine, call: Callable[[Engine], object], location: str
+) -> None:
+    err = refused(eng, lambda: call(eng))
+    assert [p.location for p in err.problems] == [location]
+
+
+def test_a_log_in_with_a_control_character_is_a_wrong_one_and_counts_as_one(eng: Engine) -> None:
+    eng.add_user("u01", "王芳", "password123")
+    for _ in range(accounts.LIMIT):
+        with pytest.raises(LogInRefused) as err:
+            eng.log_in("u01\x00", "password123", client="10.0.0.1\x1b")
+    assert err.value.reason == "throttled"  # the fifth wrong one, from that client
+    with pytest.raises(LogInRefused) as err:  # that client is held back, as any guesser
+        eng.log_in("u01", "password123", client="10.0.0.1\x1b")
+    assert err.value.reason == "throttled"
+    assert eng.log_in("u01", "password123", client="10.0.0.2").id == "u01"
 
 
 # --- an insurer's message -------------------------------------------------------------------------------

@@ -422,7 +422,7 @@ api_tokens = sa.Table(
     "api_tokens",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("app", sa.String(100), nullable=False),
+    sa.Column("app", sa.String(limits.APP.chars), nullable=False),
     sa.Column("prefix", sa.String(16), nullable=False),
     sa.Column("secret_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("actor", JSONType),
