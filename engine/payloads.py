@@ -1,8 +1,8 @@
 """Event data checked against the transition's schema (pydantic), once per operation.
 
 A payload that is not a mapping, data for an event that takes none, every field the
-schema refuses, and what the schema made of it beyond the limits of ``engine/limits.py``
-are one :class:`InvalidData` with every problem and its location.
+schema refuses, and a number the schema made that JSON cannot hold are one
+:class:`InvalidData` with every problem and its location.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from . import limits
@@ -56,9 +57,15 @@ def validated(
     dumped: dict[str, Any] = model.__pydantic_serializer__.to_python(
         parsed, mode="json", exclude_none=True
     )
-    # What the schema made of the data is checked too: text "9" * 30 for an int field
-    # became a number no JSON column round-trips (engine/limits.py).
-    limits.refuse(what(), limits.data_problems(dumped))
+    # The data as given was checked on entry (engine/limits.py); what the schema made of
+    # it can still be a number JSON cannot hold (the text "9" * 30 for an int field).
+    # Encoding it is the cheap test (the store encodes it the same way); the walk that
+    # names the place runs only when that fails.
+    try:
+        orjson.dumps(dumped)
+    except orjson.JSONEncodeError:
+        problems = limits.data_problems(dumped)
+        limits.refuse(what(), problems or [Problem("", "cannot be stored as JSON")])
     return dumped
 
 

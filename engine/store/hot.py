@@ -220,9 +220,7 @@ _CASE_VALUES = (
     + ", ".join(SEARCH_KEYS)
 )
 _CASE_MARKS = f"?, ?, ?, ?, 1, ?, ?, ?, {', '.join('?' * len(SEARCH_KEYS))}"
-_INSERT_CASE = (
-    f"INSERT INTO cases (number, {_CASE_VALUES}) VALUES (?, {_CASE_MARKS}) RETURNING id"
-)
+_INSERT_CASE = f"INSERT INTO cases (number, {_CASE_VALUES}) VALUES (?, {_CASE_MARKS}) RETURNING id"
 
 
 @lru_cache(maxsize=4)
@@ -234,10 +232,13 @@ def _insert_numbered_case(number: str) -> str:
         f"SELECT ? || {number}, {_CASE_MARKS} FROM counter RETURNING id, number"
     )
 
+
 def case_number(prefix: str, day: str, last: int) -> str:
     """A case's number: ``{prefix}-{day}-`` and its sequence number, six digits or more
     (``Dialect.case_number`` says the same in SQL)."""
     return f"{prefix}-{day}-{last:06d}"
+
+
 _INSERT_OWN_KEY = "INSERT INTO case_keys (case_id, key, value) VALUES (?, ?, ?)"
 _INSERT_HISTORY = (
     "INSERT INTO history (case_id, seq, at, actor, event, from_state, to_state, data, notes) "
