@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
+from . import limits
 from .errors import InvalidData, LogInRefused, Problem
 from .types import User
 
@@ -60,9 +61,21 @@ def checked(
     Raises:
         InvalidData: with every problem.
     """
-    problems = []
-    if not user_id.strip() or user_id != user_id.strip() or len(user_id) > 64:
-        problems.append(Problem("id", "a user id is 1 to 64 characters, without spaces around it"))
+    problems = limits.text_problems(
+        {
+            "name": (limits.ACTOR_NAME, name),
+            **{f"roles[{i}]": (limits.ROLE, role) for i, role in enumerate(roles)},
+            "org_unit": (limits.ORG_UNIT, org_unit),
+        }
+    )
+    if not user_id.strip() or user_id != user_id.strip() or not limits.ACTOR_ID.fits(user_id):
+        problems.append(
+            Problem(
+                "id",
+                f"a user id is 1 to {limits.ACTOR_ID.chars} characters, without spaces "
+                "around it or control characters",
+            )
+        )
     if not name.strip():
         problems.append(Problem("name", "give the person's name, as pages show it"))
     if len(password) < MIN_PASSWORD:

@@ -97,7 +97,9 @@ def year_view(calendar: ChineseOfficialCalendar, tx: CalendarTx, year: int) -> C
     return CalendarYear(year, source.value, tuple(days), imports)
 
 
-def statuses(calendar: WorkingCalendar, tx: CalendarTx, years: list[int]) -> list[CalendarYearStatus]:
+def statuses(
+    calendar: WorkingCalendar, tx: CalendarTx, years: list[int]
+) -> list[CalendarYearStatus]:
     """Where each year's days come from, and how many running deadlines wait on it."""
     waiting: dict[int, int] = {}
     for value, n in tx.provisional_deadline_years().items():

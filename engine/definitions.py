@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
+from . import limits
 from .deadlines import Period
 
 if TYPE_CHECKING:
@@ -42,8 +43,8 @@ SEARCH_KEYS = ("policy_number", "insured_name", "id_number", "insurer_reference"
 #: "complainant.phone"``): each a row of ``case_keys`` (name, value), indexed, so a new
 #: key needs no migration. Names follow this pattern; values hold at most this many
 #: characters.
-OWN_KEY_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
-OWN_KEY_MAX = 200
+OWN_KEY_NAME = re.compile(rf"[a-z][a-z0-9_]{{0,{limits.OWN_KEY_NAME.chars - 1}}}")
+OWN_KEY_MAX = limits.OWN_KEY_VALUE.chars
 
 
 def insurer_reference(insurer: str, reference: str) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from . import limits
 from .calendar_sync import CalendarSync
 from .definitions import insurer_reference
 from .errors import (
@@ -49,8 +50,14 @@ from .types import (
     InsurerMessage,
 )
 
-#: The longest value each identifying field may have (the columns' sizes).
-_LIMITS = {"insurer": 64, "message_id": 200, "kind": 32, "case_number": 40, "reference": 200}
+#: The limit of each identifying field (engine/limits.py: the columns' sizes).
+_LIMITS = {
+    "insurer": limits.INSURER,
+    "message_id": limits.MESSAGE_ID,
+    "kind": limits.MESSAGE_KIND,
+    "case_number": limits.CASE_NUMBER,
+    "reference": limits.REFERENCE,
+}
 
 
 def insurer_actor(insurer: str) -> Actor:
@@ -71,7 +78,11 @@ def fingerprint(message: InsurerMessage) -> str:
 
 def checked(message: InsurerMessage) -> InsurerMessage:
     """The message with its fields stripped, or InvalidData naming each bad field (such
-    a message cannot even be stored: it is refused, and the sender told why)."""
+    a message cannot even be stored: it is refused, and the sender told why).
+
+    A control character or NUL in any of it — its payload's text included — refuses
+    the message rather than being stripped from it: what an insurer sent is kept as
+    sent or not at all (engine/limits.py)."""
     problems = []
     values: dict[str, str | None] = {}
     for name, limit in _LIMITS.items():
@@ -82,13 +93,14 @@ def checked(message: InsurerMessage) -> InsurerMessage:
             problems.append(Problem(name, f"must be text, not {type(raw).__name__}"))
         elif required and not value:
             problems.append(Problem(name, "is required"))
-        elif value and len(value) > limit:
-            problems.append(Problem(name, f"must be at most {limit} characters"))
+        elif value and (problem := limit.problem(value, name)) is not None:
+            problems.append(problem)
         values[name] = value or None
     if not isinstance(message.payload, Mapping):
         problems.append(Problem("payload", "must be an object (the event's data)"))
-    if problems:
-        raise InvalidData("an insurer message", problems)
+    else:
+        problems += limits.data_problems(message.payload, "payload")
+    limits.refuse("an insurer message", problems)
     return InsurerMessage(
         insurer=values["insurer"] or "",
         message_id=values["message_id"] or "",
@@ -271,11 +283,15 @@ class Inbound:
 
     def dismiss(self, ref: int, reason: str, by: str, now: datetime) -> InboundMessage:
         by = _person(by)
-        if not reason or not reason.strip():
+        if not isinstance(reason, str) or not reason.strip():
             raise InvalidData(
                 f"dismissing insurer message {ref}",
                 [Problem("reason", "say why the message is set aside (it stays on record)")],
             )
+        limits.refuse(
+            f"dismissing insurer message {ref}",
+            limits.text_problems({"reason": (limits.DATA_TEXT, reason)}),
+        )
         with self.store.write() as tx:
             self._unresolved(tx, ref)
             tx.settle_inbound(
@@ -346,10 +362,11 @@ def correlate(tx: InboundTx, message: InsurerMessage) -> tuple[Case | None, str 
 
 
 def _person(by: str) -> str:
-    if not by or not by.strip():
+    if not isinstance(by, str) or not by.strip():
         raise InvalidData(
             "resolving an insurer message", [Problem("by", "say who resolves it (a user id)")]
         )
+    limits.refuse("resolving an insurer message", limits.text_problems({"by": (limits.PERSON, by)}))
     return by.strip()
 
 

@@ -1,7 +1,8 @@
 """Event data checked against the transition's schema (pydantic), once per operation.
 
-A payload that is not a mapping, data for an event that takes none, and every field
-the schema refuses are one :class:`InvalidData` with every problem and its location.
+A payload that is not a mapping, data for an event that takes none, every field the
+schema refuses, and a number the schema made that JSON cannot hold are one
+:class:`InvalidData` with every problem and its location.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
+from . import limits
 from .definitions import WorkflowDefinition
 from .errors import InvalidData, Problem
 
@@ -54,6 +57,15 @@ def validated(
     dumped: dict[str, Any] = model.__pydantic_serializer__.to_python(
         parsed, mode="json", exclude_none=True
     )
+    # The data as given was checked on entry (engine/limits.py); what the schema made of
+    # it can still be a number JSON cannot hold (the text "9" * 30 for an int field).
+    # Encoding it is the cheap test (the store encodes it the same way); the walk that
+    # names the place runs only when that fails.
+    try:
+        orjson.dumps(dumped)
+    except orjson.JSONEncodeError:
+        problems = limits.data_problems(dumped)
+        limits.refuse(what(), problems or [Problem("", "cannot be stored as JSON")])
     return dumped
 
 

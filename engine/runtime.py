@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import accounts, authority, calendar_sync, idempotency, reports, tokens
+from . import accounts, authority, calendar_sync, idempotency, limits, reports, tokens
 from .calendar import ChineseOfficialCalendar, WorkingCalendar
 from .calendar_sync import CalendarSync
 from .clock import SHANGHAI, Clock, SystemClock
@@ -45,7 +45,7 @@ from .payloads import validated
 from .policies import PolicyDirectory
 from .registry import Registry
 from .store import IntegrityViolation, Store
-from .store.rows import OutboxRecord
+from .store.rows import MAX_ID, OutboxRecord
 from .transition import OPEN_EVENT, CaseFinder, Services, Stepper, search_keys, who
 from .types import (
     Actor,
@@ -158,6 +158,17 @@ class Engine:
         Raises:
             UnknownWorkflow, InvalidData, GuardRefused, IdempotencyKeyReused
         """
+        limits.refuse(
+            f"opening a {workflow}" if limits.WORKFLOW.fits(str(workflow)) else "opening a case",
+            limits.text_problems(
+                {
+                    "workflow": (limits.WORKFLOW, workflow),
+                    "idempotency_key": (limits.IDEMPOTENCY_KEY, idempotency_key),
+                }
+            )
+            + limits.actor_problems(actor)
+            + limits.data_problems(data),
+        )
         definition = self.workflow(workflow)
         now = self.clock.now()
         payload = validated(
@@ -207,8 +218,19 @@ class Engine:
             CaseNotFound, UnknownEvent, EventNotAllowed, InvalidData, GuardRefused,
             NotPermitted, ConflictError, IdempotencyKeyReused
         """
-        now = self.clock.now()
         data = data or {}
+        limits.refuse(
+            "firing an event",
+            limits.text_problems(
+                {
+                    "event": (limits.EVENT, event),
+                    "idempotency_key": (limits.IDEMPOTENCY_KEY, idempotency_key),
+                },
+            )
+            + limits.actor_problems(actor)
+            + limits.data_problems(data),
+        )
+        now = self.clock.now()
         deadline_event = event in self._registry.deadline_events
         if not deadline_event and self._calendar_sync.due():
             with self.store.read() as tx:  # guards count days too (the filing limit)
@@ -289,7 +311,10 @@ class Engine:
         return found
 
     def _scope(self, actor: Actor | None) -> CaseScope | None:
-        return None if actor is None else self.scope(actor)
+        if actor is None:
+            return None
+        limits.refuse("a search's viewer", limits.actor_problems(actor, "visible_to"))
+        return self.scope(actor)
 
     def find_cases(
         self,
@@ -321,13 +346,21 @@ class Engine:
                 a key no registered workflow declares (the error lists those declared),
                 or a limit below 1 or a negative offset.
         """
-        if limit < 1 or offset < 0:
+        if not (1 <= limit <= MAX_ID and 0 <= offset <= MAX_ID and 0 <= (after or 0) <= MAX_ID):
             raise InvalidData(
-                "find_cases", [Problem("limit", "limit must be >= 1 and offset >= 0")]
+                "find_cases",
+                [
+                    Problem(
+                        "limit",
+                        f"limit must be >= 1, offset and after >= 0, each at most {MAX_ID}",
+                    )
+                ],
             )
         filters = self._case_filters(
             number, policy_number, insured_name, id_number, workflow, state, keys
         )
+        if filters is None:  # a value longer than its column: no case has it
+            return []
         with self.store.read() as tx:
             return tx.find_cases(
                 **filters,
@@ -354,6 +387,8 @@ class Engine:
         filters = self._case_filters(
             number, policy_number, insured_name, id_number, workflow, state, keys
         )
+        if filters is None:
+            return 0
         with self.store.read() as tx:
             return tx.count_cases(**filters, scope=self._scope(visible_to))
 
@@ -395,9 +430,34 @@ class Engine:
         workflow: str | None,
         state: str | Sequence[str] | None,
         keys: Mapping[str, str] | None = None,
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | None:
         """The filters as the store takes them, checked: an unknown workflow, state or
-        search key is an error that says what there is, not an empty list."""
+        search key is an error that says what there is, not an empty list; a control
+        character in a value is an error naming the filter. None: a value is longer
+        than its column holds, so no case can match."""
+        texts: dict[str, tuple[limits.Limit, Any]] = {
+            "number": (limits.CASE_NUMBER, number),
+            "policy_number": (limits.POLICY_NUMBER, policy_number),
+            "insured_name": (limits.INSURED_NAME, insured_name),
+            "id_number": (limits.ID_NUMBER, id_number),
+            "workflow": (limits.WORKFLOW, workflow),
+        }
+        states = [state] if isinstance(state, str) else list(state or ())
+        texts.update({f"state[{i}]": (limits.STATE, s) for i, s in enumerate(states)})
+        for key, value in (keys or {}).items():
+            if isinstance(key, str) and limits.OWN_KEY_NAME.fits(key):
+                texts[f"keys.{key}"] = (limits.SEARCH_KEYS.get(key, limits.OWN_KEY_VALUE), value)
+            else:
+                texts[f"keys.{limits.shown(str(key))}"] = (limits.OWN_KEY_NAME, key)
+        longer = {
+            loc for loc, (lim, v) in texts.items() if isinstance(v, str) and len(v) > lim.chars
+        }
+        limits.refuse(
+            "find_cases",
+            limits.text_problems({loc: texts[loc] for loc in texts.keys() - longer}),
+        )
+        if longer:
+            return None
         known = [self.workflow(workflow)] if workflow is not None else self.workflows()
         names = {s.name for d in known for s in d.states}
         wanted = [state] if isinstance(state, str) else list(state or ())
@@ -481,6 +541,7 @@ class Engine:
         Raises:
             UnknownWorkflow: with the names that are registered.
         """
+        limits.refuse("state_counts", limits.filter_problems({"org_unit": org_unit}))
         definition = self.workflow(workflow)
         rules = sorted(self._registry.rule_names(workflow))
         with self.store.read() as tx:
@@ -592,6 +653,12 @@ class Engine:
             raise InvalidData(
                 "running_deadlines", [Problem("limit", "limit must be >= 1 and offset >= 0")]
             )
+        limits.refuse(
+            "running_deadlines",
+            limits.filter_problems(
+                {"workflow": workflow, "rule": rule, "org_unit": org_unit, "handler": handler}
+            ),
+        )
         return reports.running_deadlines(
             self.store,
             self._registry,
@@ -616,6 +683,10 @@ class Engine:
     ) -> list[Breach]:
         """Cases with a running deadline past its due time, oldest due first; ``org_unit``
         is the unit of whoever opened the case."""
+        limits.refuse(
+            "breaches",
+            limits.filter_problems({"workflow": workflow, "rule": rule, "org_unit": org_unit}),
+        )
         return reports.breaches(
             self.store,
             self._registry,
@@ -640,6 +711,9 @@ class Engine:
         [since, until) — over the whole span, or ``per`` "day", "week" (ISO) or "month"
         of their start (Beijing time) — and the median time cases spend in each state
         (from the history)."""
+        limits.refuse(
+            "sla_report", limits.filter_problems({"workflow": workflow, "org_unit": org_unit})
+        )
         return reports.sla_report(
             self.store,
             self._registry,
@@ -683,6 +757,7 @@ class Engine:
 
     def inbox(self, user: str, *, unread_only: bool = False) -> list[InboxItem]:
         """A user's in-app inbox, newest first."""
+        limits.refuse("inbox", limits.filter_problems({"user": user}))
         with self.store.read() as tx:
             rows = tx.inbox(user, unread_only=unread_only)
         return [
@@ -701,6 +776,7 @@ class Engine:
 
     def mark_read(self, user: str, ids: Sequence[int] | None = None) -> int:
         """Mark the user's unread inbox entries (those of ``ids``, or all) read."""
+        limits.refuse("mark_read", limits.filter_problems({"user": user}))
         now = self.clock.now()
         with self.store.write() as tx:
             return tx.mark_inbox_read(user, None if ids is None else list(ids), now)
@@ -910,6 +986,8 @@ class Engine:
 
     def user(self, user_id: str) -> User:
         """One account. Raises :class:`UnknownUser`."""
+        if not limits.ACTOR_ID.fits(user_id):  # no account can have that id
+            raise UnknownUser(user_id)
         with self.store.read() as tx:
             row = tx.user(user_id)
         if row is None:
@@ -920,6 +998,8 @@ class Engine:
         """Disable an account: its log-ins are refused, and its open sessions end at
         their next request (the dashboard reads the account on each). Disabling a
         disabled account changes nothing. Raises :class:`UnknownUser`."""
+        if not limits.ACTOR_ID.fits(user_id):
+            raise UnknownUser(user_id)
         now = self.clock.now()
         with self.store.write() as tx:
             row = tx.disable_user(user_id, now)
@@ -941,12 +1021,16 @@ class Engine:
                 (with ``retry_after``).
         """
         now = self.clock.now()
-        client = client[:64]
+        # Kept as the failures' keys: a control character escaped, so every database
+        # stores it (and it shows harmlessly); an id holding one is no account's.
+        client = limits.escaped(client)[:64]
+        no_account = not limits.ACTOR_ID.fits(user_id)
+        user_id = limits.escaped(user_id)
         with self.store.read() as tx:
             by_user, by_client = tx.login_failures_since(
                 user_id[:64], client, now - accounts.WINDOW, accounts.LIMIT
             )
-            row = tx.user(user_id) if len(user_id) <= 64 else None
+            row = None if no_account else tx.user(user_id)
         accounts.throttle(by_user, by_client, now)
         right = accounts.verify(password, None if row is None else row.password_hash)
         if row is None or not right:

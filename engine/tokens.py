@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from . import limits
 from .clock import monotonic
 from .errors import ApiTokenRejected, InvalidData, Problem
 from .types import Actor, ApiToken
@@ -53,7 +54,7 @@ def checked(app: str, actor: Actor | None, act_for: Sequence[Actor]) -> None:
     Raises:
         InvalidData: with every problem.
     """
-    problems = []
+    problems = limits.text_problems({"app": (limits.APP, app)}, optional=False)
     if not app.strip():
         problems.append(Problem("app", "name the app the token is for"))
     if actor is None and not act_for:
@@ -62,6 +63,9 @@ def checked(app: str, actor: Actor | None, act_for: Sequence[Actor]) -> None:
         )
     for where, a in [("actor", actor), *((f"act_for[{i}]", p) for i, p in enumerate(act_for))]:
         if a is None:
+            continue
+        if found := limits.actor_problems(a, where):
+            problems += found
             continue
         if a.is_system:
             problems.append(Problem(where, "a token may not act as the system"))

@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from . import authority, timers
+from . import authority, limits, timers
 from .calendar import WorkingCalendar
 from .calendar_sync import CalendarSync
 from .clock import SHANGHAI
-from .definitions import OWN_KEY_MAX, Intake, Transition, TransitionContext, WorkflowDefinition
+from .definitions import Intake, Transition, TransitionContext, WorkflowDefinition
 from .errors import ConflictError, GuardRefused, InvalidData, NotPermitted, Problem
 from .notices import Notice, outbox_rows
 from .payloads import validated
@@ -387,25 +387,23 @@ def search_keys(definition: WorkflowDefinition, data: Mapping[str, Any]) -> dict
     """Each search key the workflow declares, read from the case data (None: absent).
 
     Raises:
-        InvalidData: a value of one of the workflow's own keys is longer than a
-            ``case_keys`` row holds (nothing is stored: the transaction rolls back).
+        InvalidData: a value is longer than its column holds, or holds a control
+            character (``engine/limits.py``): nothing is stored, the transaction rolls
+            back, on SQLite as on PostgreSQL.
     """
     keys: dict[str, str | None] = {}
+    problems: list[Problem] = []
     for key, parts in definition.index_paths:
         value: Any = data
         for part in parts:
             value = value.get(part) if isinstance(value, dict) else None
         text = None if value is None else str(value)
-        if text is not None and len(text) > OWN_KEY_MAX and key in definition.own_keys:
-            raise InvalidData(
-                f"the {definition.name}'s search key {key!r}",
-                [
-                    Problem(
-                        ".".join(parts),
-                        f"is {len(text)} characters; the search key {key!r} holds at "
-                        f"most {OWN_KEY_MAX} — shorten it",
-                    )
-                ],
-            )
+        if text is not None:
+            limit = limits.SEARCH_KEYS.get(key, limits.OWN_KEY_VALUE)
+            problem = limit.problem(text, ".".join(parts), field=f"the search key {key!r}")
+            if problem is not None:
+                problems.append(problem)
         keys[key] = text
+    if problems:
+        raise InvalidData(f"the {definition.name}'s search keys", problems)
     return keys

@@ -165,6 +165,24 @@ def test_a_malformed_body_is_a_400_problem(
     assert eng.inbound_messages() == []
 
 
+@pytest.mark.parametrize("char", ["\x1b", "\x00"], ids=["ESC", "NUL"])
+def test_a_message_with_a_control_character_is_a_400_naming_the_field_and_not_stored(
+    eng: Engine, client: TestClient, clock: FakeClock, char: str
+) -> None:
+    """Refused, not stripped: the insurer is told, and sends it again corrected."""
+    counts = table_counts(eng)
+    body = {"message_id": "PA-9", "kind": "receipt", "reference": "R", "payload": {}}
+    for bad, where in (
+        ({**body, "payload": {"note": f"已收到{char}[2J"}}, "payload.note"),
+        ({**body, "message_id": f"PA{char}9"}, "message_id"),
+    ):
+        answer = post(client, clock, bad)
+        assert answer.status_code == 400
+        assert [p["location"] for p in answer.json()["problems"]] == [where]
+    assert table_counts(eng) == counts
+    assert post(client, clock, {**body, "payload": {"note": "已收到\n第二行"}}).status_code == 202
+
+
 def test_a_reused_message_id_is_a_409(eng: Engine, client: TestClient, clock: FakeClock) -> None:
     assert (
         post(client, clock, {"message_id": "M", "kind": "receipt", "reference": "A"}).status_code

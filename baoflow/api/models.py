@@ -22,14 +22,16 @@ from baoflow.engine import (
     HistoryEntry,
     OpenResult,
     WorkflowDefinition,
+    limits,
 )
 from baoflow.engine.types import Breach, SlaReport
 
 #: The request limits of the fire route, shared by FastAPI's parameters (app.py) and
-#: the fast lane (fast.py), so the two take exactly the same requests.
+#: the fast lane (fast.py), so the two take exactly the same requests; those the engine
+#: declares come from engine/limits.py.
 CASE_REF_MAX = 64
-ACT_FOR_MAX = 64
-IDEMPOTENCY_KEY_MAX = 200
+ACT_FOR_MAX = limits.ACTOR_ID.chars
+IDEMPOTENCY_KEY_MAX = limits.IDEMPOTENCY_KEY.chars
 
 
 def case_ref(case: str) -> int | str:
@@ -52,12 +54,12 @@ class Body(BaseModel):
 
 # --- requests ---------------------------------------------------------------------------
 class OpenCaseRequest(Body):
-    workflow: str = Field(max_length=64, examples=["claim"])
+    workflow: str = Field(max_length=limits.WORKFLOW.chars, examples=["claim"])
     data: dict[str, Any] = Field(description="The opening data, checked by the workflow's schema.")
 
 
 class FireRequest(Body):
-    event: str = Field(max_length=64, examples=["verify"])
+    event: str = Field(max_length=limits.EVENT.chars, examples=["verify"])
     data: dict[str, Any] = Field(
         default_factory=dict, description="The event's data, checked by its schema."
     )

@@ -59,6 +59,7 @@ from baoflow.engine import (
     InvalidData,
     MessageIdReused,
     Problem,
+    limits,
 )
 
 SIGNATURE_HEADER = "Baoflow-Signature"
@@ -79,10 +80,10 @@ def _mac(secret: bytes, timestamp: int | str, body: bytes) -> str:
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    message_id: str = Field(min_length=1, max_length=200)
-    kind: str = Field(min_length=1, max_length=32)
-    case_number: str | None = Field(default=None, max_length=40)
-    reference: str | None = Field(default=None, max_length=200)
+    message_id: str = Field(min_length=1, max_length=limits.MESSAGE_ID.chars)
+    kind: str = Field(min_length=1, max_length=limits.MESSAGE_KIND.chars)
+    case_number: str | None = Field(default=None, max_length=limits.CASE_NUMBER.chars)
+    reference: str | None = Field(default=None, max_length=limits.REFERENCE.chars)
     payload: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -40,6 +40,7 @@ import orjson
 from ..calendar import DeskDay, DeskYear
 from ..definitions import SEARCH_KEYS
 from ..errors import CaseNotFound, ConflictError
+from ..limits import CASE_NUMBER
 from ..policies import Policy
 from ..types import Actor, Case, HistoryEntry
 from .faults import Site
@@ -220,9 +221,7 @@ _CASE_VALUES = (
     + ", ".join(SEARCH_KEYS)
 )
 _CASE_MARKS = f"?, ?, ?, ?, 1, ?, ?, ?, {', '.join('?' * len(SEARCH_KEYS))}"
-_INSERT_CASE = (
-    f"INSERT INTO cases (number, {_CASE_VALUES}) VALUES (?, {_CASE_MARKS}) RETURNING id"
-)
+_INSERT_CASE = f"INSERT INTO cases (number, {_CASE_VALUES}) VALUES (?, {_CASE_MARKS}) RETURNING id"
 
 
 @lru_cache(maxsize=4)
@@ -234,10 +233,13 @@ def _insert_numbered_case(number: str) -> str:
         f"SELECT ? || {number}, {_CASE_MARKS} FROM counter RETURNING id, number"
     )
 
+
 def case_number(prefix: str, day: str, last: int) -> str:
     """A case's number: ``{prefix}-{day}-`` and its sequence number, six digits or more
     (``Dialect.case_number`` says the same in SQL)."""
     return f"{prefix}-{day}-{last:06d}"
+
+
 _INSERT_OWN_KEY = "INSERT INTO case_keys (case_id, key, value) VALUES (?, ?, ?)"
 _INSERT_HISTORY = (
     "INSERT INTO history (case_id, seq, at, actor, event, from_state, to_state, data, notes) "
@@ -380,9 +382,12 @@ class HotStatements:
     def load_case(self, ref: int | str, *, deadlines: bool = False) -> Case:
         key: int | str
         if isinstance(ref, int) or is_case_id(ref):
-            if not 0 < int(ref) <= MAX_ID:
+            # Past any BIGINT by its length: int() refuses over 4,300 digits with a ValueError.
+            if (isinstance(ref, str) and len(ref.lstrip("0")) > 19) or not 0 < int(ref) <= MAX_ID:
                 raise CaseNotFound(ref)
             by, key = "id", int(ref)
+        elif not CASE_NUMBER.fits(ref):  # longer than any, or a NUL PostgreSQL refuses
+            raise CaseNotFound(ref)
         else:
             by, key = "number", ref
         if not deadlines:

@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
+from .. import limits
+
 metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -46,25 +48,25 @@ cases = sa.Table(
     "cases",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("number", sa.String(40), nullable=False, unique=True),
-    sa.Column("workflow", sa.String(64), nullable=False),
+    sa.Column("number", sa.String(limits.CASE_NUMBER.chars), nullable=False, unique=True),
+    sa.Column("workflow", sa.String(limits.WORKFLOW.chars), nullable=False),
     sa.Column("workflow_version", sa.Integer, nullable=False),
-    sa.Column("state", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(limits.STATE.chars), nullable=False),
     sa.Column("data", JSONType, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     # Search keys copied out of ``data`` so lookups use an index.
-    sa.Column("policy_number", sa.String(64), index=True),
-    sa.Column("insured_name", sa.String(128), index=True),
-    sa.Column("id_number", sa.String(32), index=True),
+    sa.Column("policy_number", sa.String(limits.POLICY_NUMBER.chars), index=True),
+    sa.Column("insured_name", sa.String(limits.INSURED_NAME.chars), index=True),
+    sa.Column("id_number", sa.String(limits.ID_NUMBER.chars), index=True),
     # "<insurer>:<its reference>": an insurer's message finds its case (issue #12).
-    sa.Column("insurer_reference", sa.String(200), index=True),
+    sa.Column("insurer_reference", sa.String(limits.INSURER_REFERENCE.chars), index=True),
     # The id of the person assigned to handle the case: the deadline list's filter (#13),
     # indexed with the org unit (ix_cases_handler_org_unit below).
-    sa.Column("handler", sa.String(64)),
+    sa.Column("handler", sa.String(limits.HANDLER.chars)),
     # The org unit of whoever opened the case: breaches and SLA figures per branch.
-    sa.Column("org_unit", sa.String(64), index=True),
+    sa.Column("org_unit", sa.String(limits.ORG_UNIT.chars), index=True),
     sa.Index("ix_cases_workflow_state", "workflow", "state"),
     # The live diagram's counts for one org unit, from the index alone (issue #12).
     sa.Index("ix_cases_workflow_org_unit_state", "workflow", "org_unit", "state"),
@@ -91,8 +93,8 @@ case_keys = sa.Table(
     "case_keys",
     metadata,
     sa.Column("case_id", BigId, sa.ForeignKey("cases.id"), primary_key=True),
-    sa.Column("key", sa.String(32), primary_key=True),
-    sa.Column("value", sa.String(200), nullable=False),
+    sa.Column("key", sa.String(limits.OWN_KEY_NAME.chars), primary_key=True),
+    sa.Column("value", sa.String(limits.OWN_KEY_VALUE.chars), nullable=False),
     sa.Index("ix_case_keys_lookup", "key", "value", "case_id"),
 )
 
@@ -104,9 +106,9 @@ history = sa.Table(
     sa.Column("seq", sa.Integer, nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Column("actor", JSONType, nullable=False),
-    sa.Column("event", sa.String(64), nullable=False),
-    sa.Column("from_state", sa.String(64)),
-    sa.Column("to_state", sa.String(64), nullable=False),
+    sa.Column("event", sa.String(limits.EVENT.chars), nullable=False),
+    sa.Column("from_state", sa.String(limits.STATE.chars)),
+    sa.Column("to_state", sa.String(limits.STATE.chars), nullable=False),
     sa.Column("data", JSONType, nullable=False),
     sa.Column("notes", JSONType, nullable=False),
     # One row per version of the case: a second writer of the same version fails here.
@@ -120,9 +122,9 @@ history = sa.Table(
 idempotency_keys = sa.Table(
     "idempotency_keys",
     metadata,
-    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("key", sa.String(limits.IDEMPOTENCY_KEY.chars), primary_key=True),
     sa.Column("case_id", BigId, sa.ForeignKey("cases.id"), nullable=False),
-    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("event", sa.String(limits.EVENT.chars), nullable=False),
     # sha256 of the request (event + data): the same key with other data is refused.
     sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("result", JSONType, nullable=False),
@@ -140,11 +142,11 @@ case_counters = sa.Table(
 policies = sa.Table(
     "policies",
     metadata,
-    sa.Column("number", sa.String(64), primary_key=True),
+    sa.Column("number", sa.String(limits.POLICY_NUMBER.chars), primary_key=True),
     sa.Column("product_name", sa.String(128), nullable=False),
     sa.Column("product_line", sa.String(32), nullable=False),
-    sa.Column("insured_name", sa.String(128), nullable=False, index=True),
-    sa.Column("insured_id_number", sa.String(32), index=True),
+    sa.Column("insured_name", sa.String(limits.INSURED_NAME.chars), nullable=False, index=True),
+    sa.Column("insured_id_number", sa.String(limits.ID_NUMBER.chars), index=True),
     sa.Column("start_date", sa.Date, nullable=False),
     sa.Column("end_date", sa.Date, nullable=False),
     sa.Column("coverages", JSONType, nullable=False),
@@ -270,7 +272,7 @@ outbox = sa.Table(
     sa.Column("seq", sa.Integer),  # the history row that caused it
     sa.Column("template", sa.String(64), nullable=False),
     sa.Column("recipient", sa.String(128), nullable=False),
-    sa.Column("org_unit", sa.String(64)),
+    sa.Column("org_unit", sa.String(limits.ORG_UNIT.chars)),
     sa.Column("context", JSONType, nullable=False),
     # pending | expanded | delivered | dead
     sa.Column("status", sa.String(12), nullable=False),
@@ -310,10 +312,10 @@ inbox = sa.Table(
     "inbox",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("user_id", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.String(limits.ACTOR_ID.chars), nullable=False),
     # The message's idempotency key: a retried delivery lands once.
     sa.Column("key", sa.String(300), nullable=False, unique=True),
-    sa.Column("case_number", sa.String(40)),
+    sa.Column("case_number", sa.String(limits.CASE_NUMBER.chars)),
     sa.Column("template", sa.String(64), nullable=False),
     sa.Column("subject", sa.String(300), nullable=False),
     sa.Column("body", sa.Text, nullable=False),
@@ -331,7 +333,7 @@ refusals = sa.Table(
     sa.Column("case_id", BigId, nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Column("actor", JSONType, nullable=False),
-    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("event", sa.String(limits.EVENT.chars), nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("reasons", JSONType, nullable=False),
     sa.Index("ix_refusals_case", "case_id", "at"),
@@ -388,11 +390,11 @@ inbound_messages = sa.Table(
     "inbound_messages",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("insurer", sa.String(64), nullable=False),
-    sa.Column("message_id", sa.String(200), nullable=False),
-    sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("case_number", sa.String(40)),
-    sa.Column("reference", sa.String(200)),
+    sa.Column("insurer", sa.String(limits.INSURER.chars), nullable=False),
+    sa.Column("message_id", sa.String(limits.MESSAGE_ID.chars), nullable=False),
+    sa.Column("kind", sa.String(limits.MESSAGE_KIND.chars), nullable=False),
+    sa.Column("case_number", sa.String(limits.CASE_NUMBER.chars)),
+    sa.Column("reference", sa.String(limits.REFERENCE.chars)),
     sa.Column("payload", JSONType, nullable=False),
     # sha256 of kind, case number, reference and payload: the same id with other
     # content is not a resend, and is refused.
@@ -402,11 +404,11 @@ inbound_messages = sa.Table(
     sa.Column("reason_code", sa.String(16)),
     sa.Column("reason", sa.Text),
     sa.Column("case_id", BigId),
-    sa.Column("event", sa.String(64)),
+    sa.Column("event", sa.String(limits.EVENT.chars)),
     # What the sender was answered (the first time, and so every time after).
     sa.Column("result", JSONType, nullable=False),
     sa.Column("resolved_at", UTCDateTime),
-    sa.Column("resolved_by", sa.String(200)),
+    sa.Column("resolved_by", sa.String(limits.PERSON.chars)),
     sa.Column("resolution", sa.Text),
     sa.UniqueConstraint("insurer", "message_id"),
     sa.Index("ix_inbound_messages_status", "status", "id"),
@@ -420,7 +422,7 @@ api_tokens = sa.Table(
     "api_tokens",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("app", sa.String(100), nullable=False),
+    sa.Column("app", sa.String(limits.APP.chars), nullable=False),
     sa.Column("prefix", sa.String(16), nullable=False),
     sa.Column("secret_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("actor", JSONType),
@@ -437,10 +439,10 @@ api_tokens = sa.Table(
 users = sa.Table(
     "users",
     metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("id", sa.String(limits.ACTOR_ID.chars), primary_key=True),
+    sa.Column("name", sa.String(limits.ACTOR_NAME.chars), nullable=False),
     sa.Column("roles", JSONType, nullable=False),
-    sa.Column("org_unit", sa.String(64)),
+    sa.Column("org_unit", sa.String(limits.ORG_UNIT.chars)),
     sa.Column("password_hash", sa.String(255), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("disabled_at", UTCDateTime),
@@ -453,7 +455,7 @@ login_failures = sa.Table(
     "login_failures",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("user_id", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.String(limits.ACTOR_ID.chars), nullable=False),
     sa.Column("client", sa.String(64), nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Index("ix_login_failures_user_id", "user_id", "at"),
