@@ -110,6 +110,16 @@ def test_a_self_claim_with_another_id_number_is_refused(eng: Engine) -> None:
     assert "do not match the insured" in reasons[0]
 
 
+def test_a_self_claim_with_an_id_number_either_side_of_the_insured_s_is_refused(
+    eng: Engine,
+) -> None:
+    """Another number is another person, whether it sorts before or after the insured's."""
+    case = verified(eng, policy=QIAN, incident=PLAIN)  # 钱芳's number sorts first
+    assert ID_QIAN < ID_WANG
+    reasons = refused_apply(eng, case.id, application("钱芳", ID_WANG, "self"))
+    assert "do not match the insured" in reasons[0]
+
+
 def test_a_self_claim_under_another_name_is_refused(eng: Engine) -> None:
     case = verified(eng)
     refused_apply(eng, case.id, application("李梅", ID_LI, "self"))
@@ -150,6 +160,16 @@ def test_a_relative_of_a_living_insured_needs_a_power_of_attorney(eng: Engine) -
         case.id, "apply", HANDLER, application("王磊", ID_WANG, "spouse", power_of_attorney=True)
     )
     assert case.state == "applied"
+
+
+def test_a_relative_of_a_living_burned_insured_needs_a_power_of_attorney(eng: Engine) -> None:
+    """Only a death makes the relatives heirs: a burn (or any injury) does not, even on a
+    policy that names no beneficiary."""
+    case = verified(eng, policy=ZHANG_2, incident={"injury": "burn"})
+    reasons = refused_apply(eng, case.id, application("刘芳", ID_WANG, "spouse"))
+    assert "power of attorney" in reasons[0]
+    guardian = application("刘芳", ID_WANG, "guardian")
+    assert eng.fire(case.id, "apply", HANDLER, guardian).state == "applied"
 
 
 def test_a_guardian_claims_for_a_living_insured_and_not_after_a_death(eng: Engine) -> None:

@@ -208,6 +208,16 @@ def test_a_later_known_since_moves_the_filing_limit(eng: Engine) -> None:
     assert case.data["review"] == {"known_since": "2025-01-10"}
 
 
+def test_a_claimant_may_have_known_of_it_from_the_incident_day_itself(eng: Engine) -> None:
+    """known_since may be the incident's own day, not before it."""
+    case = reported(eng, incident={"time": day("2026-05-04")})
+    verified = eng.fire(case.id, "verify", HANDLER, {"known_since": "2026-05-04"})
+    assert verified.state == "verified"
+    other = reported(eng, incident={"time": day("2026-05-03")})
+    reasons = refusal(eng, other.id, data={"known_since": "2026-05-02"}).reasons
+    assert "is before the incident day 2026-05-03" in reasons[0]
+
+
 def test_a_known_since_that_is_itself_too_old_is_still_refused(eng: Engine) -> None:
     case = reported(eng, policy=ZHAO, incident={**FIRE, "time": day("2024-03-01")})
     reasons = refusal(eng, case.id, data={"known_since": "2024-04-01"}).reasons
