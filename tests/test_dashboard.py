@@ -219,3 +219,17 @@ def test_the_deadline_list_filters_by_handler_and_names_them(
     fragment = client.get("/fragments/deadlines", params={"handler": "h01"}).text
     assert mine.number in fragment and other.number not in fragment
     assert "LP-" not in client.get("/deadlines", params={"handler": "nobody"}).text
+
+
+def test_case_data_is_shown_escaped_never_as_markup(desk: tuple[Engine, TestClient]) -> None:
+    """What a reporter typed is text on every page that shows it (issue #15 item 3):
+    markup in a stored case is escaped by the templates, never run."""
+    eng, client = desk
+    hostile = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    case = eng.open_case(
+        "claim", report(reporter={"name": hostile, "phone": "13812345678"}), AGENT
+    ).case
+    logged_in(client)
+    page = client.get(f"/cases/{case.number}").text
+    assert "<script>alert(" not in page and "<img src=x" not in page
+    assert "&lt;script&gt;alert(" in page and "&lt;img src=x onerror=alert(1)&gt;" in page
