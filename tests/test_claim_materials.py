@@ -120,9 +120,10 @@ def test_a_self_claim_with_an_id_number_either_side_of_the_insured_s_is_refused(
     assert "do not match the insured" in reasons[0]
 
 
-def test_a_self_claim_under_another_name_is_refused(eng: Engine) -> None:
+@pytest.mark.parametrize("name", ["李梅", "李丽"])  # sorting after 李娜, and before
+def test_a_self_claim_under_another_name_is_refused(eng: Engine, name: str) -> None:
     case = verified(eng)
-    refused_apply(eng, case.id, application("李梅", ID_LI, "self"))
+    refused_apply(eng, case.id, application(name, ID_LI, "self"))
 
 
 def test_a_named_beneficiary_may_claim(eng: Engine) -> None:
@@ -162,10 +163,13 @@ def test_a_relative_of_a_living_insured_needs_a_power_of_attorney(eng: Engine) -
     assert case.state == "applied"
 
 
-def test_a_relative_of_a_living_burned_insured_needs_a_power_of_attorney(eng: Engine) -> None:
-    """Only a death makes the relatives heirs: a burn (or any injury) does not, even on a
-    policy that names no beneficiary."""
-    case = verified(eng, policy=ZHANG_2, incident={"injury": "burn"})
+@pytest.mark.parametrize("injury", ["burn", "minor"])  # one sorts before "death", one after
+def test_a_relative_of_a_living_injured_insured_needs_a_power_of_attorney(
+    eng: Engine, injury: str
+) -> None:
+    """Only a death makes the relatives heirs: an injury does not, even on a policy that
+    names no beneficiary; a guardian acts for the living insured."""
+    case = verified(eng, policy=ZHANG_2, incident={"injury": injury})
     reasons = refused_apply(eng, case.id, application("刘芳", ID_WANG, "spouse"))
     assert "power of attorney" in reasons[0]
     guardian = application("刘芳", ID_WANG, "guardian")
