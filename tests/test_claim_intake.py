@@ -265,11 +265,12 @@ def test_matching_a_policy_of_ours_registers_the_report(eng: Engine) -> None:
     assert eng.find_cases(policy_number="P-LIFE-001")[0].id == case.id
 
 
-def test_matching_a_policy_that_insures_someone_else_is_refused(eng: Engine) -> None:
-    case = open_report(eng, policy=UNKNOWN_PERSON).case
+@pytest.mark.parametrize("reported", ["孙丽", "钱芳"])  # sorting before 李娜, and after
+def test_matching_a_policy_that_insures_someone_else_is_refused(eng: Engine, reported: str) -> None:
+    case = open_report(eng, policy={**UNKNOWN_PERSON, "insured_name": reported}).case
     with pytest.raises(GuardRefused) as err:
         eng.fire(case.id, "match_policy", HANDLER, {"policy_number": "P-LIFE-001"})
-    assert err.value.reasons == ("policy P-LIFE-001 insures 李娜, not 孙丽",)
+    assert err.value.reasons == (f"policy P-LIFE-001 insures 李娜, not {reported}",)
     assert eng.get_case(case.id).state == "unmatched"
 
 
