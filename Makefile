@@ -74,7 +74,7 @@ bench-scale: $(VENV)/.installed-dev
 # Mutation testing of the rule modules (docs/reliability.md): cosmic-ray changes one
 # operator at a time IN PLACE in the working tree, runs the tests that guard the module,
 # and puts the file back; run it on a clean tree and touch nothing while it runs (about
-# 40 minutes). MUTATE=authority runs one module. The surviving mutants are printed, and
+# 45 minutes). MUTATE=authority runs one module. The surviving mutants are printed, and
 # kept in mutation/*.sqlite for `cr-report`.
 MUTATE ?= authority idempotency deadlines complaint claim
 $(VENV)/.installed-mutation: pyproject.toml $(VENV)/.installed-dev
