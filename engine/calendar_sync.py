@@ -25,7 +25,6 @@ from .types import (
     Actor,
     CalendarDay,
     CalendarImport,
-    CalendarImportRecord,
     CalendarYear,
     CalendarYearStatus,
 )
@@ -81,19 +80,7 @@ def year_view(calendar: ChineseOfficialCalendar, tx: CalendarTx, year: int) -> C
             if name or working == (day.weekday() >= 5):  # not an ordinary day
                 days.append(CalendarDay(day, working, name, layer))
             day += timedelta(days=1)
-    imports = tuple(
-        CalendarImportRecord(
-            id=row.id,
-            year=row.year,
-            source=row.source,
-            file_name=row.file_name,
-            imported_by=row.imported_by,
-            imported_at=row.imported_at,
-            override=row.override,
-            current=row.current,
-        )
-        for row in tx.calendar_imports(year)
-    )
+    imports = tuple(tx.calendar_imports(year))
     return CalendarYear(year, source.value, tuple(days), imports)
 
 

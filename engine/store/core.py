@@ -4,6 +4,7 @@ SQLAlchemy Core."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -16,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from ..calendar import DeskDay
 from ..definitions import SEARCH_KEYS
-from ..types import Actor, Case, CaseScope, Refusal, RuleSla
+from ..types import Actor, CalendarImportRecord, Case, CaseScope, Refusal, RuleSla
 from . import tables as t
 from .hot import HotStatements, dialect, json_dumps
 from .rows import (
@@ -24,7 +25,6 @@ from .rows import (
     TIMER_COLUMNS,
     ApiTokenRecord,
     BreachRow,
-    CalendarImportRow,
     CaseBump,
     DeadlineRow,
     DeskDeadlineRow,
@@ -67,11 +67,12 @@ _DEADLINES = sa.select(*(t.case_deadlines.c[name] for name in DEADLINE_COLUMNS))
 _TIMERS = sa.select(*(t.timers.c[name] for name in TIMER_COLUMNS))
 
 
-def _columns(record: type[tuple[Any, ...]], table: sa.Table, **joined: Any) -> list[Any]:
-    """The columns of ``record`` (a NamedTuple), in its field order: ``table``'s own, and
-    those ``joined`` from another table under the field's name. A field neither names is
-    a KeyError when this module is imported, so a record and its read cannot drift."""
-    fields: tuple[str, ...] = record._fields  # type: ignore[attr-defined]
+def _columns(record: type, table: sa.Table, **joined: Any) -> list[Any]:
+    """The columns of ``record`` (a NamedTuple or a dataclass), in its field order:
+    ``table``'s own, and those ``joined`` from another table under the field's name. A
+    field neither names is a KeyError when this module is imported, so a record and its
+    read cannot drift."""
+    fields = getattr(record, "_fields", None) or [f.name for f in dataclasses.fields(record)]
     return [joined[f].label(f) if f in joined else table.c[f] for f in fields]
 
 
@@ -96,7 +97,7 @@ _OUTBOX_NUMBERED = sa.select(*_columns(OutboxRecord, t.outbox, **_cases_number))
 _INBOX = sa.select(*_columns(InboxRecord, t.inbox))
 _USERS = sa.select(*_columns(UserRecord, t.users))
 _API_TOKENS = sa.select(*_columns(ApiTokenRecord, t.api_tokens))
-_CALENDAR_IMPORTS = sa.select(*_columns(CalendarImportRow, t.calendar_imports))
+_CALENDAR_IMPORTS = sa.select(*_columns(CalendarImportRecord, t.calendar_imports))
 
 
 class CoreTx(HotStatements):
@@ -1236,11 +1237,11 @@ class CoreTx(HotStatements):
         )
         return int(import_id)
 
-    def calendar_imports(self, year: int) -> list[CalendarImportRow]:
+    def calendar_imports(self, year: int) -> list[CalendarImportRecord]:
         """Every import of ``year``, newest first (the current one and those it replaced)."""
         ci = t.calendar_imports.c
         q = _CALENDAR_IMPORTS.where(ci.year == year).order_by(ci.id.desc())
-        return [CalendarImportRow._make(row) for row in self.conn.execute(q)]
+        return [CalendarImportRecord(*row) for row in self.conn.execute(q)]
 
     def provisional_deadline_years(self) -> dict[str, int]:
         """Running and paused deadlines counted on provisional years, by their

@@ -257,19 +257,6 @@ class ApiTokenRecord(NamedTuple):
     revoked_at: datetime | None
 
 
-class CalendarImportRow(NamedTuple):
-    """One import of a year's holiday arrangement (a ``calendar_imports`` row)."""
-
-    id: int
-    year: int
-    source: str
-    file_name: str
-    imported_by: str
-    imported_at: datetime
-    override: bool
-    current: bool
-
-
 class DeskDeadlineRow(NamedTuple):
     """A running or paused rule instance with what the desk's list shows of its case
     (``ReportTx.desk_deadlines``)."""

@@ -35,11 +35,10 @@ from typing import Any, Protocol
 
 from ..calendar import DeskDay, DeskYear
 from ..policies import Policy
-from ..types import Actor, Case, CaseScope, HistoryEntry, Refusal, RuleSla
+from ..types import Actor, CalendarImportRecord, Case, CaseScope, HistoryEntry, Refusal, RuleSla
 from .rows import (
     ApiTokenRecord,
     BreachRow,
-    CalendarImportRow,
     CaseBump,
     DeadlineRow,
     DeskDeadlineRow,
@@ -396,7 +395,7 @@ class CalendarTx(Tx, Protocol):
         kept, no longer current); the import's id."""
         ...
 
-    def calendar_imports(self, year: int) -> list[CalendarImportRow]:
+    def calendar_imports(self, year: int) -> list[CalendarImportRecord]:
         """Every import (``calendar_imports`` row) of ``year``, newest first."""
         ...
 
