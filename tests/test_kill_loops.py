@@ -261,8 +261,9 @@ class Lives:
             said = mine.recv()
             assert said == "ready", said
             if kill_after is not None:
-                goal = self.progress.value + kill_after
+                goal, give_up = self.progress.value + kill_after, time.monotonic() + WAIT
                 while self.progress.value < goal and proc.is_alive():
+                    assert time.monotonic() < give_up, "the child made no progress"
                     time.sleep(0.001)
                 time.sleep(self.rng.uniform(0, 0.003))  # and on into the next step
                 if proc.is_alive():
