@@ -89,6 +89,10 @@ class Worker:
             return
         self._missed.clear()
         try:
+            if self._down:  # back as soon as it answers, not once the backlog is fired:
+                self.engine.next_timer_due()  # an outage during that is told again
+                self._down = False
+                log.info("%s: the database is back; timer checks go on", self.name)
             # Timers that fell due while this check was firing do not wait for the next
             # tick: check again at once while the next one is already due (bounded; past
             # the bound, the wake-up below comes at once).
@@ -116,9 +120,6 @@ class Worker:
             self._wake_for_next(busy)
             if self.deliverer is not None:
                 self.deliverer.deliver_due()
-            if self._down:
-                self._down = False
-                log.info("%s: the database is back; timer checks go on", self.name)
         except StorageUnavailable as exc:  # the database is down: say so once, keep ticking
             if not self._down:
                 self._down = True

@@ -3,6 +3,7 @@ gracefully on SIGTERM; breaches and the SLA report read what happened (issue #4)
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -14,7 +15,15 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from baoflow.engine import SHANGHAI, ChineseOfficialCalendar, Engine, FakeClock, open_engine
+from baoflow.engine import (
+    SHANGHAI,
+    ChineseOfficialCalendar,
+    Engine,
+    FakeClock,
+    StorageUnavailable,
+    TimerRun,
+    open_engine,
+)
 from baoflow.engine.scheduler import Worker
 from baoflow.engine.store import tables as t
 from click.testing import CliRunner
@@ -276,3 +285,44 @@ def test_the_sla_report_gives_the_median_time_from_opening_to_closing(
     eng.fire(slow.id, "withdraw", HANDLER, {"reason": "撤案"})  # 3 days
     assert eng.sla_report().median_time_to_close == {"claim": timedelta(days=2)}
     assert eng.sla_report(org_unit="BJ").median_time_to_close == {}
+
+
+class _Backlog:
+    """An engine's face to the worker: its database down, then back with a backlog whose
+    run meets a second outage (tests/test_pg_restart.py met it with a real server)."""
+
+    def __init__(self) -> None:
+        self.clock = FakeClock(bj(2026, 5, 6, 9, 0))
+        self.down = True
+
+    def _answer(self) -> None:
+        if self.down:
+            raise StorageUnavailable("postgresql://db", "db:5432", "lost", "terminating connection")
+
+    def next_timer_due(self) -> datetime | None:
+        self._answer()
+        return None
+
+    def run_due_timers(self, **_: Any) -> TimerRun:
+        self._answer()
+        self.down = True  # down again while the backlog is fired
+        self._answer()
+        raise AssertionError("unreachable")
+
+
+def test_the_worker_says_the_database_is_back_before_the_backlog_so_a_second_outage_is_told(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    backlog = _Backlog()
+    worker = Worker(backlog, name="w", digest=None)  # type: ignore[arg-type]
+    with caplog.at_level(logging.INFO, logger="baoflow.worker"):
+        worker.drain()  # down
+        backlog.down = False
+        worker.drain()  # back, and down again during the backlog's run
+        worker.drain()  # still down: nothing more to say
+    said = [(r.levelname, r.getMessage().split(":")[1].strip()) for r in caplog.records]
+    assert said == [
+        ("WARNING", "checking again on every tick"),
+        ("INFO", "the database is back; timer checks go on"),
+        ("WARNING", "checking again on every tick"),
+    ]
