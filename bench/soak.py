@@ -164,7 +164,9 @@ class Claim:
     serial: int
     policy: str
     steps: list[str] = field(default_factory=lambda: list(FIRST))
-    case: Case | None = None  # as the last call left it
+    case: Case | None = None  # as the last call left it, until its calls are done
+    case_id: int | None = None
+    state: str | None = None
     fired: list[str] = field(default_factory=list)
     ready_at: float = 0.0  # when its next call may be made (wall clock, time.time())
 
@@ -255,12 +257,14 @@ class Firer:
                 traceback.print_exc()
         else:
             claim.fired.append(step)
-            claim.case = case
+            claim.case, claim.case_id, claim.state = case, case.id, case.state
             if step == FIRST[-1]:
                 claim.steps = list(SECOND)
                 claim.ready_at = time.time() + self.args.lead + self.args.gap
                 self.waiting.append(claim)
                 self.current = None  # it waits for its warning
+        if not claim.steps:
+            claim.case = None  # a firer keeps no case it is done with
         minute.calls += 1
 
     def _request(self, claim: Claim, step: str, key: str) -> Callable[[], Case]:
@@ -323,11 +327,7 @@ def _firer(
                         for m in per
                     ],
                     "claims": [
-                        {
-                            "case_id": c.case.id if c.case else None,
-                            "fired": c.fired,
-                            "state": c.case.state if c.case else None,
-                        }
+                        {"case_id": c.case_id, "fired": c.fired, "state": c.state}
                         for c in firer.claims
                     ],
                     "calls": firer.calls,
