@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-fire bench-claim-path bench-timers bench-scale mutation clean
+.PHONY: demo test lint bench bench-fire bench-claim-path bench-timers bench-scale bench-soak mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,16 @@ bench-timers: $(VENV)/.installed-dev
 # postgresql://postgres@127.0.0.1:5432/test): docs/benchmarks.md and docs/scale.json.
 bench-scale: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.scale --sizes 10000,100000,1000000 --backends sqlite,postgresql
+
+# The soak (issue #15 item 7, docs/reliability.md): 4 processes opening claims and moving
+# them forward at a steady rate, with idempotency keys, while 4 timer workers drain the
+# warnings that fall due; errors, memory and lateness per minute, then every due timer
+# fired once and every case equal to its history. PostgreSQL (BAOFLOW_BENCH_PG_URL,
+# default postgresql://postgres@127.0.0.1:5432/test; a private schema) for 5 minutes,
+# then SQLite for 3; the figures to docs/soak.json.
+bench-soak: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.soak --backends postgresql --minutes 5
+	$(BIN)/python -m bench.soak --backends sqlite --minutes 3
 
 # Mutation testing of the rule modules (docs/reliability.md): cosmic-ray changes one
 # operator at a time IN PLACE in the working tree, runs the tests that guard the module,
