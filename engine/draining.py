@@ -21,7 +21,7 @@ from typing import Any
 from . import faultpoints, timers
 from .calendar_sync import CalendarSync
 from .clock import Clock
-from .errors import BaoflowError, ConflictError, StorageUnavailable
+from .errors import BaoflowError, ConflictError, StorageUnavailable, first_line
 from .leases import Renew, Renewal
 from .notices import outbox_rows
 from .registry import Registry
@@ -176,7 +176,7 @@ class Drainer:
             log.info(
                 "a batch of %d timers met a concurrent change: %s",
                 len(claimed),
-                _first_line(race),
+                first_line(race),
             )
         except StorageUnavailable:
             raise  # not the batch's fault: one by one would fail alike
@@ -198,7 +198,7 @@ class Drainer:
                 timer.id,
                 timer.rule,
                 timer.case_id,
-                _first_line(race),
+                first_line(race),
             )
         except Exception:  # one bad timer must never stop the worker
             log.exception(
@@ -444,9 +444,3 @@ def _progress(state: InstanceProgress, changes: Mapping[str, Any]) -> None:
     state["level"] = max(state["level"], changes.get("level", 0))
     if state["breached_at"] is None and "breached_at" in changes:
         state["breached_at"] = changes["breached_at"]
-
-
-def _first_line(error: BaseException) -> str:
-    """An error as one line of a log (a driver's message runs on over several)."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -40,6 +40,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 
+def first_line(error: BaseException) -> str:
+    """An exception as one line of a log or a message: a driver's runs on over several."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class BaoflowError(Exception):
     """Base class of every error baoflow raises on purpose."""
 

@@ -381,17 +381,9 @@ class _Walk:
                 self.problems.append(problem)
             else:
                 size += _utf8(key) + 4  # its quotes, the colon, the comma
-                kind = type(item)
-                if kind is str:
-                    if len(item) <= _TEXT_MAX and not _text_bad(item):
-                        size += _utf8(item) + 2
-                        continue
-                elif kind is int:
-                    if -INTEGER_MAX <= item <= INTEGER_MAX:
-                        size += len(str(item))
-                        continue
-                elif kind is bool or item is None:
-                    size += 5 if item is False else 4
+                plain = _plain_size(item)
+                if plain is not None:
+                    size += plain
                     continue
                 self.size += size
                 size = 0
@@ -405,17 +397,9 @@ class _Walk:
         size = 2 - bool(value)
         for i, item in enumerate(value):
             size += 1  # its comma
-            kind = type(item)
-            if kind is str:
-                if len(item) <= _TEXT_MAX and not _text_bad(item):
-                    size += _utf8(item) + 2
-                    continue
-            elif kind is int:
-                if -INTEGER_MAX <= item <= INTEGER_MAX:
-                    size += len(str(item))
-                    continue
-            elif kind is bool or item is None:
-                size += 5 if item is False else 4
+            plain = _plain_size(item)
+            if plain is not None:
+                size += plain
                 continue
             self.size += size
             size = 0
@@ -423,6 +407,19 @@ class _Walk:
             if self.done():
                 break
         self.size += size
+
+
+def _plain_size(item: Any) -> int | None:
+    """The compact-JSON size of a string, integer, boolean or null that breaks no limit
+    (the common case, counted without a visit); None for anything to visit."""
+    kind = type(item)
+    if kind is str:
+        return _utf8(item) + 2 if len(item) <= _TEXT_MAX and not _text_bad(item) else None
+    if kind is int:
+        return len(str(item)) if -INTEGER_MAX <= item <= INTEGER_MAX else None
+    if kind is bool or item is None:
+        return 5 if item is False else 4
+    return None
 
 
 def shown(key: str) -> str:

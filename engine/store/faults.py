@@ -33,7 +33,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from ..errors import BaoflowError, StorageError, StorageUnavailable
+from ..errors import BaoflowError, StorageError, StorageUnavailable, first_line
 
 #: SQLSTATEs of a connection the server ended or would not start (besides class 08).
 _SERVER_GONE = frozenset(("57P01", "57P02", "57P03"))
@@ -88,7 +88,7 @@ class Site:
             self.url,
             self.address,
             reason,
-            _first_line(orig),
+            first_line(orig),
             applied=None if unknown else False,
         )
 
@@ -97,7 +97,7 @@ class Site:
         if code is None:
             return None
         primary = code & 0xFF
-        cause = _first_line(exc)
+        cause = first_line(exc)
         if primary == _SQLITE_READONLY:
             return StorageError(
                 f"the SQLite database {self.address} is read-only ({cause}): this process "
@@ -139,8 +139,3 @@ def _pg_reason(exc: BaseException, broken: bool) -> str | None:
     if broken or sqlstate.startswith("08") or sqlstate in _SERVER_GONE:
         return "lost"
     return None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
