@@ -33,11 +33,6 @@ def arm(name: str, times: int = 1) -> None:
     _armed, _left = name, times
 
 
-def disarm() -> None:
-    global _armed, _left
-    _armed, _left = None, 0
-
-
 def point(name: str) -> None:
     """Pass the point ``name``: nothing, unless it is armed and this is the time."""
     global _left
