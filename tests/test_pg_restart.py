@@ -32,7 +32,7 @@ from baoflow.engine.clock import monotonic
 from baoflow.engine.scheduler import Worker
 from baoflow.engine.store import normalise_url
 
-from tests.test_channels import free_port
+from tests.test_storage_unavailable import free_port  # below the ephemeral range: restartable
 from tests.test_scale_out import LATER, _assert_each_clone_warned_exactly_once, _clone_claims
 
 pytestmark = pytest.mark.postgres

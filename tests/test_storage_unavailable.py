@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import socket
 import sqlite3
 import subprocess
@@ -54,9 +55,26 @@ from tests.test_timers import to_materials_complete
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port below the ephemeral range: while a relay is stopped, no outgoing
+    connection can be given its port, so it can always listen there again (a port the
+    system handed out, bound to 0, once went to another connection meanwhile:
+    EADDRINUSE on the restart)."""
+    low = _ephemeral_low()
+    for port in random.sample(range(max(1024, low - 12000), low), 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 #: PostgreSQL's answer to a COMMIT (CommandComplete "COMMIT"): the server committed.
