@@ -32,8 +32,8 @@ from baoflow.engine.clock import monotonic
 from baoflow.engine.scheduler import Worker
 from baoflow.engine.store import normalise_url
 
-from tests.test_storage_unavailable import free_port  # below the ephemeral range: restartable
 from tests.test_scale_out import LATER, _assert_each_clone_warned_exactly_once, _clone_claims
+from tests.test_storage_unavailable import free_port  # below the ephemeral range: restartable
 
 pytestmark = pytest.mark.postgres
 
