@@ -109,15 +109,23 @@ class Relay:
         self.cuts = 0
 
     def start(self) -> None:
+        assert self._listener is None, "the relay is listening already"
         self._listener = socket.create_server(("127.0.0.1", self.port))
         threading.Thread(target=self._accept, args=(self._listener,), daemon=True).start()
 
     def stop(self) -> None:
+        self._stop_listening()
+        self._close_open()
+
+    def _stop_listening(self) -> None:
         with self._lock:
             listener, self._listener = self._listener, None
-            doomed, self._open = self._open, []
         if listener is not None:
             _close(listener)  # shut down first: a close alone leaves accept() accepting
+
+    def _close_open(self) -> None:
+        with self._lock:
+            doomed, self._open = self._open, []
         for s in doomed:
             _close(s)
 
@@ -142,7 +150,13 @@ class Relay:
                 return  # stopped
             server = socket.create_connection(self.target)
             with self._lock:
-                self._open += [client, server]
+                stopped = self._listener is not listener
+                if not stopped:
+                    self._open += [client, server]
+            if stopped:  # while this one was being connected: it is cut too
+                _close(client)
+                _close(server)
+                return
             marked = threading.Event()
             args = (client, server, marked)
             threading.Thread(target=self._pump, args=(*args, True), daemon=True).start()
@@ -156,11 +170,14 @@ class Relay:
             while chunk := source.recv(65536):
                 cut = self._cuts(chunk, marked, up)
                 if cut is not None:
-                    self.cuts += 1
-                    _close(client)
-                    _close(server)
+                    if cut.then_down:  # nothing listens before the client sees the cut
+                        self._stop_listening()
+                    self.cuts += 1  # first: a test that saw the cut reads it
                     if cut.then_down:
-                        self.stop()
+                        self._close_open()
+                    else:
+                        _close(client)
+                        _close(server)
                     return
                 sink.sendall(chunk)
         except OSError:
