@@ -1610,5 +1610,83 @@ def diagram(
     sys.stdout.buffer.flush()
 
 
+@main.group()
+def audit() -> None:
+    """The tamper-evident history: verify its hash chains, seal the days."""
+
+
+def _noted(_ctx: click.Context, _param: click.Parameter, given: tuple[str, ...]) -> Any:
+    noted: dict[date, str] = {}
+    for text in given:
+        day, sep, hash_ = text.partition("=")
+        try:
+            noted[date.fromisoformat(day.strip())] = hash_.strip()
+        except ValueError:
+            sep = ""
+        if not sep or not hash_.strip():
+            raise click.BadParameter(f"{text!r} is not DAY=ANCHOR, e.g. 2026-12-03=9f2c…")
+    return noted
+
+
+@audit.command("verify")
+@url_option
+@click.option("--case", "cases", multiple=True, type=CASE, help="Only this case (repeatable).")
+@click.option(
+    "--anchor",
+    "noted",
+    multiple=True,
+    callback=_noted,
+    help="DAY=ANCHOR as an auditor noted it down (repeatable): it must be the one sealed.",
+)
+def audit_verify(url: str, cases: tuple[str, ...], noted: dict[date, str]) -> None:
+    """Check every history row's hash against its content and the row before it, and
+    every sealed day's anchor against its rows: exit status 1 if anything was altered,
+    removed or reordered."""
+    if cases and noted:
+        raise click.UsageError("--anchor checks the whole database: leave out --case")
+    with _engine(url) as eng:
+        refs = [int(c) if _is_id(c) else c for c in cases] or None
+        report = eng.verify_audit(refs, noted=noted)
+    for problem in (*report.breaks, *report.anchor_breaks):
+        _c.out.print(f"broken: {_m(_safe(problem))}", highlight=False, soft_wrap=True)
+    anchors = "" if cases else f", {report.anchors} sealed day(s)"
+    verdict = "verified" if report.verified else "BROKEN"
+    _c.out.print(
+        f"{verdict}: {report.cases} case(s), {report.rows} history row(s){anchors}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if not report.verified:
+        sys.exit(1)
+
+
+@audit.command("seal")
+@url_option
+def audit_seal(url: str) -> None:
+    """Seal each day that is over and not sealed yet (the worker does it on its own)."""
+    with _engine(url) as eng:
+        sealed = eng.seal_audit()
+    for anchor in sealed:
+        _c.out.print(
+            f"{anchor.day}  {anchor.hash}  {anchor.rows} row(s)", highlight=False, soft_wrap=True
+        )
+    _c.out.print(f"{len(sealed)} day(s) sealed", highlight=False)
+
+
+@audit.command("anchors")
+@url_option
+@click.option("--last", default=7, show_default=True, help="How many of the newest days.")
+def audit_anchors(url: str, last: int) -> None:
+    """The sealed days' anchors, the newest last: note them down to check against later."""
+    with _engine(url) as eng:
+        anchors = eng.audit_anchors()
+    for anchor in anchors[-last:] if last > 0 else anchors:
+        _c.out.print(
+            f"{anchor.day}  {anchor.hash}  {anchor.rows} row(s)", highlight=False, soft_wrap=True
+        )
+    if not anchors:
+        _c.out.print("no day sealed yet: baoflow audit seal", highlight=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

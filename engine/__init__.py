@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from importlib.metadata import entry_points
 from typing import Any
 
+from .audit import Anchor, AnchorBreak, AuditReport, ChainBreak
 from .calendar import ChineseOfficialCalendar, WorkingCalendar, first_working_day_from
 from .clock import SHANGHAI, Clock, FakeClock, SystemClock
 from .definitions import (
@@ -90,8 +91,11 @@ from .types import (
 __all__ = [
     "SHANGHAI",
     "Actor",
+    "Anchor",
+    "AnchorBreak",
     "ApiToken",
     "ApiTokenRejected",
+    "AuditReport",
     "AvailableEvent",
     "BaoflowError",
     "CalendarDataInvalid",
@@ -106,6 +110,7 @@ __all__ = [
     "CaseFlow",
     "CaseNotFound",
     "CaseScope",
+    "ChainBreak",
     "ChineseOfficialCalendar",
     "Clock",
     "ConflictError",
@@ -229,4 +234,3 @@ def open_engine(
         policies=policies or SqlPolicyDirectory(store),
         calendar=calendar,
     )
-

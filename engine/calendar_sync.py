@@ -218,6 +218,7 @@ def recompute(
         )
         tx.append_history(
             case_id=case.id,
+            number=case.number,
             seq=case.version + 1,
             at=now,
             actor=Actor.system("calendar"),

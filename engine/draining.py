@@ -325,6 +325,7 @@ class Drainer:
             history.append(
                 {
                     "case_id": row.case_id,
+                    "number": row.number,
                     "seq": seq,
                     "at": now,
                     "actor": actor,
@@ -398,6 +399,7 @@ class Drainer:
             raise ConflictError(str(row.number), row.version, tx.current_version(row.case_id))
         tx.append_history(
             case_id=row.case_id,
+            number=str(row.number),
             seq=seq,
             at=now,
             actor=Actor.system("timer"),

@@ -16,11 +16,21 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import accounts, authority, calendar_sync, idempotency, limits, reports, tokens
+from . import (
+    accounts,
+    auditor,
+    authority,
+    calendar_sync,
+    idempotency,
+    limits,
+    reports,
+    tokens,
+)
+from .audit import Anchor, AuditReport
 from .calendar import ChineseOfficialCalendar, WorkingCalendar
 from .calendar_sync import CalendarSync
 from .clock import SHANGHAI, Clock, SystemClock
@@ -1060,6 +1070,31 @@ class Engine:
     def schema_revision(self) -> str | None:
         """The database's schema revision (``open_engine`` migrates it to the newest)."""
         return self.store.current_revision()
+
+    # --- the tamper-evident history (issue #15) ----------------------------------------
+    def verify_audit(
+        self,
+        cases: Sequence[int | str] | None = None,
+        *,
+        noted: Mapping[date, str] | None = None,
+    ) -> AuditReport:
+        """Check the history's hash chains: of ``cases`` (ids or numbers; CaseNotFound
+        for one that does not exist), or of every case and every sealed day's anchor
+        (and each anchor an auditor ``noted`` down, by day). The report lists each
+        altered, removed or reordered row it found."""
+        ids = None if cases is None else [self.get_case(ref).id for ref in cases]
+        return auditor.verify(self.store, ids, noted=noted)
+
+    def seal_audit(self) -> list[Anchor]:
+        """Seal each day that is over and not sealed yet: its anchor, chained to the
+        day before's, covers every history row of the day (the worker does this on its
+        own). The anchors sealed, oldest first."""
+        return auditor.seal(self.store, self.clock.now())
+
+    def audit_anchors(self) -> list[Anchor]:
+        """Every sealed day's anchor, oldest first: what an auditor notes down."""
+        with self.store.read() as tx:
+            return tx.anchors()
 
     # --- the calendar (issue #10) -----------------------------------------------------
     def recompute_deadlines(self) -> int:

@@ -25,7 +25,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from .clock import SHANGHAI, SystemClock
 from .display import format_duration, format_when
-from .errors import StorageUnavailable
+from .errors import StorageUnavailable, first_line
 
 if TYPE_CHECKING:
     from .runtime import Engine
@@ -212,6 +212,23 @@ class Worker:
                     row.provisional_deadlines,
                 )
 
+    def seal_audit(self) -> None:
+        """Seal the days that are over (their audit anchors): at start and every ten
+        minutes, so a day is sealed soon after its midnight whichever worker is up."""
+        try:
+            sealed = self.engine.seal_audit()
+        except Exception as exc:  # the audit must never stop the worker
+            log.warning("%s: could not seal the audit's days: %s", self.name, first_line(exc))
+            return
+        if sealed:
+            log.info(
+                "%s: sealed %d day(s) of history; %s's anchor is %s",
+                self.name,
+                len(sealed),
+                sealed[-1].day,
+                sealed[-1].hash,
+            )
+
     def start(self) -> None:
         """Start in the background; the first check runs at once (catch-up)."""
         self._scheduler.add_job(
@@ -234,8 +251,12 @@ class Worker:
             CronTrigger.from_crontab("0 8 * * *", timezone=SHANGHAI),
             id="calendar",
         )
+        self._scheduler.add_job(
+            self.seal_audit, "interval", minutes=10, id="audit", max_instances=1, coalesce=True
+        )
         self._scheduler.start()
         self.log_calendar()
+        self.seal_audit()
         log.info(
             "%s: started (tick %.3gs, batch %d, lease %s)",
             self.name,

@@ -150,6 +150,7 @@ class Stepper:
             )
         tx.append_history(
             case_id=case_id,
+            number=number,
             seq=1,
             at=now,
             actor=actor,
@@ -246,6 +247,7 @@ class Stepper:
             )
         tx.append_history(
             case_id=case.id,
+            number=case.number,
             seq=case.version + 1,
             at=now,
             actor=actor,

@@ -233,3 +233,22 @@ def test_case_data_is_shown_escaped_never_as_markup(desk: tuple[Engine, TestClie
     page = client.get(f"/cases/{case.number}").text
     assert "<script>alert(" not in page and "<img src=x" not in page
     assert "&lt;script&gt;alert(" in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_a_cases_page_shows_its_history_as_verified_or_where_it_is_broken(
+    desk: tuple[Engine, TestClient],
+) -> None:
+    """Issue #15 item 4: the chain of the case's history, checked as the page is drawn."""
+    eng, client = desk
+    case = eng.open_case("claim", report(), AGENT).case
+    logged_in(client)
+    page = client.get(f"/cases/{case.number}").text
+    assert 'class="chain verified"' in page and "哈希链完整" in page
+    assert 'class="chain broken"' not in page
+    with eng.store.engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE history SET event = 'close' WHERE case_id = {case.id}")
+    page = client.get(f"/cases/{case.number}").text
+    assert 'class="chain broken"' in page and "哈希链断裂" in page
+    assert f"{case.number} row 1: its hash does not match" in page
+    fragment = client.get(f"/fragments/cases/{case.number}").text
+    assert 'class="chain broken"' in fragment

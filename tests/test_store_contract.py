@@ -138,6 +138,7 @@ def test_an_update_at_a_moved_version_is_a_conflict_and_writes_nothing(paths, th
             raise ConflictError("LP-20260506-000001", 1, tx.current_version(case_id))
         tx.append_history(
             case_id=case_id,
+            number="LP-20260506-000001",
             seq=3,
             at=NOW,
             actor=ACTOR,
@@ -221,6 +222,7 @@ def test_history_rows_round_trip_and_a_second_row_per_version_is_refused(paths) 
     with tx_of() as tx:
         tx.append_history(
             case_id=case_id,
+            number="LP-20260506-000001",
             seq=1,
             at=NOW,
             actor=ACTOR,
@@ -240,6 +242,7 @@ def test_history_rows_round_trip_and_a_second_row_per_version_is_refused(paths) 
     with pytest.raises(IntegrityViolation), tx_of() as tx:
         tx.append_history(
             case_id=case_id,
+            number="LP-20260506-000001",
             seq=1,
             at=NOW,
             actor=ACTOR,

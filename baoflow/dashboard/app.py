@@ -475,6 +475,8 @@ def create_dashboard(
                 for d in engine.deadlines(case.id, visible_to=actor)
             ],
             "svg": inline_svg(svg, case.workflow),
+            # Its history's hash chain: verified, or where it is broken (issue #15).
+            "chain": engine.verify_audit([case.id]).breaks,
         }
 
     def case_page(

@@ -53,6 +53,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Identity and phone numbers are masked: your role may not see them.",
     ),
     "history": ("处理记录", "History"),
+    "chain_ok": (
+        "处理记录已校验：哈希链完整，没有记录被改动、删除或调换。",
+        "History verified: its hash chain is whole, no row altered, removed or reordered.",
+    ),
+    "chain_broken": (
+        "处理记录校验失败：哈希链断裂，以下记录被改动、删除或调换过。",
+        "History broken: its hash chain shows rows altered, removed or reordered.",
+    ),
     "refusals": ("被拒绝的操作", "Refused attempts"),
     "actions": ("可执行的操作", "What you may do now"),
     "unavailable": ("暂不可执行", "Not possible now"),

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
+from .. import audit
 from ..calendar import DeskDay
 from ..definitions import SEARCH_KEYS
 from ..types import Actor, CalendarImportRecord, Case, CaseScope, Refusal, RuleSla
@@ -111,6 +113,7 @@ class CoreTx(HotStatements):
         self._dumps = json_dumps
         self._now: datetime | None = None
         self._now_text: Any = None
+        self._heads = {}
 
     @cached_property
     def _cur(self) -> Any:
@@ -945,7 +948,7 @@ class CoreTx(HotStatements):
             return matched
         params = {
             "cases": _doc(bumps),
-            "history": _doc(history),
+            "history": _doc(self._hashed(history)),
             "deadlines": _doc(deadlines),
             "outbox": _doc(outbox),
             "now": now,
@@ -962,9 +965,59 @@ class CoreTx(HotStatements):
 
     def append_history_many(self, rows: Sequence[HistoryRow]) -> None:
         if rows and self._pg:
-            self.conn.execute(_PG_INSERT_HISTORY, {"doc": _doc(rows)})
+            self.conn.execute(_PG_INSERT_HISTORY, {"doc": _doc(self._hashed(rows))})
         elif rows:
-            self.conn.execute(_INSERT_HISTORY, list(rows))
+            self.conn.execute(_INSERT_HISTORY, self._hashed(rows))
+
+    def _hashed(self, rows: Sequence[HistoryRow]) -> list[dict[str, Any]]:
+        """``rows`` as the history table takes them, each with its hash chained to the
+        row before it in its case (``hot.HotStatements.append_history`` does the same
+        for one row): the rows before the first of each case read in one query."""
+        written = {(r["case_id"], r["seq"]) for r in rows}
+        wanted = (
+            {(r["case_id"], r["seq"] - 1) for r in rows if r["seq"] > 1}
+            - written
+            - self._heads.keys()
+        )
+        if wanted:
+            h = t.history.c
+            found = self.conn.execute(
+                sa.select(h.case_id, h.seq, h.hash).where(
+                    sa.tuple_(h.case_id, h.seq).in_(sorted(wanted))
+                )
+            )
+            self._heads.update({(c, q): hash_ for c, q, hash_ in found})
+        out: list[dict[str, Any]] = []
+        for r in rows:
+            data = orjson.loads(json_dumps(r["data"]))  # as it is stored
+            hash_ = audit.row_hash(
+                self._heads.get((r["case_id"], r["seq"] - 1), audit.GENESIS),
+                number=r["number"],
+                seq=r["seq"],
+                at=r["at"],
+                actor=r["actor"],
+                event=r["event"],
+                from_state=r["from_state"],
+                to_state=r["to_state"],
+                data=data,
+                notes=r["notes"],
+            )
+            self._heads[r["case_id"], r["seq"]] = hash_
+            out.append(
+                {
+                    "case_id": r["case_id"],
+                    "seq": r["seq"],
+                    "at": r["at"],
+                    "actor": r["actor"],
+                    "event": r["event"],
+                    "from_state": r["from_state"],
+                    "to_state": r["to_state"],
+                    "data": data,
+                    "notes": r["notes"],
+                    "hash": hash_,
+                }
+            )
+        return out
 
     def update_deadlines_many(self, rows: Sequence[InstanceProgress]) -> None:
         """Rule instances' progress, many at once: each row's ``case_id``, ``rule`` and
@@ -998,6 +1051,67 @@ class CoreTx(HotStatements):
                     for r in rows
                 ],
             )
+
+    # --- the tamper-evident history (engine/audit.py) -----------------------------------
+    def audit_cases(
+        self, after: int, limit: int, cases: Sequence[int] | None = None
+    ) -> list[tuple[int, str, int]]:
+        c = t.cases.c
+        q = sa.select(c.id, c.number, c.version).where(c.id > after)
+        if cases is not None:
+            q = q.where(c.id.in_(list(cases)))
+        found = self.conn.execute(q.order_by(c.id).limit(limit))
+        return [(int(i), str(n), int(v)) for i, n, v in found]
+
+    def audit_rows(self, case_ids: Sequence[int]) -> dict[int, list[audit.StoredRow]]:
+        h = t.history.c
+        rows: dict[int, list[audit.StoredRow]] = {i: [] for i in case_ids}
+        found = self.conn.execute(
+            sa.select(
+                h.case_id,
+                h.seq,
+                h.at,
+                h.actor,
+                h.event,
+                h.from_state,
+                h.to_state,
+                h.data,
+                h.notes,
+                h.hash,
+            )
+            .where(h.case_id.in_(list(case_ids)))
+            .order_by(h.case_id, h.seq)
+        )
+        for case_id, *values in found:
+            rows[case_id].append(audit.StoredRow(*values))
+        return rows
+
+    def day_rows(self, start: datetime, end: datetime) -> list[tuple[str, int, str]]:
+        h, c = t.history.c, t.cases.c
+        found = self.conn.execute(
+            sa.select(sa.func.coalesce(c.number, ""), h.seq, h.hash)
+            .select_from(t.history.outerjoin(t.cases, c.id == h.case_id))
+            .where(h.at >= start, h.at < end)
+        )
+        return [(str(n), int(q), str(x)) for n, q, x in found]
+
+    def first_history_at(self) -> datetime | None:
+        found: datetime | None = self.conn.execute(sa.select(sa.func.min(t.history.c.at))).scalar()
+        if found is not None and found.tzinfo is None:  # min() loses the column's type
+            found = found.replace(tzinfo=UTC)
+        return found
+
+    def anchors(self) -> list[audit.Anchor]:
+        a = t.audit_anchors.c
+        found = self.conn.execute(sa.select(a.day, a.hash, a.rows, a.sealed_at).order_by(a.day))
+        return [audit.Anchor(*row) for row in found]
+
+    def insert_anchor(self, anchor: audit.Anchor) -> None:
+        self.conn.execute(
+            t.audit_anchors.insert().values(
+                day=anchor.day, hash=anchor.hash, rows=anchor.rows, sealed_at=anchor.sealed_at
+            )
+        )
 
     # --- refused attempts (the audit) ----------------------------------------------------
     def insert_refusal(
@@ -1312,11 +1426,11 @@ _OUTBOX_SQL = (
 )
 _PG_INSERT_OUTBOX = sa.text(_OUTBOX_SQL.format(p="doc"))
 _HISTORY_SQL = (
-    "INSERT INTO history (case_id, seq, at, actor, event, from_state, to_state, data, notes) "
-    "SELECT case_id, seq, at, actor, event, from_state, to_state, data, notes "
+    "INSERT INTO history (case_id, seq, at, actor, event, from_state, to_state, data, notes, "
+    "hash) SELECT case_id, seq, at, actor, event, from_state, to_state, data, notes, hash "
     "FROM jsonb_to_recordset(CAST(:{p} AS jsonb)) AS r(case_id bigint, seq integer, "
     "at timestamptz, actor jsonb, event text, from_state text, to_state text, data jsonb, "
-    "notes jsonb)"
+    "notes jsonb, hash text)"
 )
 _PG_INSERT_HISTORY = sa.text(_HISTORY_SQL.format(p="doc"))
 _DEADLINES_SQL = (

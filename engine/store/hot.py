@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from .. import audit
 from ..calendar import DeskDay, DeskYear
 from ..definitions import SEARCH_KEYS
 from ..errors import CaseNotFound, ConflictError
@@ -193,10 +194,13 @@ def _json_default(value: Any) -> Any:
 _CASE_COLUMNS = (
     "id, number, workflow, workflow_version, state, data, version, created_at, updated_at, org_unit"
 )
+# A case with the hash of its last history row: the next row's chains to it.
+_HEAD = "(SELECT hash FROM history AS h WHERE h.case_id = cases.id AND h.seq = cases.version)"
 _SELECT_CASE = {
-    "id": f"SELECT {_CASE_COLUMNS} FROM cases WHERE id = ?",
-    "number": f"SELECT {_CASE_COLUMNS} FROM cases WHERE number = ?",
+    "id": f"SELECT {_CASE_COLUMNS}, {_HEAD} FROM cases WHERE id = ?",
+    "number": f"SELECT {_CASE_COLUMNS}, {_HEAD} FROM cases WHERE number = ?",
 }
+_SELECT_HEAD = "SELECT hash FROM history WHERE case_id = ? AND seq = ?"
 _SELECT_VERSION = "SELECT version FROM cases WHERE id = ?"
 
 
@@ -242,8 +246,8 @@ def case_number(prefix: str, day: str, last: int) -> str:
 
 _INSERT_OWN_KEY = "INSERT INTO case_keys (case_id, key, value) VALUES (?, ?, ?)"
 _INSERT_HISTORY = (
-    "INSERT INTO history (case_id, seq, at, actor, event, from_state, to_state, data, notes) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO history (case_id, seq, at, actor, event, from_state, to_state, data, notes, "
+    "hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_OUTBOX = (
     "INSERT INTO outbox (key, case_id, seq, template, recipient, org_unit, context, status, "
@@ -343,6 +347,9 @@ class HotStatements:
     #: and (case id, its active deadline rows) until the transaction writes a deadline
     _held_generation: int | None = None
     _read_deadlines: tuple[int, list[Sequence[Any]]] | None = None
+    #: the hash of each history row this transaction read or wrote, by (case id, seq):
+    #: the row after it chains to it (engine/audit.py)
+    _heads: dict[tuple[int, int], str]
 
     def _send(self, cur: Any, sql: str, params: Any, *, many: bool = False) -> Any:
         """The one place a statement goes to the database (benchmarks record here)."""
@@ -406,7 +413,9 @@ class HotStatements:
                 self._read_deadlines = (int(row[0]), held)
         if row is None:
             raise CaseNotFound(ref)
-        return self._case(row)
+        if row[10] is not None:
+            self._heads[row[0], row[6]] = row[10]
+        return self._case(row[:10])
 
     def current_version(self, case_id: int) -> int | None:
         row = self._read(_SELECT_VERSION, (case_id,)).fetchone()
@@ -538,6 +547,7 @@ class HotStatements:
         self,
         *,
         case_id: int,
+        number: str,
         seq: int,
         at: datetime,
         actor: Actor,
@@ -548,20 +558,48 @@ class HotStatements:
         notes: Sequence[str],
     ) -> None:
         dumps = self._dumps
+        actor_text, data_text, notes_list = _actor_text(actor, dumps), dumps(data), list(notes)
+        # The hash is of the data as it is stored: as JSON decodes it back.
+        hash_ = audit.row_hash(
+            self._head(case_id, seq - 1),
+            number=number,
+            seq=seq,
+            at=at,
+            actor=actor.to_json(),
+            event=event,
+            from_state=from_state,
+            to_state=to_state,
+            data=orjson.loads(data_text),
+            notes=notes_list,
+        )
         self._run(
             _INSERT_HISTORY,
             (
                 case_id,
                 seq,
                 self._time(at),
-                _actor_text(actor, dumps),
+                actor_text,
                 event,
                 from_state,
                 to_state,
-                dumps(data),
-                dumps(list(notes)),
+                data_text,
+                dumps(notes_list),
+                hash_,
             ),
         )
+        self._heads[case_id, seq] = hash_
+
+    def _head(self, case_id: int, seq: int) -> str:
+        """The hash of row ``seq`` of the case (``audit.GENESIS`` before its first)."""
+        if seq < 1:
+            return audit.GENESIS
+        known = self._heads.get((case_id, seq))
+        if known is None:
+            row = self._read(_SELECT_HEAD, (case_id, seq)).fetchone()
+            if row is None:  # the version check that comes with the row fails first
+                return audit.GENESIS
+            known = self._heads[case_id, seq] = str(row[0])
+        return known
 
     def history(self, case_id: int) -> list[HistoryEntry]:
         read_time, read_json = self._d.read_time, self._d.read_json
@@ -829,6 +867,7 @@ class HotTx(HotStatements):
         "_cur",
         "_d",
         "_dumps",
+        "_heads",
         "_held_generation",
         "_now",
         "_now_text",
@@ -846,6 +885,7 @@ class HotTx(HotStatements):
         self._now_text: Any = None
         self._held_generation = None
         self._read_deadlines = None
+        self._heads = {}
 
     # A class, not a generator-based context manager: this runs on every transition.
     # A failure of the database itself leaves it as StorageUnavailable (HotPath.raise_fault).
@@ -1206,11 +1246,12 @@ _INHERITED: list[Any] = []
 
 
 class _Reader(HotStatements):
-    __slots__ = ("_cur", "_d", "_dumps", "_now", "_now_text")
+    __slots__ = ("_cur", "_d", "_dumps", "_heads", "_now", "_now_text")
 
     def __init__(self, cur: Any, d: Dialect, dumps: Callable[[Any], str]) -> None:
         self._cur, self._d, self._dumps = cur, d, dumps
         self._now, self._now_text = None, None
+        self._heads = {}
 
 
 def _close_quietly(conn: Any) -> None:

@@ -23,9 +23,10 @@ class CaseBump(TypedDict):
 
 class HistoryRow(TypedDict):
     """One history row of a case (``CoreTx.append_history_many``); ``actor`` as
-    ``Actor.to_json()`` gives it."""
+    ``Actor.to_json()`` gives it, ``number`` its case's (hashed with it)."""
 
     case_id: int
+    number: str
     seq: int
     at: datetime
     actor: Mapping[str, Any]

@@ -10,6 +10,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
 from .. import limits
+from ..audit import HASH_CHARS
 
 metadata = sa.MetaData(
     naming_convention={
@@ -111,12 +112,16 @@ history = sa.Table(
     sa.Column("to_state", sa.String(limits.STATE.chars), nullable=False),
     sa.Column("data", JSONType, nullable=False),
     sa.Column("notes", JSONType, nullable=False),
+    # SHA-256 over the row before it in the case and this row's content (engine/audit.py).
+    sa.Column("hash", sa.String(HASH_CHARS), nullable=False),
     # One row per version of the case: a second writer of the same version fails here.
     # On PostgreSQL its index carries each row's time and state, so that the SLA
     # report's walk of every case's history in order reads the index alone (0020).
     sa.UniqueConstraint("case_id", "seq", postgresql_include=["at", "to_state"]),
     # The dashboard's cases closed since a time: entries into a state, by time (#13).
     sa.Index("ix_history_to_state_at", "to_state", "at"),
+    # A day's rows, for its audit anchor (#15).
+    sa.Index("ix_history_at", "at"),
 )
 
 idempotency_keys = sa.Table(
@@ -337,6 +342,18 @@ refusals = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("reasons", JSONType, nullable=False),
     sa.Index("ix_refusals_case", "case_id", "at"),
+)
+
+# --- the tamper-evident history (issue #15) ---------------------------------------------
+#: Each sealed day's anchor: SHA-256 over the day before's and the day's history rows
+#: (engine/audit.py). Written once a day is over, never changed.
+audit_anchors = sa.Table(
+    "audit_anchors",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("hash", sa.String(HASH_CHARS), nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("sealed_at", UTCDateTime, nullable=False),
 )
 
 # --- the desk's own holiday arrangements (issue #10) ------------------------------------

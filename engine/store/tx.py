@@ -13,7 +13,8 @@ concern — each method's docstring is its contract:
   inbox entries read, search keys rebuilt;
 - :class:`PolicyTx`: the default policy directory's table;
 - :class:`OutboxTx`: the notices' delivery (``notifications/delivery.py``);
-- :class:`AccountTx`: the dashboard's accounts and the HTTP API's tokens.
+- :class:`AccountTx`: the dashboard's accounts and the HTTP API's tokens;
+- :class:`AuditTx`: the history's hashes and the days' anchors (``engine/audit.py``).
 
 :class:`StoreTx` is all of them: what ``Store.read()`` and ``Store.write()`` give.
 
@@ -33,6 +34,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
+from ..audit import Anchor, StoredRow
 from ..calendar import DeskDay, DeskYear
 from ..policies import Policy
 from ..types import Actor, CalendarImportRecord, Case, CaseScope, HistoryEntry, Refusal, RuleSla
@@ -125,6 +127,7 @@ class Tx(Protocol):
         self,
         *,
         case_id: int,
+        number: str,
         seq: int,
         at: datetime,
         actor: Actor,
@@ -134,7 +137,9 @@ class Tx(Protocol):
         data: Mapping[str, Any],
         notes: Sequence[str],
     ) -> None:
-        """Append one history row; (case_id, seq) is unique."""
+        """Append one history row of case ``case_id`` (numbered ``number``), its hash
+        chained to the case's row ``seq - 1`` (``engine/audit.py``); (case_id, seq) is
+        unique."""
         ...
 
     def insert_outbox(self, rows: Sequence[OutboxRow], now: datetime) -> None:
@@ -754,8 +759,49 @@ class AccountTx(Protocol):
         ...
 
 
+class AuditTx(Protocol):
+    """The tamper-evident history (``engine/audit.py``): the rows as stored, with their
+    hashes, and the days' anchors."""
+
+    def audit_cases(
+        self, after: int, limit: int, cases: Sequence[int] | None = None
+    ) -> list[tuple[int, str, int]]:
+        """(id, number, version) of the next ``limit`` cases by id after ``after`` (of
+        ``cases`` only, if given)."""
+        ...
+
+    def audit_rows(self, case_ids: Sequence[int]) -> dict[int, list[StoredRow]]:
+        """Every history row of each case, as stored, by case id."""
+        ...
+
+    def day_rows(self, start: datetime, end: datetime) -> list[tuple[str, int, str]]:
+        """(case number, seq, hash) of every history row recorded in [start, end)."""
+        ...
+
+    def first_history_at(self) -> datetime | None:
+        """When the oldest history row was recorded; None if there is none."""
+        ...
+
+    def anchors(self) -> list[Anchor]:
+        """Every sealed day's anchor, oldest first."""
+        ...
+
+    def insert_anchor(self, anchor: Anchor) -> None:
+        """Seal a day; a day sealed already fails on the key."""
+        ...
+
+
 class StoreTx(
-    TimerTx, InboundTx, CalendarTx, ReportTx, DeskTx, PolicyTx, OutboxTx, AccountTx, Protocol
+    TimerTx,
+    InboundTx,
+    CalendarTx,
+    ReportTx,
+    DeskTx,
+    PolicyTx,
+    OutboxTx,
+    AccountTx,
+    AuditTx,
+    Protocol,
 ):
     """Every concern at once: what ``Store.read()`` and ``Store.write()`` give. A module
     takes the narrowest of the interfaces above that it needs."""
