@@ -8,16 +8,21 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
+import orjson
 import pytest
 import sqlalchemy as sa
 from baoflow.engine import CaseNotFound, Engine, FakeClock, open_engine
-from baoflow.engine.audit import StoredRow, row_hash, verify_case
+from baoflow.engine.audit import StoredRow, row_hash, verify_case, written_row_hash
 from baoflow.engine.auditor import GRACE
 from baoflow.engine.clock import SHANGHAI
 from baoflow.engine.store import Store
+from baoflow.engine.store.hot import json_dumps, json_sorted
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from baoflow.cli import main
 from tests.conftest import AGENT, HANDLER, report
@@ -345,3 +350,77 @@ def test_audit_seal_and_anchors_print_each_day_to_note_down(tmp_path: Any) -> No
     assert again.exit_code == 0 and again.output.endswith("day(s) sealed\n")
     missing = runner.invoke(main, ["audit", "verify", "--url", f"sqlite:///{tmp_path / 'x.db'}"])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+# --- the written form and the read-back form agree ------------------------------------------
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(data=st.dictionaries(st.text(), _json, max_size=5), name=st.text(max_size=20))
+def test_a_row_is_hashed_as_written_as_it_is_when_read_back(data: Any, name: str) -> None:
+    """The store hashes a row from the JSON it writes (no decoding when there is no
+    float); a check hashes it from what the database gives back: the same hash."""
+    at = datetime(2026, 5, 6, 1, 0, 0, 123456, tzinfo=UTC)
+    actor = {"id": "h01", "name": name, "roles": ["handler"], "org_unit": None}
+    written = written_row_hash(
+        "ab" * 32,
+        number="LP-1",
+        seq=2,
+        at=at,
+        actor_json=json_dumps(actor),
+        event="verify",
+        from_state="reported",
+        to_state="verified",
+        data_json=json_sorted(data),
+        notes=["n"],
+    )
+    read_back = orjson.loads(json_dumps(data))
+    assert written == row_hash(
+        "ab" * 32,
+        number="LP-1",
+        seq=2,
+        at=at,
+        actor=actor,
+        event="verify",
+        from_state="reported",
+        to_state="verified",
+        data=read_back,
+        notes=["n"],
+    )
+
+
+def test_numbers_and_decimals_in_data_verify_on_each_database(eng: Engine) -> None:
+    """Written by the store and read back from SQLite's text or PostgreSQL's JSONB
+    (which gives 1e20 back as an integer)."""
+    case = eng.open_case("claim", report(), AGENT).case
+    odd = {"big": 1e20, "tenth": 0.1, "one": 1.0, "neg": -2.5e-7, "paid": Decimal("12.30")}
+    with eng.store.write() as tx:
+        assert tx.update_case(
+            case_id=case.id,
+            expected_version=case.version,
+            state=None,
+            data=dict(case.data),
+            now=eng.clock.now(),
+            keys=None,
+        )
+        tx.append_history(
+            case_id=case.id,
+            number=case.number,
+            seq=case.version + 1,
+            at=eng.clock.now(),
+            actor=HANDLER,
+            event="note",
+            from_state=case.state,
+            to_state=case.state,
+            data=odd,
+            notes=[],
+        )
+    assert eng.verify_audit([case.id]).verified

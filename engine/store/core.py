@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -21,7 +20,7 @@ from ..calendar import DeskDay
 from ..definitions import SEARCH_KEYS
 from ..types import Actor, CalendarImportRecord, Case, CaseScope, Refusal, RuleSla
 from . import tables as t
-from .hot import HotStatements, dialect, json_dumps
+from .hot import HotStatements, dialect, json_dumps, json_sorted
 from .rows import (
     DEADLINE_COLUMNS,
     TIMER_COLUMNS,
@@ -989,17 +988,16 @@ class CoreTx(HotStatements):
             self._heads.update({(c, q): hash_ for c, q, hash_ in found})
         out: list[dict[str, Any]] = []
         for r in rows:
-            data = orjson.loads(json_dumps(r["data"]))  # as it is stored
-            hash_ = audit.row_hash(
+            hash_ = audit.written_row_hash(
                 self._heads.get((r["case_id"], r["seq"] - 1), audit.GENESIS),
                 number=r["number"],
                 seq=r["seq"],
                 at=r["at"],
-                actor=r["actor"],
+                actor_json=json_dumps(r["actor"]),
                 event=r["event"],
                 from_state=r["from_state"],
                 to_state=r["to_state"],
-                data=data,
+                data_json=json_sorted(r["data"]),
                 notes=r["notes"],
             )
             self._heads[r["case_id"], r["seq"]] = hash_
@@ -1012,7 +1010,7 @@ class CoreTx(HotStatements):
                     "event": r["event"],
                     "from_state": r["from_state"],
                     "to_state": r["to_state"],
-                    "data": data,
+                    "data": r["data"],
                     "notes": r["notes"],
                     "hash": hash_,
                 }

@@ -182,6 +182,12 @@ def json_dumps(value: Any) -> str:
     return orjson.dumps(value, default=_json_default).decode()
 
 
+def json_sorted(value: Any) -> bytes:
+    """``value`` as :func:`json_dumps` writes it, with its keys sorted: the form a
+    history row's data is hashed in (``audit.written_row_hash``)."""
+    return orjson.dumps(value, default=_json_default, option=orjson.OPT_SORT_KEYS)
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
@@ -559,17 +565,16 @@ class HotStatements:
     ) -> None:
         dumps = self._dumps
         actor_text, data_text, notes_list = _actor_text(actor, dumps), dumps(data), list(notes)
-        # The hash is of the data as it is stored: as JSON decodes it back.
-        hash_ = audit.row_hash(
+        hash_ = audit.written_row_hash(
             self._head(case_id, seq - 1),
             number=number,
             seq=seq,
             at=at,
-            actor=actor.to_json(),
+            actor_json=actor_text,
             event=event,
             from_state=from_state,
             to_state=to_state,
-            data=orjson.loads(data_text),
+            data_json=json_sorted(data),
             notes=notes_list,
         )
         self._run(
