@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import hashlib
 import json
 import os
 import platform
@@ -203,6 +204,12 @@ def make_templates(eng: Engine, *, reported: bool = True) -> tuple[int | None, i
 
 
 # --- the variants -------------------------------------------------------------------
+def chained(*parts: Any) -> str:
+    """The floor's share of the audit chain (docs/audit.md): one SHA-256 over the row's
+    parts, where the engine's is over the row before it and a canonical form of them."""
+    return hashlib.sha256("\n".join(map(str, parts)).encode()).hexdigest()
+
+
 class FloorWrites:
     """Plain sqlite3: the physical floor of one transition."""
 
@@ -210,8 +217,8 @@ class FloorWrites:
         "UPDATE cases SET state=?, data=?, version=version+1, updated_at=? WHERE id=? AND version=?"
     )
     INSERT = (
-        "INSERT INTO history (case_id, seq, at, actor, event, from_state, to_state, data, notes) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO history (case_id, seq, at, actor, event, from_state, to_state, data, notes, "
+        "hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
 
     def __init__(self, path: Path, case_ids: Sequence[int]) -> None:
@@ -267,6 +274,7 @@ class FloorWrites:
                     "applied",
                     payload,
                     notes,
+                    chained(case_id, version + 1, now, actor, payload, notes),
                 ),
             )
             db.execute("COMMIT")
@@ -315,12 +323,13 @@ class DbapiFire(FloorWrites):
                     case_id,
                     version + 1,
                     now,
-                    dumps(actor),
+                    actor_json := dumps(actor),
                     "receive_materials",
                     row[4],
                     row[4],
-                    dumps(RECEIVE),
-                    dumps(notes),
+                    payload_json := dumps(RECEIVE),
+                    notes_json := dumps(notes),
+                    chained(case_id, version + 1, now, actor_json, payload_json, notes_json),
                 ),
             )
             db.execute("COMMIT")
@@ -406,6 +415,7 @@ class CoreWrites:
                         "to_state": "applied",
                         "data": RECEIVE,
                         "notes": notes,
+                        "hash": chained(case_id, version + 1, now, actor, RECEIVE, notes),
                     },
                 )
             versions[case_id] = version + 1
@@ -500,7 +510,18 @@ class FloorVerify:
                 raise RuntimeError(f"vfloor: version conflict on case {case_id}")
             db.execute(
                 ins,
-                (case_id, version + 1, now, actor, "verify", "reported", "verified", "{}", "[]"),
+                (
+                    case_id,
+                    version + 1,
+                    now,
+                    actor,
+                    "verify",
+                    "reported",
+                    "verified",
+                    "{}",
+                    "[]",
+                    chained(case_id, version + 1, now, actor),
+                ),
             )
             db.execute("COMMIT")
         return n / (time.perf_counter() - t0)

@@ -67,6 +67,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import hashlib
 import multiprocessing as mp
 import os
 import platform
@@ -359,10 +360,10 @@ FROM jsonb_to_recordset(%s::jsonb)
           context jsonb)
 """
 BATCH_HISTORY = """
-INSERT INTO history (case_id, seq, at, actor, event, from_state, to_state, data, notes)
-SELECT v.case_id, v.seq, %s, %s::jsonb, v.event, v.state, v.state, v.data, v.notes
+INSERT INTO history (case_id, seq, at, actor, event, from_state, to_state, data, notes, hash)
+SELECT v.case_id, v.seq, %s, %s::jsonb, v.event, v.state, v.state, v.data, v.notes, v.hash
 FROM jsonb_to_recordset(%s::jsonb)
-     AS v(case_id bigint, seq int, event text, state text, data jsonb, notes jsonb)
+     AS v(case_id bigint, seq int, event text, state text, data jsonb, notes jsonb, hash text)
 """
 BATCH_DEADLINE_UPDATE = """
 UPDATE case_deadlines d
@@ -465,6 +466,10 @@ class BatchFirer:
                         "state": case.state,
                         "data": eff.data,
                         "notes": list(eff.notes),
+                        # the audit chain's share of the work (docs/audit.md)
+                        "hash": hashlib.sha256(
+                            f"{case.id}\n{version + 1}\n{eff.event}\n{eff.data}".encode()
+                        ).hexdigest(),
                     }
                 )
                 outbox += outbox_rows(

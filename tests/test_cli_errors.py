@@ -252,6 +252,9 @@ ARGS: dict[str, list[str]] = {
     "users disable": ["s01"],
     "serve": [],
     "diagram": ["claim"],
+    "audit verify": [],
+    "audit seal": [],
+    "audit anchors": [],
 }
 
 

@@ -188,9 +188,9 @@ def _clone_claims(url: str, sql: sa.Engine, n: int) -> tuple[int, int]:
             sa.text(
                 """
                 INSERT INTO history (case_id, seq, at, actor, event, from_state, to_state,
-                                     data, notes)
+                                     data, notes, hash)
                 SELECT c.id, h.seq, h.at, h.actor, h.event, h.from_state, h.to_state,
-                       h.data, h.notes
+                       h.data, h.notes, h.hash
                 FROM cases c JOIN history h ON h.case_id = :src
                 WHERE c.number LIKE :pattern
                 """

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from baoflow.engine import SHANGHAI, Actor, CaseScope, Engine, open_engine
+from baoflow.engine import SHANGHAI, Actor, CaseScope, Engine, audit, open_engine
 from baoflow.engine.store import tables as t
 from baoflow.engine.types import RuleSla, SlaReport
 from hypothesis import HealthCheck, given, settings
@@ -173,21 +173,20 @@ def store(eng: Engine, stored: list[dict[str, Any]]) -> None:
                 "org_unit": case["org_unit"],
             }
         )
-        before = None
+        before, prev = None, audit.GENESIS
         for seq, (state, at) in enumerate(rows, start=1):
-            history.append(
-                {
-                    "case_id": case_id,
-                    "seq": seq,
-                    "at": at,
-                    "actor": {"id": "system"},
-                    "event": "step",
-                    "from_state": before,
-                    "to_state": state,
-                    "data": {},
-                    "notes": [],
-                }
-            )
+            row = {
+                "seq": seq,
+                "at": at,
+                "actor": {"id": "system"},
+                "event": "step",
+                "from_state": before,
+                "to_state": state,
+                "data": {},
+                "notes": [],
+            }
+            prev = audit.row_hash(prev, number=f"T-{case_id}", **row)  # type: ignore[arg-type]
+            history.append({**row, "case_id": case_id, "hash": prev})
             before = state
         for armed_seq, d in enumerate(case["deadlines"], start=1):
             deadlines_.append(
