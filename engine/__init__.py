@@ -29,6 +29,7 @@ from .definitions import (
 from .display import format_due, format_duration, format_when
 from .errors import (
     ApiTokenRejected,
+    BackupRefused,
     BaoflowError,
     CalendarDataInvalid,
     CalendarDisagrees,
@@ -39,6 +40,7 @@ from .errors import (
     EventNotAllowed,
     GuardRefused,
     IdempotencyKeyReused,
+    ImportRefused,
     InboundNotFound,
     InboundSettled,
     InvalidData,
@@ -62,6 +64,7 @@ from .types import (
     Actor,
     ApiToken,
     AvailableEvent,
+    BackupResult,
     CalendarDay,
     CalendarImport,
     CalendarImportRecord,
@@ -74,6 +77,7 @@ from .types import (
     DeskDeadline,
     Gauges,
     HistoryEntry,
+    ImportResult,
     InboundMessage,
     InboundResult,
     InboxItem,
@@ -93,6 +97,8 @@ __all__ = [
     "ApiToken",
     "ApiTokenRejected",
     "AvailableEvent",
+    "BackupRefused",
+    "BackupResult",
     "BaoflowError",
     "CalendarDataInvalid",
     "CalendarDay",
@@ -120,6 +126,8 @@ __all__ = [
     "HistoryEntry",
     "Hooks",
     "IdempotencyKeyReused",
+    "ImportRefused",
+    "ImportResult",
     "InboundMessage",
     "InboundNotFound",
     "InboundResult",
@@ -229,4 +237,3 @@ def open_engine(
         policies=policies or SqlPolicyDirectory(store),
         calendar=calendar,
     )
-
