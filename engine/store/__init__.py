@@ -227,7 +227,8 @@ class Store:
         if self.dialect_name != "sqlite":
             raise BackupRefused(
                 "postgresql",
-                f"`db backup` copies SQLite files; {self.display_url} is PostgreSQL: back "
+                f"`db backup` copies SQLite files; {self.display_url.replace('+psycopg', '', 1)} is "
+                "PostgreSQL: back "
                 "it up with `pg_dump -Fc --file baoflow.dump URL` and restore it with "
                 "`pg_restore --clean --if-exists --no-owner -d URL baoflow.dump` "
                 "(docs/backups.md)",
