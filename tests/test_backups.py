@@ -195,8 +195,8 @@ def test_an_imported_case_goes_on_under_its_new_ids(
         with target.store.engine.connect() as db:  # the notices' keys name its own timers
             timers = db.execute(sa.select(t.timers.c.id).where(t.timers.c.case_id == moved.id))
             keys = db.execute(sa.select(t.outbox.c.key).where(t.outbox.c.case_id == moved.id))
-            first = min(timers.scalars())  # the warning that fired: the case's first timer
-            assert {k.split(":deadline_warning")[0] for k in keys.scalars()} == {f"timer:{first}"}
+            warning = min(timers.scalars())  # the one that fired: the case's first timer
+            assert {k.split(":deadline_warning")[0] for k in keys.scalars()} == {f"timer:{warning}"}
         assert toy not in [case.number for case in first]
     finally:
         target.close()
