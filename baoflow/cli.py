@@ -402,6 +402,7 @@ def db_backup(url: str, to_file: Path) -> None:
         f"backed up {_m(eng.database)} to {_m(done.path)} ({done.size:,} bytes, "
         f"integrity {_m(done.integrity)})",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -429,7 +430,7 @@ def export_cases(url: str, cases: tuple[str, ...], to: Path) -> None:
     with _engine(url) as eng:
         lines = eng.export_cases(list(cases) if cases else None)
         if str(to) == "-":
-            n = _write_lines(lines, click.get_binary_stream("stdout"))
+            n = _write_lines(lines, sys.stdout.buffer)
             _c.err.print(f"exported {n} case(s)", highlight=False)
             return
         partial = to.with_name(to.name + ".partial")
@@ -439,7 +440,7 @@ def export_cases(url: str, cases: tuple[str, ...], to: Path) -> None:
             partial.replace(to)
         finally:
             partial.unlink(missing_ok=True)
-    _c.out.print(f"exported {n} case(s) to {_m(to)}", highlight=False)
+    _c.out.print(f"exported {n} case(s) to {_m(to)}", highlight=False, soft_wrap=True)
 
 
 def _write_lines(lines: Iterator[str], out: BinaryIO) -> int:
@@ -458,7 +459,7 @@ def _utf8_lines(file: BinaryIO) -> Iterator[str]:
             yield raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise click.ClickException(
-                f"line {n} of {_safe(file.name)} is not UTF-8 text ({exc.reason} at byte "
+                f"line {n} of {_safe(getattr(file, 'name', '<stdin>'))} is not UTF-8 text ({exc.reason} at byte "
                 f"{exc.start}): an export of `baoflow export` is UTF-8; nothing was imported"
             ) from None
 
@@ -474,8 +475,10 @@ def import_cases(url: str, file: BinaryIO) -> None:
         done = eng.import_cases(_utf8_lines(file))
     rows = ", ".join(f"{n} {table}" for table, n in done.rows.items() if n)
     _c.out.print(
-        f"imported {done.cases} case(s) from {_m(file.name)}" + (f" ({rows} rows)" if rows else ""),
+        f"imported {done.cases} case(s) from {_m(getattr(file, 'name', '<stdin>'))}"
+        + (f" ({rows} rows)" if rows else ""),
         highlight=False,
+        soft_wrap=True,
     )
 
 

@@ -180,7 +180,8 @@ class _Importer:
                 f"{version} has not (it has {', '.join(definition.state_names)})",
                 line=lineno,
             )
-        return doc
+        checked: dict[str, Any] = doc
+        return checked
 
     def write(self, batch: list[tuple[int, dict[str, Any]]]) -> Counter[str]:
         written: Counter[str] = Counter()
