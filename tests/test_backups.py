@@ -6,9 +6,13 @@ workers write."""
 from __future__ import annotations
 
 import json
+import shlex
 import sqlite3
+import subprocess
 import threading
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from copy import deepcopy
 from dataclasses import asdict
 from datetime import datetime, timedelta
@@ -30,11 +34,11 @@ from baoflow.engine import (
     load_workflow,
     open_engine,
 )
-from baoflow.engine.store import export
+from baoflow.engine.store import export, normalise_url
 from baoflow.engine.store import tables as t
 from pydantic import BaseModel
 
-from tests.conftest import AGENT, HANDLER, POLICIES, _pg_schema, report
+from tests.conftest import AGENT, HANDLER, POLICIES, _pg_schema, pg_url, report
 from tests.toy import TOY
 
 
@@ -481,3 +485,79 @@ def test_a_postgresql_database_is_backed_up_with_pg_dump(
         assert not (tmp_path / "copy.db").exists()
     finally:
         eng.close()
+
+
+# --- PostgreSQL: pg_dump and pg_restore, as docs/backups.md says them -------------------
+DOC = Path(__file__).parent.parent / "docs" / "backups.md"
+PG_DUMP, PG_RESTORE = Path("/usr/bin/pg_dump"), Path("/usr/bin/pg_restore")
+
+
+def the_page_says(program: str) -> list[list[str]]:
+    """Each command line of docs/backups.md that runs ``program``, as words."""
+    return [
+        shlex.split(line)
+        for line in DOC.read_text(encoding="utf-8").splitlines()
+        if line.startswith(f"{program} ")
+    ]
+
+
+@contextmanager
+def scratch_databases(n: int) -> Iterator[list[str]]:
+    """``n`` new, empty databases on the test server (libpq URLs), dropped after: never
+    the shared ``test`` database."""
+    base = sa.engine.make_url(pg_url() or "")
+    admin = sa.create_engine(normalise_url(str(base)), isolation_level="AUTOCOMMIT")
+    names = [f"bk_{uuid.uuid4().hex[:12]}" for _ in range(n)]
+    try:
+        with admin.connect() as db:
+            for name in names:
+                db.exec_driver_sql(f"CREATE DATABASE {name}")
+        yield [base.set(database=name).render_as_string(hide_password=False) for name in names]
+    finally:
+        with admin.connect() as db:
+            for name in names:
+                db.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
+def run(words: list[str], **fill: str) -> None:
+    """Run a command of the page with its placeholders filled in."""
+    given = [fill.get(w, w) for w in words]
+    given[0] = str({"pg_dump": PG_DUMP, "pg_restore": PG_RESTORE}[given[0]])
+    done = subprocess.run(given, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, (given, done.stderr)
+
+
+@pytest.mark.postgres
+def test_pg_dump_and_pg_restore_as_the_page_says_give_back_the_same_cases(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    if not (PG_DUMP.exists() and PG_RESTORE.exists()):
+        pytest.skip("/usr/bin/pg_dump or /usr/bin/pg_restore is not installed")
+    (dump,) = the_page_says("pg_dump")
+    fresh, clean = the_page_says("pg_restore")
+    assert "-Fc" in dump and "--clean" not in fresh and {"--clean", "--if-exists"} <= set(clean)
+    backup = str(tmp_path / "baoflow.dump")
+    with scratch_databases(2) as (live, spare):
+        eng = engine_on(live, clock)
+        a_busy_desk(eng, clock)
+        before, lines = what_it_reads(eng), list(eng.export_cases())
+        run(dump, **{"$BAOFLOW_URL": live, "baoflow.dump": backup})  # with the engine open
+        eng.open_case("toy", {}, AGENT)  # written after the dump
+        eng.close()
+
+        run(fresh, **{"$FRESH_URL": spare, "baoflow.dump": backup})
+        restored = engine_on(spare, clock)
+        try:
+            assert what_it_reads(restored) == before
+            assert without_header(list(restored.export_cases())) == without_header(lines)
+        finally:
+            restored.close()
+
+        run(clean, **{"$BAOFLOW_URL": live, "baoflow.dump": backup})  # workers stopped
+        again = engine_on(live, clock)
+        try:
+            assert what_it_reads(again) == before  # the case opened since is gone
+            assert again.open_case("toy", {}, AGENT).case.number == "TY-20260515-000001"
+        finally:
+            again.close()
