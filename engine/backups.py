@@ -26,7 +26,7 @@ import orjson
 
 from .errors import BaoflowError, ImportRefused
 from .registry import Registry
-from .store import Store
+from .store import IntegrityViolation, Store
 from .store.tx import BackupTx
 from .types import ImportResult
 
@@ -88,18 +88,26 @@ def import_lines(
         raise ImportRefused("format", "the file is empty: it holds no case export")
     _check_header(*first, revision)
     rows: Counter[str] = Counter()
-    with store.write() as tx:
-        importer = _Importer(tx, registry)
-        batch: list[tuple[int, dict[str, Any]]] = []
-        for lineno, text in numbered:
-            batch.append((lineno, importer.parsed(lineno, text)))
-            if len(batch) >= BATCH:
-                rows += importer.write(batch)
-                batch = []
-        rows += importer.write(batch)
-        if importer.existing:
-            raise _exists(importer.existing)
-        tx.raise_case_counters(list(importer.seen))
+    try:
+        with store.write() as tx:
+            importer = _Importer(tx, registry)
+            batch: list[tuple[int, dict[str, Any]]] = []
+            for lineno, text in numbered:
+                batch.append((lineno, importer.parsed(lineno, text)))
+                if len(batch) >= BATCH:
+                    rows += importer.write(batch)
+                    batch = []
+            rows += importer.write(batch)
+            if importer.existing:
+                raise _exists(importer.existing)
+    except IntegrityViolation:
+        # A case stored meanwhile under one of the numbers (another import of the file):
+        # the check above had not seen it, the database's unique key did.
+        raise ImportRefused(
+            "exists",
+            "a case with one of the file's numbers was stored while it was being imported "
+            "(another import of it?); nothing was imported: import it again to see which",
+        ) from None
     cases = rows.pop("cases", 0)
     return ImportResult(cases=cases, rows=dict(sorted(rows.items())))
 
@@ -191,6 +199,9 @@ class _Importer:
         self.existing += sorted(taken, key=self.seen.__getitem__)
         if self.existing:
             return written
+        # Raised first: on PostgreSQL the counters' rows are then held, so a case opened
+        # meanwhile waits for this import and is numbered past it.
+        self.tx.raise_case_counters([doc["case"]["number"] for _, doc in batch])
         for lineno, doc in batch:
             try:
                 written.update(self.tx.import_case(doc))
