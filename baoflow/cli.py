@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 import click
 from rich.console import Console, RenderableType
@@ -388,6 +388,98 @@ def db_rebuild_keys(url: str, workflow: str | None) -> None:
     with _engine(url) as eng:
         done = eng.rebuild_keys(workflow)
     _c.out.print(f"search keys rewritten for {done} case(s)", highlight=False)
+
+
+@db.command("backup")
+@url_option
+@click.argument("to_file", type=click.Path(dir_okay=False, path_type=Path))
+def db_backup(url: str, to_file: Path) -> None:
+    """Copy a SQLite database to TO_FILE (a new file) with SQLite's online backup, safe
+    while workers write; PostgreSQL is backed up with pg_dump (docs/backups.md)."""
+    with _engine(url) as eng:
+        done = eng.backup_database(to_file)
+    _c.out.print(
+        f"backed up {_m(eng.database)} to {_m(done.path)} ({done.size:,} bytes, "
+        f"integrity {_m(done.integrity)})",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+# --- backups of cases (issue #15 item 5, docs/backups.md) -------------------------------
+@main.command("export")
+@url_option
+@click.option(
+    "--case",
+    "cases",
+    multiple=True,
+    type=CASE,
+    help="A case (id or number) to export; repeat it for more. Default: every case.",
+)
+@click.option(
+    "--to",
+    "to",
+    default="-",
+    show_default=True,
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="The file to write (replaced once the export is whole), or - for standard output.",
+)
+def export_cases(url: str, cases: tuple[str, ...], to: Path) -> None:
+    """Export cases as JSON lines, with their history, deadlines, timers and outbox;
+    `baoflow import` reads them back exactly, on SQLite or PostgreSQL."""
+    with _engine(url) as eng:
+        lines = eng.export_cases(list(cases) if cases else None)
+        if str(to) == "-":
+            n = _write_lines(lines, sys.stdout.buffer)
+            _c.err.print(f"exported {n} case(s)", highlight=False)
+            return
+        partial = to.with_name(to.name + ".partial")
+        try:
+            with partial.open("wb") as out:
+                n = _write_lines(lines, out)
+            partial.replace(to)
+        finally:
+            partial.unlink(missing_ok=True)
+    _c.out.print(f"exported {n} case(s) to {_m(to)}", highlight=False, soft_wrap=True)
+
+
+def _write_lines(lines: Iterator[str], out: BinaryIO) -> int:
+    """Write an export's lines as UTF-8, whatever the locale; how many cases (the lines
+    after the header)."""
+    n = -1
+    for line in lines:
+        out.write(line.encode() + b"\n")
+        n += 1
+    return max(n, 0)
+
+
+def _utf8_lines(file: BinaryIO) -> Iterator[str]:
+    for n, raw in enumerate(file, 1):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise click.ClickException(
+                f"line {n} of {_safe(getattr(file, 'name', '<stdin>'))} is not UTF-8 text ({exc.reason} at byte "
+                f"{exc.start}): an export of `baoflow export` is UTF-8; nothing was imported"
+            ) from None
+
+
+@main.command("import")
+@url_option
+@click.argument("file", type=click.File("rb", lazy=False))
+def import_cases(url: str, file: BinaryIO) -> None:
+    """Import an export of `baoflow export` (FILE, or - for standard input) in one
+    transaction: every case of it, or none (a case number this database has, another
+    schema revision or a malformed line refuses the whole file)."""
+    with _engine(url) as eng:
+        done = eng.import_cases(_utf8_lines(file))
+    rows = ", ".join(f"{n} {table}" for table, n in done.rows.items() if n)
+    _c.out.print(
+        f"imported {done.cases} case(s) from {_m(getattr(file, 'name', '<stdin>'))}"
+        + (f" ({rows} rows)" if rows else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _search_keys(_ctx: click.Context, _param: click.Parameter, given: tuple[str, ...]) -> Any:

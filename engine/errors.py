@@ -26,6 +26,9 @@ parsing the message, and a message that says what is wrong and what to do next.
     ├── UnknownUser              no dashboard account with that id
     ├── LogInRefused             a wrong password, a disabled account, or too many
     │                            wrong passwords lately (throttled)
+    ├── ImportRefused            a case export cannot be imported (nothing was): another
+    │                            format or schema, a malformed line, a case already here
+    ├── BackupRefused            `db backup` cannot copy this database to that file
     └── StorageError             the database is not usable (not migrated, a read-only
         │                        or full SQLite file, ...)
         └── StorageUnavailable   the database cannot be reached, the connection to it
@@ -309,6 +312,50 @@ class LogInRefused(BaoflowError):
     def __init__(self, reason: str, message: str, retry_after: timedelta | None = None) -> None:
         self.reason = reason
         self.retry_after = retry_after
+        super().__init__(message)
+
+
+class ImportRefused(BaoflowError):
+    """A case export (``Engine.export_cases``) cannot be imported; nothing of it was.
+
+    Attributes:
+        reason: ``format`` (not a baoflow case export, or another version of the
+            format), ``schema`` (exported at another schema revision), ``malformed``
+            (a line that is not what the format says), ``exists`` (case numbers the
+            database has already), ``workflow`` (a workflow, version or state not
+            registered here), ``chain`` (a case's history no longer verifies: the file
+            was changed) or ``sealed`` (a case's history falls on a day this database
+            has sealed, docs/audit.md).
+        line: the file's line the problem is on (1 is the header), if it is one line's.
+        numbers: the case numbers that exist already (``exists``).
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        *,
+        line: int | None = None,
+        numbers: Sequence[str] = (),
+    ) -> None:
+        self.reason = reason
+        self.detail = message
+        self.line = line
+        self.numbers = tuple(numbers)
+        super().__init__(f"line {line}: {message}" if line is not None else message)
+
+    def at(self, line: int) -> ImportRefused:
+        """The same refusal, said of ``line``."""
+        return ImportRefused(self.reason, self.detail, line=line, numbers=self.numbers)
+
+
+class BackupRefused(BaoflowError):
+    """``Engine.backup_database`` cannot copy the database to that file; nothing was
+    written. ``reason``: ``postgresql`` (back a server's database up with ``pg_dump``),
+    ``exists`` (a backup never overwrites a file) or ``folder`` (no such folder)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
         super().__init__(message)
 
 

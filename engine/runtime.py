@@ -14,7 +14,7 @@ import difflib
 import logging
 import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -24,6 +24,7 @@ from . import (
     accounts,
     auditor,
     authority,
+    backups,
     calendar_sync,
     idempotency,
     limits,
@@ -61,6 +62,7 @@ from .types import (
     Actor,
     ApiToken,
     AvailableEvent,
+    BackupResult,
     Breach,
     CalendarImport,
     CalendarYear,
@@ -72,6 +74,7 @@ from .types import (
     DeskDeadline,
     Gauges,
     HistoryEntry,
+    ImportResult,
     InboundMessage,
     InboundResult,
     InboxItem,
@@ -1095,6 +1098,53 @@ class Engine:
         """Every sealed day's anchor, oldest first: what an auditor notes down."""
         with self.store.read() as tx:
             return tx.anchors()
+
+    # --- backups (issue #15 item 5, docs/backups.md) ------------------------------------
+    def export_cases(self, cases: Sequence[int | str] | None = None) -> Iterator[str]:
+        """The lines of an export of every case (or of ``cases``, ids or numbers): a
+        header (format, version, schema revision, the time of the export), then one
+        JSON object per case — its row, search keys, history, deadlines, timers,
+        outbox, refusals and idempotency keys, by its number and without the
+        database's ids. Write each with a newline; ``import_cases`` reads them back,
+        on SQLite or PostgreSQL alike. All of it is read in one snapshot, while writers
+        go on.
+
+        Raises:
+            CaseNotFound: one of ``cases`` is no case (raised before the first line).
+        """
+        yield from backups.export(self.store, cases, self.schema_revision(), self.clock.now())
+
+    def import_cases(self, lines: Iterable[str]) -> ImportResult:
+        """Import an export (``export_cases``' lines, e.g. a file's) in one transaction:
+        every case with the rows it had, given new ids; the case counters raised so a
+        case opened later is not given an imported number.
+
+        Raises:
+            ImportRefused: another format or schema revision, a malformed line (its
+                number and what is wrong), a case number this database has (every one
+                of them), or a workflow, version or state not registered here;
+                nothing is imported.
+        """
+        return backups.import_lines(self.store, self._registry, lines, self.schema_revision())
+
+    def backup_database(self, to: str | Path) -> BackupResult:
+        """Copy a SQLite database to the new file ``to`` with SQLite's online backup,
+        safe while workers write (the copy is the database as of one commit); checked
+        with ``PRAGMA integrity_check``. Restore by copying it back with every worker
+        stopped (docs/backups.md).
+
+        Raises:
+            BackupRefused: the database is PostgreSQL (use ``pg_dump``), ``to`` exists,
+                or its folder does not.
+        """
+        path = Path(to)
+        size, integrity = self.store.backup(path)
+        if integrity != "ok":
+            raise StorageError(
+                f"the backup {str(path)!r} fails SQLite's integrity check ({integrity}); "
+                "keep it for a look, and check the database with `PRAGMA integrity_check`"
+            )
+        return BackupResult(str(path), size, integrity)
 
     # --- the calendar (issue #10) -----------------------------------------------------
     def recompute_deadlines(self) -> int:

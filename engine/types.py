@@ -583,3 +583,22 @@ class CaseFlow:
     until: datetime | None
     opened: int
     closed: int
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What ``Engine.import_cases`` wrote: how many cases, and how many rows of each of
+    their tables (``history``, ``case_deadlines``, ``timers``, ``outbox``, ...)."""
+
+    cases: int
+    rows: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    """A SQLite backup ``Engine.backup_database`` wrote: the file, its size in bytes,
+    and what ``PRAGMA integrity_check`` said of the copy (``ok``)."""
+
+    path: str
+    size: int
+    integrity: str

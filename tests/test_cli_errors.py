@@ -223,6 +223,9 @@ def test_fire_on_a_database_file_it_may_not_write_says_so_in_one_line(
 #: Every command with --url, and what else it needs to get as far as opening the database.
 ARGS: dict[str, list[str]] = {
     "db rebuild-keys": [],
+    "db backup": ["copy.db"],
+    "export": [],
+    "import": ["<csv>"],
     "cases list": [],
     "cases show": ["1"],
     "fire": ["1", "withdraw", "--actor", "h01"],

@@ -25,13 +25,14 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from ..errors import StorageError
+from ..errors import BackupRefused, StorageError
 from ..policies import Policy
 from .core import CoreTx
 from .faults import Site
 from .hot import HotPath, connections, dialect, json_dumps, sqlite_setup
 from .tx import (
     AccountTx,
+    BackupTx,
     CalendarTx,
     DeskTx,
     InboundTx,
@@ -45,6 +46,7 @@ from .tx import (
 
 __all__ = [
     "AccountTx",
+    "BackupTx",
     "CalendarTx",
     "CoreTx",
     "DeskTx",
@@ -196,6 +198,68 @@ class Store:
         except Exception as exc:
             self._raise_fault(exc)
             raise
+
+    @contextmanager
+    def snapshot(self) -> Iterator[StoreTx]:
+        """A read transaction that sees the database as it was at its first read, however
+        long it lasts and whatever is committed meanwhile (what an export reads): on
+        PostgreSQL at REPEATABLE READ; a SQLite read transaction in WAL mode does so."""
+        try:
+            conn = self.engine.connect()
+            if self.dialect_name == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn, conn.begin():
+                yield CoreTx(conn)
+        except Exception as exc:
+            self._raise_fault(exc)
+            raise
+
+    def backup(self, to: Path) -> tuple[int, str]:
+        """Copy a SQLite database to the new file ``to`` with SQLite's online backup
+        (``sqlite3.Connection.backup``): one read transaction, so the copy is the
+        database as of one commit while writers go on (WAL lets them). The copy's size
+        in bytes and what ``PRAGMA integrity_check`` says of it.
+
+        Raises:
+            BackupRefused: a PostgreSQL database (``pg_dump`` backs it up), ``to``
+                exists (the database itself too), or its folder does not.
+        """
+        if self.dialect_name != "sqlite":
+            raise BackupRefused(
+                "postgresql",
+                f"`db backup` copies SQLite files; {self.display_url.replace('+psycopg', '', 1)} is "
+                "PostgreSQL: back "
+                "it up with `pg_dump -Fc --file baoflow.dump URL` and restore it with "
+                "`pg_restore --clean --if-exists --no-owner -d URL baoflow.dump` "
+                "(docs/backups.md)",
+            )
+        if to.exists():
+            raise BackupRefused(
+                "exists",
+                f"{str(to.absolute())!r} exists already: a backup never overwrites a file; "
+                "give a new file name, or remove that one first",
+            )
+        if not to.absolute().parent.is_dir():
+            raise BackupRefused(
+                "folder", f"there is no folder {str(to.absolute().parent)!r} to write the backup in"
+            )
+        try:
+            raw = self.engine.raw_connection()
+            try:
+                source: sqlite3.Connection = raw.driver_connection  # type: ignore[assignment]
+                copy = sqlite3.connect(to)
+                try:
+                    source.backup(copy)  # all pages in one step: one read transaction
+                    integrity = "; ".join(r[0] for r in copy.execute("PRAGMA integrity_check"))
+                finally:
+                    copy.close()
+            finally:
+                raw.close()
+        except Exception as exc:
+            to.unlink(missing_ok=True)
+            self._raise_fault(exc)
+            raise
+        return to.stat().st_size, integrity
 
     def fire_transaction(self) -> AbstractContextManager[Tx]:
         """The transaction ``open_case()`` and ``fire()`` run in: the hot path's (``_hot``

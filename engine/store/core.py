@@ -20,6 +20,7 @@ from ..calendar import DeskDay
 from ..definitions import SEARCH_KEYS
 from ..types import Actor, CalendarImportRecord, Case, CaseScope, Refusal, RuleSla
 from . import tables as t
+from .export import BackupStatements
 from .hot import HotStatements, dialect, json_dumps, json_sorted
 from .rows import (
     DEADLINE_COLUMNS,
@@ -101,7 +102,7 @@ _API_TOKENS = sa.select(*_columns(ApiTokenRecord, t.api_tokens))
 _CALENDAR_IMPORTS = sa.select(*_columns(CalendarImportRecord, t.calendar_imports))
 
 
-class CoreTx(HotStatements):
+class CoreTx(BackupStatements, HotStatements):
     """One transaction's worth of queries on a SQLAlchemy connection: a case
     operation's statements (``hot.HotStatements``) on its driver connection, inside
     SQLAlchemy's transaction, and the cold queries in Core."""

@@ -14,7 +14,9 @@ concern — each method's docstring is its contract:
 - :class:`PolicyTx`: the default policy directory's table;
 - :class:`OutboxTx`: the notices' delivery (``notifications/delivery.py``);
 - :class:`AccountTx`: the dashboard's accounts and the HTTP API's tokens;
-- :class:`AuditTx`: the history's hashes and the days' anchors (``engine/audit.py``).
+- :class:`AuditTx`: the history's hashes and the days' anchors (``engine/audit.py``);
+- :class:`BackupTx`: cases exported as documents and imported back
+  (``engine/backups.py``).
 
 :class:`StoreTx` is all of them: what ``Store.read()`` and ``Store.write()`` give.
 
@@ -791,6 +793,40 @@ class AuditTx(Protocol):
         ...
 
 
+class BackupTx(Protocol):
+    """Cases exported as JSON-ready documents and imported back (``engine/backups.py``,
+    ``store/export.py``): a document is the case row by its number and every row of its
+    own tables, without the database's ids."""
+
+    def case_ids(self, after: int, limit: int) -> list[int]:
+        """The ids of up to ``limit`` cases past id ``after``, by id."""
+        ...
+
+    def export_cases(self, ids: Sequence[int]) -> list[dict[str, Any]]:
+        """The documents of the cases ``ids`` (those that exist), by id: ``case`` (its
+        row) and one list of rows per table of ``export.CASE_TABLES``, each in key
+        order; every value JSON (instants ISO 8601 UTC with microseconds, dates ISO,
+        decimals as strings), the same on every database."""
+        ...
+
+    def existing_numbers(self, numbers: Sequence[str]) -> set[str]:
+        """Those of ``numbers`` that are numbers of stored cases."""
+        ...
+
+    def import_case(self, doc: Mapping[str, Any]) -> dict[str, int]:
+        """Store a document ``export_cases`` gave (its case number not stored yet), its
+        rows given new ids; how many rows of each table were written (``cases``: 1).
+        ImportRefused (``malformed``, naming the row and column) if it is not such a
+        document; the transaction must then be rolled back."""
+        ...
+
+    def raise_case_counters(self, numbers: Sequence[str]) -> None:
+        """Raise the case counters so that no case opened later is given one of
+        ``numbers`` (imported cases' numbers): each prefix and day's last number to
+        the highest of them, where it is lower."""
+        ...
+
+
 class StoreTx(
     TimerTx,
     InboundTx,
@@ -801,6 +837,7 @@ class StoreTx(
     OutboxTx,
     AccountTx,
     AuditTx,
+    BackupTx,
     Protocol,
 ):
     """Every concern at once: what ``Store.read()`` and ``Store.write()`` give. A module
