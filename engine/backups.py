@@ -218,8 +218,11 @@ class _Importer:
                     hash=r["hash"],
                 )
                 for r in history
+                if isinstance(r["seq"], int) and isinstance(r["hash"], str)
             ]
         except (KeyError, TypeError, ValueError):
+            return  # likewise
+        if len(rows) < len(history):
             return  # likewise
         breaks = audit.verify_case(number, version, rows)
         if breaks:
