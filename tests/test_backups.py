@@ -293,8 +293,9 @@ def an_export(source: Engine, clock: FakeClock) -> list[str]:
 
 
 @pytest.fixture
-def empty(tmp_path: Path, clock: FakeClock) -> Iterator[Engine]:
-    eng = engine_on(f"sqlite:///{tmp_path / 'empty.db'}", clock)
+def empty(target_url: str, clock: FakeClock) -> Iterator[Engine]:
+    """The database an import is refused into: each refusal on SQLite and PostgreSQL."""
+    eng = engine_on(target_url, clock)
     yield eng
     eng.close()
 
