@@ -110,6 +110,8 @@ def seal(store: Store, now: datetime) -> list[Anchor]:
         prev, day = audit.FIRST_ANCHOR, audit.desk_day(first_at)
     else:
         return []
+    if day > last_over:
+        return []  # nothing to seal: no write transaction
     sealed: list[Anchor] = []
     try:
         with store.write() as tx:
