@@ -424,3 +424,19 @@ def test_numbers_and_decimals_in_data_verify_on_each_database(eng: Engine) -> No
             notes=[],
         )
     assert eng.verify_audit([case.id]).verified
+
+
+def test_a_day_sealed_by_another_worker_meanwhile_makes_this_one_seal_nothing(
+    eng: Engine, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers seal at once: the second's insert meets the first's row, and it seals
+    nothing rather than fail."""
+    from baoflow.engine.store.core import CoreTx
+
+    eng.open_case("claim", report(), AGENT)
+    _next_day(clock)
+    (first,) = eng.seal_audit()
+    monkeypatch.setattr(CoreTx, "anchors", lambda self: [])  # as read before it was sealed
+    assert eng.seal_audit() == []
+    monkeypatch.undo()
+    assert eng.audit_anchors() == [first]
