@@ -601,7 +601,7 @@ class HotStatements:
         known = self._heads.get((case_id, seq))
         if known is None:
             row = self._read(_SELECT_HEAD, (case_id, seq)).fetchone()
-            if row is None:  # the version check that comes with the row fails first
+            if row is None:  # removed behind the engine's back: verify_audit says so
                 return audit.GENESIS
             known = self._heads[case_id, seq] = str(row[0])
         return known
